@@ -1,0 +1,82 @@
+"""Cron expressions: normalise them to what Prefect understands, and list fire times.
+
+Pure functions: callers pass ``at``; nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+class InvalidCron(ValueError):
+    pass
+
+
+def normalize_cron(expression: str) -> str:
+    """Return the five-field form Prefect should get, or raise ``InvalidCron`` saying why.
+
+    A six-field expression is read as seconds-first (NestJS, BullMQ); it is accepted only
+    when its seconds field is ``0``, because Prefect schedules to the minute (and would read
+    a sixth field as trailing seconds, silently meaning something else).
+    """
+    stripped = " ".join(expression.split())
+    if not stripped:
+        raise InvalidCron("empty cron expression")
+    if stripped.startswith("@"):
+        if stripped.lower() not in ALIASES:
+            raise InvalidCron(
+                f"unknown alias {stripped!r} (use one of {', '.join(sorted(ALIASES))})"
+            )
+        return stripped.lower()
+    fields = stripped.split(" ")
+    if len(fields) == 6:
+        seconds, *rest = fields
+        if seconds != "0":
+            raise InvalidCron(
+                f"{stripped!r} runs at second {seconds!r}: sub-minute schedules are not "
+                "supported (a six-field cron is seconds-first and needs 0 seconds)"
+            )
+        fields = rest
+    elif len(fields) != 5:
+        raise InvalidCron(
+            f"{stripped!r} has {len(fields)} fields; expected 5 (or 6, seconds first)"
+        )
+    five = " ".join(fields)
+    if not croniter.is_valid(five):
+        raise InvalidCron(f"{five!r} is not a valid cron expression: {_reason(five)}")
+    return five
+
+
+def _reason(expression: str) -> str:
+    try:
+        croniter(expression)
+    except (ValueError, KeyError) as exc:
+        return str(exc) or type(exc).__name__
+    return "rejected by croniter"
+
+
+def next_fire_times(expression: str, timezone: str, at: datetime, count: int = 3) -> list[datetime]:
+    """The next ``count`` fire times after ``at``, as aware datetimes in ``timezone``."""
+    if at.tzinfo is None:
+        raise ValueError("`at` must be timezone-aware")
+    five = normalize_cron(expression)
+    zone = ZoneInfo(timezone)
+    iterator = croniter(ALIASES.get(five, five), at.astimezone(zone))
+    return [iterator.get_next(datetime) for _ in range(count)]
+
+
+def to_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)

@@ -1,0 +1,57 @@
+"""Every error jobctl raises on purpose; the docstring is the default message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class JobctlError(Exception):
+    """jobctl failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class DatabaseUnavailable(JobctlError):
+    """The jobctl database cannot be reached."""
+
+
+class MigrationsPending(JobctlError):
+    """The database schema is not current: run `jobctl db upgrade`."""
+
+
+class ScheduleNotFound(JobctlError):
+    """No JobSchedule row has that id."""
+
+
+class HistoryNotFound(JobctlError):
+    """No JobHistory row has that id."""
+
+
+class UnknownJob(JobctlError):
+    """No job is registered under that name."""
+
+
+class PrefectUnavailable(JobctlError):
+    """The Prefect API cannot be reached."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one field of a schedule."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class InvalidSchedule(JobctlError):
+    """The schedule is invalid."""
+
+    def __init__(self, problems: list[Problem], schedule_id: str | None = None) -> None:
+        self.problems = problems
+        self.schedule_id = schedule_id
+        where = f"schedule {schedule_id}: " if schedule_id else ""
+        super().__init__(where + "; ".join(str(p) for p in problems))

@@ -1,0 +1,334 @@
+"""The one module that runs SQL against the JobSchedule and JobHistory tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Text, cast, delete, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.orm import Session
+
+from jobctl import errors
+from jobctl.db import session_factory
+from jobctl.models import JobctlState, JobHistory, JobSchedule, JobStatus, utcnow
+from jobctl.records import (
+    SPEC_FIELDS,
+    Attempt,
+    HistoryFilter,
+    InvalidJson,
+    Schedule,
+    ScheduleSpec,
+)
+
+# Python field name -> column name of the original (Prisma) schema.
+COLUMN_OF_FIELD = {
+    "cron": "cron",
+    "job_name": "jobName",
+    "param": "param",
+    "is_active": "isActive",
+    "description": "description",
+    "priority": "priority",
+    "timeout_ms": "timeout",
+    "max_retries": "maxRetries",
+    "timezone": "timezone",
+    "retry_delay_ms": "retryDelay",
+    "retry_backoff": "retryBackoff",
+    "overlap": "overlap",
+    "misfire_grace_ms": "misfireGrace",
+}
+SCHEDULE_VERSION_KEY = "schedule_version"
+NOTIFY_CHANNEL = "jobctl_schedule"
+PURGE_BATCH_SIZE = 5_000
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Driver errors become jobctl errors, in this one place."""
+    try:
+        yield
+    except ProgrammingError as exc:
+        if "does not exist" in str(exc.orig) or "no such table" in str(exc.orig):
+            raise errors.MigrationsPending() from exc
+        raise
+    except OperationalError as exc:
+        message = str(exc.orig)
+        if "no such table" in message or "no such column" in message:
+            raise errors.MigrationsPending() from exc
+        raise errors.DatabaseUnavailable(
+            f"the jobctl database cannot be reached: {message.strip().splitlines()[0]}"
+        ) from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise errors.DatabaseUnavailable(
+                f"the jobctl database connection was lost: {exc.orig}"
+            ) from exc
+        raise
+
+
+def _decode_param(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return InvalidJson(raw)
+
+
+def _schedule_from_row(row: Any) -> Schedule:
+    values = {name: getattr(row, column) for name, column in COLUMN_OF_FIELD.items()}
+    values["param"] = _decode_param(row.param)
+    return Schedule(id=row.id, created_at=row.createdAt, updated_at=row.updatedAt, **values)
+
+
+def _attempt_from_row(row: JobHistory) -> Attempt:
+    return Attempt(
+        id=row.id,
+        job_name=row.jobName,
+        param=row.param,
+        status=row.status,
+        error=row.error,
+        start_at=row.startAt,
+        end_at=row.endAt,
+        schedule_id=row.scheduleId,
+        flow_run_id=row.flowRunId,
+        attempt=row.attempt,
+        peak_memory_bytes=row.peakMemoryBytes,
+    )
+
+
+# ``param`` is read as text and decoded per row: on SQLite plain SQL can store text that
+# is not JSON, and one such row must not make the whole table unreadable.
+_SCHEDULE_COLUMNS = [
+    JobSchedule.id,
+    JobSchedule.createdAt,
+    JobSchedule.updatedAt,
+    *(getattr(JobSchedule, column) for name, column in COLUMN_OF_FIELD.items() if name != "param"),
+    cast(JobSchedule.param, Text).label("param"),
+]
+
+
+class Repository:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = session_factory(engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with translate_errors(), self._sessions.begin() as session:
+            yield session
+
+    # -- schedules -------------------------------------------------------------------
+
+    def list_schedules(self) -> list[Schedule]:
+        with self.session() as session:
+            rows = session.execute(select(*_SCHEDULE_COLUMNS).order_by(JobSchedule.createdAt))
+            return [_schedule_from_row(row) for row in rows]
+
+    def get_schedule_or_none(self, schedule_id: str) -> Schedule | None:
+        with self.session() as session:
+            row = session.execute(
+                select(*_SCHEDULE_COLUMNS).where(JobSchedule.id == schedule_id)
+            ).one_or_none()
+            return None if row is None else _schedule_from_row(row)
+
+    def get_schedule(self, schedule_id: str) -> Schedule:
+        schedule = self.get_schedule_or_none(schedule_id)
+        if schedule is None:
+            raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
+        return schedule
+
+    def add_schedule(self, spec: ScheduleSpec, schedule_id: str | None = None) -> Schedule:
+        values = {COLUMN_OF_FIELD[name]: getattr(spec, name) for name in SPEC_FIELDS}
+        with self.session() as session:
+            row = JobSchedule(**values)
+            if schedule_id is not None:
+                row.id = schedule_id
+            session.add(row)
+            session.flush()
+            new_id = row.id
+        return self.get_schedule(new_id)
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> Schedule:
+        unknown = set(changes) - set(SPEC_FIELDS)
+        if unknown:
+            raise ValueError(f"not schedule fields: {', '.join(sorted(unknown))}")
+        values = {COLUMN_OF_FIELD[name]: value for name, value in changes.items()}
+        values["updatedAt"] = utcnow()
+        with self.session() as session:
+            result = session.execute(
+                update(JobSchedule).where(JobSchedule.id == schedule_id).values(**values)
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
+        return self.get_schedule(schedule_id)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        with self.session() as session:
+            result = session.execute(delete(JobSchedule).where(JobSchedule.id == schedule_id))
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
+
+    def schedule_version(self) -> int:
+        """A counter that database triggers bump on every change to JobSchedule."""
+        with self.session() as session:
+            value = session.scalar(
+                select(JobctlState.value).where(JobctlState.key == SCHEDULE_VERSION_KEY)
+            )
+            return int(value or 0)
+
+    # -- history ---------------------------------------------------------------------
+
+    def _insert(self, session: Session) -> Any:
+        dialect = session.get_bind().dialect.name
+        return (postgresql if dialect == "postgresql" else sqlite).insert(JobHistory)
+
+    def start_attempt(
+        self,
+        *,
+        flow_run_id: str,
+        attempt: int,
+        job_name: str,
+        param: Any,
+        schedule_id: str | None,
+        start_at: datetime | None = None,
+    ) -> int:
+        """Record an attempt as PROCESSING; a replay of the same (run, attempt) writes nothing."""
+        with self.session() as session:
+            statement = (
+                self._insert(session)
+                .values(
+                    jobName=job_name,
+                    param=param,
+                    status=JobStatus.PROCESSING,
+                    startAt=start_at or utcnow(),
+                    scheduleId=schedule_id,
+                    flowRunId=flow_run_id,
+                    attempt=attempt,
+                )
+                .on_conflict_do_nothing(index_elements=["flowRunId", "attempt"])
+            )
+            session.execute(statement)
+            history_id = session.scalar(
+                select(JobHistory.id).where(
+                    JobHistory.flowRunId == flow_run_id, JobHistory.attempt == attempt
+                )
+            )
+            assert history_id is not None
+            return history_id
+
+    def finish_attempt(
+        self,
+        *,
+        flow_run_id: str,
+        attempt: int,
+        status: JobStatus,
+        job_name: str,
+        param: Any,
+        schedule_id: str | None,
+        error: str | None = None,
+        start_at: datetime | None = None,
+        end_at: datetime | None = None,
+        peak_memory_bytes: int | None = None,
+    ) -> bool:
+        """Close an attempt; the first outcome wins, so a replayed hook changes nothing.
+
+        If the start was never recorded (the database was down then), the whole row is
+        written now. Returns whether anything was written.
+        """
+        if status is JobStatus.PROCESSING:
+            raise ValueError("an attempt finishes as SUCCESS or FAILED")
+        end_at = end_at or utcnow()
+        with self.session() as session:
+            statement = self._insert(session).values(
+                jobName=job_name,
+                param=param,
+                status=status,
+                error=error,
+                startAt=start_at or end_at,
+                endAt=end_at,
+                scheduleId=schedule_id,
+                flowRunId=flow_run_id,
+                attempt=attempt,
+                peakMemoryBytes=peak_memory_bytes,
+            )
+            statement = statement.on_conflict_do_update(
+                index_elements=["flowRunId", "attempt"],
+                set_={
+                    "status": statement.excluded.status,
+                    "error": statement.excluded.error,
+                    "endAt": statement.excluded.endAt,
+                    "peakMemoryBytes": statement.excluded.peakMemoryBytes,
+                },
+                where=JobHistory.status == JobStatus.PROCESSING,
+            )
+            result = session.execute(statement)
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def list_history(self, query: HistoryFilter) -> list[Attempt]:
+        statement = select(JobHistory)
+        if query.job_name is not None:
+            statement = statement.where(JobHistory.jobName == query.job_name)
+        if query.status is not None:
+            statement = statement.where(JobHistory.status == query.status)
+        if query.since is not None:
+            statement = statement.where(JobHistory.startAt >= query.since)
+        if query.until is not None:
+            statement = statement.where(JobHistory.startAt < query.until)
+        if query.schedule_id is not None:
+            statement = statement.where(JobHistory.scheduleId == query.schedule_id)
+        statement = (
+            statement.order_by(JobHistory.startAt.desc(), JobHistory.id.desc())
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        with self.session() as session:
+            return [_attempt_from_row(row) for row in session.scalars(statement)]
+
+    def get_attempt(self, history_id: int) -> Attempt:
+        with self.session() as session:
+            row = session.get(JobHistory, history_id)
+            if row is None:
+                raise errors.HistoryNotFound(f"no history row has the id {history_id}")
+            return _attempt_from_row(row)
+
+    def list_processing(self) -> list[Attempt]:
+        with self.session() as session:
+            rows = session.scalars(
+                select(JobHistory)
+                .where(JobHistory.status == JobStatus.PROCESSING)
+                .order_by(JobHistory.id)
+            )
+            return [_attempt_from_row(row) for row in rows]
+
+    def purge_history(self, older_than: datetime, batch_size: int = PURGE_BATCH_SIZE) -> int:
+        """Delete attempts that started before ``older_than``, one short transaction a batch."""
+        purged = 0
+        while True:
+            with self.session() as session:
+                batch = (
+                    select(JobHistory.id)
+                    .where(JobHistory.startAt < older_than)
+                    .order_by(JobHistory.id)
+                    .limit(batch_size)
+                    .scalar_subquery()
+                )
+                result = session.execute(delete(JobHistory).where(JobHistory.id.in_(batch)))
+                deleted = int(result.rowcount)  # type: ignore[attr-defined]
+            purged += deleted
+            if deleted < batch_size:
+                return purged
+
+    def count_history(self) -> int:
+        with self.session() as session:
+            return int(session.scalar(select(func.count()).select_from(JobHistory)) or 0)
+
+    # -- health ----------------------------------------------------------------------
+
+    def ping(self) -> None:
+        with self.session() as session:
+            session.execute(text("SELECT 1"))

@@ -1,0 +1,60 @@
+"""Configuration: one frozen object read from ``JOBCTL_*`` variables at start-up and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STATE_DIR = Path(".jobctl")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBCTL_", frozen=True, extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_STATE_DIR}/jobctl.db",
+        description="SQLAlchemy URL of the JobSchedule/JobHistory tables "
+        "(PostgreSQL: postgresql+psycopg://user@host/db).",
+    )
+    timezone: str = Field(
+        default="UTC", description="IANA zone for crons of rows whose timezone is null."
+    )
+    history_retention_days: int = Field(
+        default=30, ge=1, description="JobHistory rows older than this are purged."
+    )
+    retry_delay_ms: int = Field(
+        default=10_000, ge=0, description="Retry delay of rows whose retryDelay is null."
+    )
+    misfire_grace_ms: int = Field(
+        default=60_000,
+        ge=0,
+        description="A run later than this is skipped (rows may override with misfireGrace).",
+    )
+    work_pool: str = Field(
+        default="jobctl", description="Prefect process work pool that runs every job."
+    )
+    work_pool_concurrency: int | None = Field(
+        default=None, ge=1, description="Runs executing at once in the pool (none = unlimited)."
+    )
+    watch_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often `jobctl sync --watch` checks the change marker "
+        "(PostgreSQL also wakes on NOTIFY at once).",
+    )
+    full_resync_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the watcher re-reads all deployments to catch edits made in the UI.",
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address `jobctl api` binds.")
+    api_port: int = Field(default=8000, description="Port `jobctl api` binds.")
+    api_token: str | None = Field(
+        default=None, description="Bearer token the HTTP API requires (unset: loopback only)."
+    )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,8 @@
+"""The JobService: every job lives in a module of this package, registered with ``@job``.
+
+Add a module here and import it below; nothing else needs to change.
+"""
+
+from jobs import examples
+
+__all__ = ["examples"]
