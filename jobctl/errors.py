@@ -53,5 +53,5 @@ class InvalidSchedule(JobctlError):
     def __init__(self, problems: list[Problem], schedule_id: str | None = None) -> None:
         self.problems = problems
         self.schedule_id = schedule_id
-        where = f"schedule {schedule_id}: " if schedule_id else ""
+        where = f"invalid schedule {schedule_id}: " if schedule_id else "invalid schedule: "
         super().__init__(where + "; ".join(str(p) for p in problems))

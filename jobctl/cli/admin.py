@@ -1,0 +1,99 @@
+"""``jobctl db``, ``jobctl jobs`` and ``jobctl healthcheck``."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+
+import click
+import httpx
+from rich.table import Table
+
+from jobctl import errors, migrate, registry
+from jobctl.cli.context import Context, pass_context
+from jobctl.cli.render import console
+from jobctl.prefect_api import prefect_api_url
+
+
+@click.group()
+def db() -> None:
+    """The jobctl database schema."""
+
+
+@db.command("upgrade")
+@pass_context
+def upgrade(context: Context) -> None:
+    """Create or complete the tables (safe on a database the original system created)."""
+    before = migrate.current_revision(context.engine)
+    migrate.upgrade(context.engine)
+    after = migrate.current_revision(context.engine)
+    if before == after:
+        click.echo(f"database already at revision {after}")
+    else:
+        click.echo(f"database upgraded from {before or 'nothing'} to {after}")
+
+
+@db.command("current")
+@pass_context
+def current(context: Context) -> None:
+    """Print the applied revision and the newest one."""
+    revision = migrate.current_revision(context.engine)
+    click.echo(f"current: {revision or 'none'}  head: {migrate.head_revision()}")
+
+
+@click.command("jobs")
+def jobs() -> None:
+    """List the registered jobs and their parameters."""
+    table = Table(title="registered jobs")
+    table.add_column("name", style="bold")
+    table.add_column("signature")
+    table.add_column("async")
+    table.add_column("description")
+    for job in registry.load_jobs().values():
+        table.add_row(
+            job.name, str(inspect.signature(job.fn)), "yes" if job.is_async else "", job.description
+        )
+    console.print(table)
+
+
+@click.command("healthcheck")
+@pass_context
+def healthcheck(context: Context) -> None:
+    """Check the database, its migrations and the Prefect API; say how to fix what fails."""
+    checks: list[tuple[str, bool, str]] = []
+    try:
+        context.repository.ping()
+        checks.append(("database", True, context.engine.url.render_as_string()))
+        current = migrate.current_revision(context.engine)
+        head = migrate.head_revision()
+        if current == head:
+            checks.append(("migrations", True, f"at {head}"))
+        else:
+            checks.append(
+                (
+                    "migrations",
+                    False,
+                    f"at {current or 'none'}, need {head}: run `jobctl db upgrade`",
+                )
+            )
+    except errors.JobctlError as exc:
+        checks.append(("database", False, f"{exc}: check JOBCTL_DATABASE_URL"))
+    api_url = prefect_api_url()
+    if api_url is None:
+        checks.append(("prefect api", False, "PREFECT_API_URL is not set: run `jobctl up`"))
+    else:
+        try:
+            httpx.get(f"{api_url}/health", timeout=5).raise_for_status()
+            checks.append(("prefect api", True, api_url))
+        except httpx.HTTPError as exc:
+            checks.append(
+                ("prefect api", False, f"{api_url} unreachable ({exc}): start it with `jobctl up`")
+            )
+    table = Table(title="jobctl healthcheck")
+    for column in ("check", "ok", "detail"):
+        table.add_column(column)
+    for name, ok, detail in checks:
+        table.add_row(name, "[green]ok[/green]" if ok else "[red]FAIL[/red]", detail)
+    console.print(table)
+    if not all(ok for _, ok, _ in checks):
+        sys.exit(1)

@@ -1,0 +1,44 @@
+"""What every command shares: the settings, built once, and lazily opened resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import click
+from sqlalchemy import Engine
+
+from jobctl import db
+from jobctl.repository import Repository
+from jobctl.settings import Settings
+
+
+@dataclass
+class Context:
+    database_url: str | None = None
+    verbose: bool = False
+    _settings: Settings | None = field(default=None, init=False)
+    _engine: Engine | None = field(default=None, init=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            overrides = {"database_url": self.database_url} if self.database_url else {}
+            self._settings = Settings(**overrides)  # type: ignore[arg-type]
+        return self._settings
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = db.create_db_engine(self.settings.database_url)
+        return self._engine
+
+    @property
+    def repository(self) -> Repository:
+        return Repository(self.engine)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+pass_context = click.make_pass_decorator(Context)

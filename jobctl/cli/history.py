@@ -1,0 +1,71 @@
+"""``jobctl history``: read and purge JobHistory attempts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import click
+
+from jobctl.cli import render
+from jobctl.cli.context import Context, pass_context
+from jobctl.cli.parsing import DURATION, INSTANT
+from jobctl.models import JobStatus
+from jobctl.records import HistoryFilter
+
+
+@click.group(invoke_without_command=True)
+@click.option("--job", "job_name", help="Only attempts of this job.")
+@click.option("--status", type=click.Choice([s.value for s in JobStatus], case_sensitive=False))
+@click.option("--schedule", "schedule_id", help="Only attempts of this schedule id.")
+@click.option("--since", type=INSTANT, help="ISO time, or a duration ago such as 24h.")
+@click.option("--until", type=INSTANT, help="ISO time, or a duration ago.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@click.pass_context
+def history(
+    ctx: click.Context,
+    job_name: str | None,
+    status: str | None,
+    schedule_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> None:
+    """Attempts, newest first (one row per attempt of every run)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    query = HistoryFilter(
+        job_name=job_name,
+        status=JobStatus(status.upper()) if status else None,
+        schedule_id=schedule_id,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+    render.attempts(ctx.find_object(Context).repository.list_history(query))  # type: ignore[union-attr]
+
+
+@history.command("show")
+@click.argument("history_id", type=int)
+@pass_context
+def show(context: Context, history_id: int) -> None:
+    """One attempt with its whole error."""
+    render.attempt_detail(context.repository.get_attempt(history_id))
+
+
+@history.command("purge")
+@click.option(
+    "--older-than",
+    type=DURATION,
+    default=None,
+    help="Age such as 30d [default: JOBCTL_HISTORY_RETENTION_DAYS].",
+)
+@pass_context
+def purge(context: Context, older_than: timedelta | None) -> None:
+    """Delete attempts older than the retention, in short batches."""
+    age = older_than or timedelta(days=context.settings.history_retention_days)
+    cutoff = datetime.now(UTC) - age
+    purged = context.repository.purge_history(cutoff)
+    click.echo(f"purged {purged} attempt(s) started before {cutoff:%Y-%m-%d %H:%M:%S} UTC")

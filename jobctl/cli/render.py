@@ -1,0 +1,127 @@
+"""Rich tables for schedules and history attempts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from jobctl import registry, validation
+from jobctl.cron import next_fire_times
+from jobctl.records import Attempt, Schedule
+
+# Wide when piped, so tables stay readable in logs and CI output.
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _compact_json(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _next_runs(row: Schedule, default_zone: str, at: datetime) -> str:
+    problems = validation.problems_of(row, registry.job_names())
+    if problems:
+        return "[red]invalid: " + "; ".join(str(p) for p in problems) + "[/red]"
+    zone = row.timezone or default_zone
+    times = next_fire_times(row.cron, zone, at)
+    return "\n".join(t.strftime("%Y-%m-%d %H:%M %Z") for t in times)
+
+
+def schedules(rows: Sequence[Schedule], default_zone: str, at: datetime) -> None:
+    table = Table(title=f"{len(rows)} schedule(s)", show_lines=True)
+    table.add_column("id", no_wrap=True)
+    for column in ("job", "cron", "zone", "active", "prio", "timeout ms", "retries"):
+        table.add_column(column, overflow="fold")
+    table.add_column("next runs", no_wrap=True)
+    table.add_column("param / description", overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.id,
+            str(row.job_name),
+            str(row.cron),
+            row.timezone or default_zone,
+            "yes" if row.is_active else "no",
+            "" if row.priority is None else str(row.priority),
+            "" if not row.timeout_ms else str(row.timeout_ms),
+            "" if row.max_retries is None else str(row.max_retries),
+            _next_runs(row, default_zone, at),
+            "\n".join(filter(None, [_compact_json(row.param), row.description])),
+        )
+    console.print(table)
+
+
+def schedule_detail(row: Schedule, default_zone: str, at: datetime) -> None:
+    table = Table(show_header=False, title=f"schedule {row.id}")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name in (
+        "job_name", "cron", "timezone", "is_active", "priority", "timeout_ms", "max_retries",
+        "retry_delay_ms", "retry_backoff", "overlap", "misfire_grace_ms", "description",
+        "created_at", "updated_at",
+    ):  # fmt: skip
+        table.add_row(name, "" if getattr(row, name) is None else str(getattr(row, name)))
+    table.add_row("param", _compact_json(row.param, limit=2_000))
+    table.add_row("next runs", _next_runs(row, default_zone, at))
+    console.print(table)
+
+
+def _duration(attempt: Attempt) -> str:
+    seconds = attempt.duration_s
+    return "" if seconds is None else f"{seconds:.1f}s"
+
+
+def _memory(attempt: Attempt) -> str:
+    if attempt.peak_memory_bytes is None:
+        return ""
+    return f"{attempt.peak_memory_bytes / 2**20:.0f} MiB"
+
+
+_STATUS_STYLE = {"SUCCESS": "green", "FAILED": "red", "PROCESSING": "yellow"}
+
+
+def attempts(rows: Sequence[Attempt]) -> None:
+    table = Table(title=f"{len(rows)} attempt(s), newest first")
+    for column in ("id", "job", "schedule", "attempt", "status", "started (UTC)", "duration"):
+        table.add_column(column, overflow="fold")
+    table.add_column("peak mem")
+    table.add_column("error", overflow="fold", max_width=60)
+    for row in rows:
+        style = _STATUS_STYLE[row.status.value]
+        table.add_row(
+            str(row.id),
+            row.job_name,
+            (row.schedule_id or "manual")[:8],
+            "" if row.attempt is None else str(row.attempt),
+            f"[{style}]{row.status.value}[/{style}]",
+            row.start_at.strftime("%Y-%m-%d %H:%M:%S"),
+            _duration(row),
+            _memory(row),
+            (row.error or "").splitlines()[0] if row.error else "",
+        )
+    console.print(table)
+
+
+def attempt_detail(row: Attempt) -> None:
+    table = Table(show_header=False, title=f"attempt {row.id}")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("job", row.job_name)
+    table.add_row("status", row.status.value)
+    table.add_row("schedule", row.schedule_id or "manual")
+    table.add_row("flow run", row.flow_run_id or "")
+    table.add_row("attempt", "" if row.attempt is None else str(row.attempt))
+    table.add_row("started", row.start_at.isoformat())
+    table.add_row("ended", row.end_at.isoformat() if row.end_at else "")
+    table.add_row("duration", _duration(row))
+    table.add_row("peak memory", _memory(row))
+    table.add_row("param", _compact_json(row.param, limit=2_000))
+    console.print(table)
+    if row.error:
+        console.print("[bold]error[/bold]")
+        console.print(row.error, markup=False, highlight=False)

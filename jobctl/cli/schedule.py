@@ -1,0 +1,128 @@
+"""``jobctl schedule``: add, list, show, update, enable, disable and remove JobSchedule rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+from jobctl import registry, validation
+from jobctl.cli import render
+from jobctl.cli.context import Context, pass_context
+from jobctl.cli.parsing import JSON
+from jobctl.records import OVERLAP_POLICIES, RETRY_BACKOFFS, ScheduleSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _schedule_options(*, for_update: bool) -> Callable[[F], F]:
+    """The options of ``add`` (some required) and ``update`` (all optional, no defaults)."""
+
+    def decorate(command: F) -> F:
+        options = [
+            click.option("--cron", required=not for_update, help="Five fields or @daily etc."),
+            click.option("--job", "job_name", required=not for_update, help="A registered job."),
+            click.option("--param", type=JSON, default=None, help="JSON value the job receives."),
+            click.option("--priority", type=int, help="Lower runs first; 0 is the highest."),
+            click.option("--timeout", "timeout_ms", type=int, help="Milliseconds; 0 = none."),
+            click.option("--max-retries", type=int, help="Retries after the first attempt."),
+            click.option("--retry-delay", "retry_delay_ms", type=int, help="Milliseconds."),
+            click.option("--retry-backoff", type=click.Choice(RETRY_BACKOFFS)),
+            click.option("--overlap", type=click.Choice(OVERLAP_POLICIES)),
+            click.option("--misfire-grace", "misfire_grace_ms", type=int, help="Milliseconds."),
+            click.option("--timezone", help="IANA zone of the cron [default: JOBCTL_TIMEZONE]."),
+            click.option("--description"),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+@click.group()
+def schedule() -> None:
+    """Manage JobSchedule rows (the sync mirrors them into Prefect deployments)."""
+
+
+@schedule.command("add")
+@_schedule_options(for_update=False)
+@click.option("--inactive", is_flag=True, help="Add the row disabled.")
+@pass_context
+def add(context: Context, /, inactive: bool, **fields: Any) -> None:
+    """Add a schedule and print its id."""
+    given = {name: value for name, value in fields.items() if value is not None}
+    spec = validation.validated(ScheduleSpec(is_active=not inactive, **given), registry.job_names())
+    row = context.repository.add_schedule(spec)
+    click.echo(row.id)
+
+
+@schedule.command("list")
+@click.option("--job", "job_name", help="Only rows of this job.")
+@pass_context
+def list_(context: Context, job_name: str | None) -> None:
+    """List schedules with their next three fire times (in each row's zone)."""
+    rows = context.repository.list_schedules()
+    if job_name:
+        rows = [row for row in rows if row.job_name == job_name]
+    render.schedules(rows, context.settings.timezone, at=datetime.now(UTC))
+
+
+@schedule.command("show")
+@click.argument("schedule_id")
+@pass_context
+def show(context: Context, schedule_id: str) -> None:
+    """Show one schedule, its problems if any, and its next three fire times."""
+    row = context.repository.get_schedule(schedule_id)
+    render.schedule_detail(row, context.settings.timezone, at=datetime.now(UTC))
+
+
+@schedule.command("update")
+@click.argument("schedule_id")
+@_schedule_options(for_update=True)
+@pass_context
+def update(context: Context, /, schedule_id: str, **fields: Any) -> None:
+    """Change the given fields of a schedule; the others stay."""
+    changes = {name: value for name, value in fields.items() if value is not None}
+    if not changes:
+        raise click.UsageError("nothing to change: pass at least one option")
+    current = context.repository.get_schedule(schedule_id)
+    spec = validation.validated(
+        current.spec().replace(**changes), registry.job_names(), schedule_id
+    )
+    context.repository.update_schedule(
+        schedule_id, **{name: getattr(spec, name) for name in changes}
+    )
+    click.echo(f"updated {schedule_id}")
+
+
+def _set_active(context: Context, schedule_id: str, active: bool) -> None:
+    context.repository.update_schedule(schedule_id, is_active=active)
+    click.echo(f"{'enabled' if active else 'disabled'} {schedule_id}")
+
+
+@schedule.command("enable")
+@click.argument("schedule_id")
+@pass_context
+def enable(context: Context, schedule_id: str) -> None:
+    """Resume a schedule (its deployment resumes at the next sync)."""
+    _set_active(context, schedule_id, True)
+
+
+@schedule.command("disable")
+@click.argument("schedule_id")
+@pass_context
+def disable(context: Context, schedule_id: str) -> None:
+    """Pause a schedule (its deployment stays, paused)."""
+    _set_active(context, schedule_id, False)
+
+
+@schedule.command("remove")
+@click.argument("schedule_id")
+@pass_context
+def remove(context: Context, schedule_id: str) -> None:
+    """Delete a schedule (its deployment is deleted at the next sync; its history stays)."""
+    context.repository.delete_schedule(schedule_id)
+    click.echo(f"removed {schedule_id}")
