@@ -1,10 +1,29 @@
-"""Where the Prefect API is, as Prefect's own settings say."""
+"""Where the Prefect API is, as Prefect's own settings say, and a client for it."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from prefect.client.orchestration import PrefectClient, get_client
 from prefect.settings import get_current_settings
+
+from jobctl import errors
 
 
 def prefect_api_url() -> str | None:
     url = get_current_settings().api.url
     return url.rstrip("/") if url else None
+
+
+def prefect_client(**httpx_settings: Any) -> PrefectClient:
+    """A client of the configured server; never Prefect's in-process ephemeral API.
+
+    The ephemeral API runs no scheduler and no workers: deployments synced into it would
+    never run, so a missing ``PREFECT_API_URL`` is an error here.
+    """
+    if prefect_api_url() is None:
+        raise errors.PrefectUnavailable(
+            "PREFECT_API_URL is not set: start the stack with `jobctl up`, "
+            "or point PREFECT_API_URL at a Prefect server"
+        )
+    return get_client(httpx_settings=httpx_settings or None)

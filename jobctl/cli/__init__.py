@@ -9,7 +9,7 @@ import click
 from pydantic import ValidationError
 
 from jobctl import errors
-from jobctl.cli import admin, history, schedule
+from jobctl.cli import admin, history, schedule, sync
 from jobctl.cli.context import Context
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
@@ -58,6 +58,7 @@ cli.add_command(admin.jobs)
 cli.add_command(admin.healthcheck)
 cli.add_command(schedule.schedule)
 cli.add_command(history.history)
+cli.add_command(sync.sync)
 
 
 def main() -> None:

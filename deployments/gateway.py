@@ -1,0 +1,207 @@
+"""Every Prefect API call the sync makes, behind one small async interface."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import httpx
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.actions import (
+    DeploymentScheduleCreate,
+    WorkPoolCreate,
+    WorkPoolUpdate,
+)
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterTags,
+    FlowFilter,
+    FlowFilterId,
+    FlowFilterName,
+    WorkPoolFilter,
+    WorkPoolFilterName,
+)
+from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.workers.process import ProcessWorker
+
+from deployments.plan import Deployed, Queue
+from deployments.spec import MANAGED_TAG, DeploymentSpec, schedule_id_of
+from jobctl import errors
+
+PAGE_SIZE = 200  # the most Prefect returns in one read
+
+
+class Gateway:
+    def __init__(self, client: PrefectClient) -> None:
+        self.client = client
+        self._flow_ids: dict[str, UUID] = {}
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def check_reachable(self) -> None:
+        try:
+            response = await self.client._client.get("/health")  # the client has no wrapper
+            response.raise_for_status()
+        except (httpx.HTTPError, PrefectHTTPStatusError) as exc:
+            raise errors.PrefectUnavailable(
+                f"the Prefect API at {self.client.api_url} cannot be reached: {exc}"
+            ) from exc
+
+    async def read_managed_deployments(self, work_pool_name: str) -> list[Deployed]:
+        """Every deployment of ``work_pool_name`` that carries a schedule tag, page by page.
+
+        Filtering by pool as well as by tag lets several jobctl installations share one
+        Prefect server, each with its own pool.
+        """
+        raw = []
+        offset = 0
+        while True:
+            page = await self.client.read_deployments(
+                deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[MANAGED_TAG])),
+                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool_name])),
+                limit=PAGE_SIZE,
+                offset=offset,
+            )
+            raw.extend(page)
+            if len(page) < PAGE_SIZE:
+                break
+            offset += PAGE_SIZE
+        flow_names = await self._flow_names({d.flow_id for d in raw})
+        deployed = []
+        for item in raw:
+            schedule_id = schedule_id_of(item.tags)
+            if schedule_id is None:  # a static deployment (sync-schedules, manual runs)
+                continue
+            deployed.append(
+                Deployed(
+                    id=item.id,
+                    name=item.name,
+                    flow_name=flow_names.get(item.flow_id, ""),
+                    schedule_id=schedule_id,
+                    version=item.version,
+                    paused=bool(item.paused),
+                )
+            )
+        return deployed
+
+    async def _flow_names(self, flow_ids: set[UUID]) -> dict[UUID, str]:
+        names: dict[UUID, str] = {}
+        ids = sorted(flow_ids, key=str)
+        for start in range(0, len(ids), PAGE_SIZE):
+            flows = await self.client.read_flows(
+                flow_filter=FlowFilter(id=FlowFilterId(any_=ids[start : start + PAGE_SIZE])),
+                limit=PAGE_SIZE,
+            )
+            for flow in flows:
+                names[flow.id] = flow.name
+                self._flow_ids[flow.name] = flow.id
+        return names
+
+    async def read_queues(self, work_pool_name: str) -> list[Queue]:
+        queues = await self.client.read_work_queues(work_pool_name=work_pool_name)
+        return [Queue(id=q.id, name=q.name, priority=q.priority or 0) for q in queues]
+
+    async def work_pool_exists(self, name: str) -> bool:
+        try:
+            await self.client.read_work_pool(name)
+        except ObjectNotFound:
+            return False
+        return True
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def ensure_work_pool(self, name: str, concurrency_limit: int | None) -> bool:
+        """Create the process pool if missing, apply its limit; True when it wrote."""
+        try:
+            pool = await self.client.read_work_pool(name)
+        except ObjectNotFound:
+            await self.client.create_work_pool(
+                WorkPoolCreate(
+                    name=name,
+                    type=ProcessWorker.type,
+                    base_job_template=ProcessWorker.get_default_base_job_template(),
+                    concurrency_limit=concurrency_limit,
+                    description="jobctl: every scheduled job runs here",
+                )
+            )
+            return True
+        if pool.concurrency_limit != concurrency_limit:
+            await self.client.update_work_pool(
+                name, WorkPoolUpdate(concurrency_limit=concurrency_limit)
+            )
+            return True
+        return False
+
+    async def flow_id(self, flow_name: str) -> UUID:
+        if flow_name not in self._flow_ids:
+            flows = await self.client.read_flows(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])), limit=1
+            )
+            if flows:
+                self._flow_ids[flow_name] = flows[0].id
+            else:
+                self._flow_ids[flow_name] = await self.client.create_flow_from_name(flow_name)
+        return self._flow_ids[flow_name]
+
+    async def apply_deployment(
+        self, spec: DeploymentSpec, parameter_schema: dict[str, Any] | None
+    ) -> UUID:
+        """Create or replace (Prefect upserts on flow and name) the deployment of ``spec``."""
+        options = None
+        if spec.collision_strategy is not None:
+            options = ConcurrencyOptions(
+                collision_strategy=ConcurrencyLimitStrategy(spec.collision_strategy)
+            )
+        return await self.client.create_deployment(
+            flow_id=await self.flow_id(spec.flow_name),
+            name=spec.name,
+            version=spec.version,
+            schedules=[
+                DeploymentScheduleCreate(
+                    schedule=CronSchedule(cron=spec.cron, timezone=spec.timezone), active=True
+                )
+            ],
+            concurrency_limit=spec.concurrency_limit,
+            concurrency_options=options,
+            parameters=spec.parameters,
+            description=spec.description,
+            work_pool_name=spec.work_pool_name,
+            work_queue_name=spec.work_queue_name,
+            tags=spec.tags,
+            entrypoint=spec.entrypoint,
+            parameter_openapi_schema=parameter_schema,
+            enforce_parameter_schema=False,
+            paused=spec.paused,
+            job_variables=spec.job_variables,
+        )
+
+    async def set_paused(self, deployment_id: UUID, paused: bool) -> None:
+        if paused:
+            await self.client.pause_deployment(deployment_id)
+        else:
+            await self.client.resume_deployment(deployment_id)
+
+    async def delete_deployment(self, deployment_id: UUID) -> None:
+        try:
+            await self.client.delete_deployment(deployment_id)
+        except ObjectNotFound:
+            pass  # deleted meanwhile (by another sync): the goal is reached
+
+    async def create_queue(self, work_pool_name: str, name: str, priority: int) -> None:
+        await self.client.create_work_queue(
+            name=name,
+            priority=priority,
+            work_pool_name=work_pool_name,
+            description=f"jobctl: rows of {name}",
+        )
+
+    async def set_queue_priority(self, queue: Queue, priority: int) -> None:
+        await self.client.update_work_queue(queue.id, priority=priority)
+
+    async def delete_queue(self, queue: Queue) -> None:
+        try:
+            await self.client.delete_work_queue_by_id(queue.id)
+        except ObjectNotFound:
+            pass

@@ -1,0 +1,183 @@
+"""Planning: compare what the rows want with what Prefect has, decide the fewest changes.
+
+Pure functions over values, so every case is testable without a server.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from deployments.spec import QUEUE_PREFIX, DeploymentSpec
+
+
+class Action(enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    PAUSE = "pause"
+    RESUME = "resume"
+    DELETE = "delete"
+    UNCHANGED = "unchanged"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What Prefect has for one managed deployment."""
+
+    id: UUID
+    name: str
+    flow_name: str
+    schedule_id: str
+    version: str | None
+    paused: bool
+
+
+@dataclass(frozen=True)
+class Step:
+    action: Action
+    schedule_id: str
+    spec: DeploymentSpec | None = None
+    deployed: Deployed | None = None
+    reason: str | None = None
+    # An update that changes the job: the deployment moves to another flow.
+    moves_flow: bool = False
+
+
+@dataclass(frozen=True)
+class Queue:
+    id: UUID
+    name: str
+    priority: int
+
+
+@dataclass(frozen=True)
+class QueuePlan:
+    """Queue changes; creations and renumberings are applied together by ascending priority."""
+
+    create: list[tuple[str, int]] = field(default_factory=list)
+    reprioritise: list[tuple[Queue, int]] = field(default_factory=list)
+    delete: list[Queue] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.create or self.reprioritise or self.delete)
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: list[Step]
+    queues: QueuePlan
+
+    def counts(self) -> Counter[Action]:
+        return Counter(step.action for step in self.steps)
+
+    @property
+    def rejected(self) -> list[Step]:
+        return [s for s in self.steps if s.reason is not None]
+
+    @property
+    def writes(self) -> list[Step]:
+        return [s for s in self.steps if s.action not in (Action.UNCHANGED, Action.REJECTED)]
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.writes and self.queues.is_empty
+
+
+def plan_deployments(
+    specs: Mapping[str, DeploymentSpec],
+    rejected: Mapping[str, str],
+    deployed: Iterable[Deployed],
+) -> list[Step]:
+    """One step per row and per stray deployment."""
+    by_schedule: dict[str, list[Deployed]] = {}
+    for item in deployed:
+        by_schedule.setdefault(item.schedule_id, []).append(item)
+
+    steps: list[Step] = []
+    for schedule_id, spec in specs.items():
+        existing = by_schedule.pop(schedule_id, [])
+        keep = next((d for d in existing if d.flow_name == spec.flow_name), None)
+        # Leftovers of a job change, or of a sync killed half-way through a move.
+        for stray in existing:
+            if stray is not keep:
+                steps.append(Step(Action.DELETE, schedule_id, deployed=stray))
+        if keep is None:
+            steps.append(Step(Action.CREATE, schedule_id, spec=spec, moves_flow=bool(existing)))
+        elif keep.version != spec.version:
+            steps.append(Step(Action.UPDATE, schedule_id, spec=spec, deployed=keep))
+        elif keep.paused != spec.paused:
+            action = Action.PAUSE if spec.paused else Action.RESUME
+            steps.append(Step(action, schedule_id, spec=spec, deployed=keep))
+        else:
+            steps.append(Step(Action.UNCHANGED, schedule_id, spec=spec, deployed=keep))
+
+    for schedule_id, reason in rejected.items():
+        existing = by_schedule.pop(schedule_id, [])
+        running = [d for d in existing if not d.paused]
+        if running:
+            # Paused, not deleted: an outdated config must not keep running, and the
+            # deployment comes back as it was once the row is fixed.
+            for item in running:
+                steps.append(Step(Action.PAUSE, schedule_id, deployed=item, reason=reason))
+        else:
+            steps.append(Step(Action.REJECTED, schedule_id, reason=reason))
+
+    for schedule_id, leftovers in by_schedule.items():
+        steps.extend(Step(Action.DELETE, schedule_id, deployed=item) for item in leftovers)
+    return steps
+
+
+def plan_queues(priorities: Iterable[int], current: Iterable[Queue]) -> QueuePlan:
+    """One work queue per distinct row priority, Prefect priorities in the same order.
+
+    Prefect priorities are unique in a pool (1 is highest) and shift when one is taken, so
+    when the order is wrong every managed queue is renumbered from the highest down.
+    Queues we do not manage (``default``) keep their place.
+    """
+    wanted = sorted(set(priorities))
+    managed = {q.name: q for q in current if q.name.startswith(QUEUE_PREFIX)}
+    others = [q for q in current if not q.name.startswith(QUEUE_PREFIX)]
+    wanted_names = [f"{QUEUE_PREFIX}{p}" for p in wanted]
+    first = max((q.priority for q in others), default=0) + 1
+
+    existing_in_order = [managed[name] for name in wanted_names if name in managed]
+    in_order = all(a.priority < b.priority for a, b in itertools.pairwise(existing_in_order))
+    above_others = all(q.priority >= first for q in existing_in_order)
+    missing = [name for name in wanted_names if name not in managed]
+
+    reprioritise: list[tuple[Queue, int]] = []
+    create: list[tuple[str, int]] = []
+    if in_order and above_others and not missing:
+        pass
+    elif in_order and above_others and _appendable(wanted_names, managed):
+        # New queues all rank below the existing ones: create them at the end.
+        last = max((q.priority for q in existing_in_order), default=first - 1)
+        create = [(name, last + i) for i, name in enumerate(missing, start=1)]
+    else:
+        # Renumber every managed queue, in ascending order: a change can shift the queues
+        # below it, so one that was right before may not be right after.
+        for offset, name in enumerate(wanted_names):
+            target = first + offset
+            if name in managed:
+                reprioritise.append((managed[name], target))
+            else:
+                create.append((name, target))
+    delete = [q for name, q in managed.items() if name not in wanted_names]
+    return QueuePlan(create=create, reprioritise=reprioritise, delete=delete)
+
+
+def _appendable(wanted_names: list[str], managed: Mapping[str, Queue]) -> bool:
+    """Whether every missing queue comes after every existing one in the wanted order."""
+    seen_missing = False
+    for name in wanted_names:
+        if name not in managed:
+            seen_missing = True
+        elif seen_missing:
+            return False
+    return True

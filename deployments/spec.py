@@ -1,0 +1,111 @@
+"""The pure mapping from a JobSchedule row to the Prefect deployment that mirrors it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from jobctl import policy as run_policy
+from jobctl.records import Schedule
+
+MANAGED_TAG = "jobctl"
+SCHEDULE_TAG_PREFIX = "schedule:"
+JOB_TAG_PREFIX = "job:"
+QUEUE_PREFIX = "priority-"
+
+
+def deployment_name(schedule_id: str) -> str:
+    """Derived from the row id only, so it is stable across every edit of the row."""
+    return f"schedule-{schedule_id}"
+
+
+def queue_name(priority: int | None) -> str:
+    return f"{QUEUE_PREFIX}{priority or 0}"
+
+
+def schedule_id_of(tags: list[str]) -> str | None:
+    for tag in tags:
+        if tag.startswith(SCHEDULE_TAG_PREFIX):
+            return tag.removeprefix(SCHEDULE_TAG_PREFIX)
+    return None
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    schedule_id: str
+    name: str
+    flow_name: str
+    entrypoint: str
+    cron: str
+    timezone: str
+    parameters: dict[str, Any]
+    work_pool_name: str
+    work_queue_name: str
+    priority: int
+    tags: list[str]
+    description: str | None
+    paused: bool
+    job_variables: dict[str, Any]
+    concurrency_limit: int | None
+    collision_strategy: str | None
+    version: str = field(default="", compare=False)
+
+    def config_hash(self) -> str:
+        """A hash of everything but ``paused``, which is changed with a call of its own."""
+        content = asdict(self)
+        del content["paused"], content["version"]
+        canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+# Overlap policy -> deployment concurrency (limit, collision strategy).
+OVERLAP_CONCURRENCY: dict[str, tuple[int | None, str | None]] = {
+    "allow": (None, None),
+    "skip": (1, "CANCEL_NEW"),
+    "queue": (1, "ENQUEUE"),
+}
+
+
+def spec_for(
+    row: Schedule,
+    *,
+    entrypoint: str,
+    work_pool_name: str,
+    default_timezone: str,
+    default_retry_delay_ms: int,
+) -> DeploymentSpec:
+    """The deployment of a validated row (its cron already normalised)."""
+    policy = run_policy.from_row(
+        max_retries=row.max_retries,
+        retry_delay_ms=row.retry_delay_ms,
+        retry_backoff=row.retry_backoff,
+        timeout_ms=row.timeout_ms,
+        default_retry_delay_ms=default_retry_delay_ms,
+    )
+    limit, strategy = OVERLAP_CONCURRENCY[row.overlap]
+    spec = DeploymentSpec(
+        schedule_id=row.id,
+        name=deployment_name(row.id),
+        flow_name=row.job_name,
+        entrypoint=entrypoint,
+        cron=row.cron,
+        timezone=row.timezone or default_timezone,
+        parameters={"param": row.param},
+        work_pool_name=work_pool_name,
+        work_queue_name=queue_name(row.priority),
+        priority=row.priority or 0,
+        tags=[MANAGED_TAG, f"{JOB_TAG_PREFIX}{row.job_name}", f"{SCHEDULE_TAG_PREFIX}{row.id}"],
+        description=row.description,
+        paused=not row.is_active,
+        job_variables={
+            "env": {
+                run_policy.POLICY_ENV: policy.to_env(),
+                run_policy.SCHEDULE_ID_ENV: row.id,
+            }
+        },
+        concurrency_limit=limit,
+        collision_strategy=strategy,
+    )
+    return DeploymentSpec(**{**asdict(spec), "version": spec.config_hash()})

@@ -1,0 +1,242 @@
+"""One sync: read the rows, plan against Prefect, apply the plan with the fewest calls.
+
+The CLI (`jobctl sync`), the `sync-schedules` flow and the watcher all call ``sync``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+import httpx
+from prefect.client.orchestration import PrefectClient
+from prefect.exceptions import PrefectHTTPStatusError
+from prefect.utilities.callables import parameter_schema
+
+from deployments.gateway import Gateway
+from deployments.plan import Action, Deployed, Plan, Step, plan_deployments, plan_queues
+from deployments.spec import DeploymentSpec, spec_for
+from jobctl import errors, registry, validation
+from jobctl.repository import Repository
+from jobctl.settings import Settings
+
+logger = logging.getLogger("jobctl.sync")
+
+DEFAULT_WRITE_CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class Failure:
+    step: Step
+    error: str
+
+
+@dataclass
+class SyncReport:
+    plan: Plan
+    applied: bool
+    failures: list[Failure] = field(default_factory=list)
+    duration_s: float = 0.0
+    # What Prefect holds afterwards, when known without reading it again (no failures).
+    deployed_after: list[Deployed] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        counts = self.plan.counts()
+        parts = [f"{counts[a]} {a.value}" for a in Action if counts[a]]
+        verb = "applied" if self.applied else "planned"
+        return f"sync {verb} in {self.duration_s:.2f}s: " + (", ".join(parts) or "no rows")
+
+    def markdown(self) -> str:
+        counts = self.plan.counts()
+        lines = [
+            f"# Schedule sync — {'applied' if self.applied else 'dry run'}",
+            "",
+            "| action | rows |",
+            "| --- | ---: |",
+            *(f"| {a.value} | {counts[a]} |" for a in Action),
+        ]
+        if self.plan.rejected:
+            lines += ["", "## Rejected rows", "", "| schedule | reason |", "| --- | --- |"]
+            lines += [
+                f"| `{s.schedule_id}` | {(s.reason or '').replace('|', '/')} |"
+                for s in self.plan.rejected
+            ]
+        if self.failures:
+            lines += [
+                "",
+                "## Failed changes",
+                "",
+                "| schedule | action | error |",
+                "| --- | --- | --- |",
+            ]
+            lines += [
+                f"| `{f.step.schedule_id}` | {f.step.action.value} | {f.error.replace('|', '/')} |"
+                for f in self.failures
+            ]
+        return "\n".join(lines)
+
+
+def desired_state(
+    settings: Settings, repository: Repository
+) -> tuple[dict[str, DeploymentSpec], dict[str, str]]:
+    """Specs of the good rows and the reasons of the bad ones; a failed read raises."""
+    from flows.jobs import entrypoint
+
+    rows = repository.list_schedules()
+    known_jobs = registry.job_names()
+    specs: dict[str, DeploymentSpec] = {}
+    rejected: dict[str, str] = {}
+    for row in rows:
+        try:
+            good = validation.validated(row, known_jobs, row.id)
+        except errors.InvalidSchedule as exc:
+            rejected[row.id] = "; ".join(str(p) for p in exc.problems)
+            logger.warning("schedule %s rejected: %s", row.id, rejected[row.id])
+            continue
+        specs[row.id] = spec_for(
+            row.replace(cron=good.cron, is_active=good.is_active),  # type: ignore[arg-type]
+            entrypoint=entrypoint(row.job_name),
+            work_pool_name=settings.work_pool,
+            default_timezone=settings.timezone,
+            default_retry_delay_ms=settings.retry_delay_ms,
+        )
+    return specs, rejected
+
+
+def _parameter_schemas() -> dict[str, dict[str, Any]]:
+    from flows.jobs import FLOWS
+
+    return {name: parameter_schema(flow.fn).model_dump() for name, flow in FLOWS.items()}
+
+
+async def sync(
+    settings: Settings,
+    repository: Repository,
+    client: PrefectClient,
+    *,
+    dry_run: bool = False,
+    known: Iterable[Deployed] | None = None,
+    write_concurrency: int = DEFAULT_WRITE_CONCURRENCY,
+) -> SyncReport:
+    """Bring Prefect's deployments to the rows. ``known``: Prefect's state, if already known.
+
+    Nothing is written unless the table and Prefect were both read successfully.
+    """
+    started = time.perf_counter()
+    gateway = Gateway(client)
+    await gateway.check_reachable()
+    specs, rejected = desired_state(settings, repository)
+    deployed = (
+        list(known)
+        if known is not None
+        else await gateway.read_managed_deployments(settings.work_pool)
+    )
+    pool_exists = await gateway.work_pool_exists(settings.work_pool)
+    queues = await gateway.read_queues(settings.work_pool) if pool_exists else []
+    plan = Plan(
+        steps=plan_deployments(specs, rejected, deployed),
+        queues=plan_queues({s.priority for s in specs.values()}, queues),
+    )
+    report = SyncReport(plan=plan, applied=not dry_run)
+    if not dry_run:
+        await gateway.ensure_work_pool(settings.work_pool, settings.work_pool_concurrency)
+        created: dict[str, UUID] = {}
+        if not plan.is_noop:
+            report.failures, created = await _apply(
+                gateway, settings.work_pool, plan, write_concurrency
+            )
+        if report.ok:
+            report.deployed_after = deployed_after(plan, created)
+    report.duration_s = time.perf_counter() - started
+    logger.info(report.summary())
+    return report
+
+
+async def _apply(
+    gateway: Gateway, work_pool: str, plan: Plan, write_concurrency: int
+) -> tuple[list[Failure], dict[str, UUID]]:
+    """Carry out ``plan``; returns the failed steps and the ids of created deployments."""
+    failures: list[Failure] = []
+    created: dict[str, UUID] = {}
+    limit = asyncio.Semaphore(write_concurrency)
+    schemas = _parameter_schemas()
+
+    async def attempt(step: Step, call: Callable[[], Awaitable[Any]]) -> None:
+        async with limit:
+            try:
+                result = await call()
+            except PrefectHTTPStatusError as exc:
+                detail = exc.response.text[:300]
+                failures.append(Failure(step, f"{exc.response.status_code}: {detail}"))
+                logger.error("schedule %s: %s failed: %s", step.schedule_id, step.action, detail)
+                return
+            if isinstance(result, UUID):
+                created[step.schedule_id] = result
+
+    def change(step: Step) -> Callable[[], Awaitable[Any]]:
+        if step.action is Action.DELETE:
+            assert step.deployed is not None
+            return partial(gateway.delete_deployment, step.deployed.id)
+        if step.action in (Action.PAUSE, Action.RESUME):
+            assert step.deployed is not None
+            return partial(gateway.set_paused, step.deployed.id, step.action is Action.PAUSE)
+        assert step.spec is not None
+        return partial(gateway.apply_deployment, step.spec, schemas.get(step.spec.flow_name))
+
+    queue_changes: list[tuple[int, Callable[[], Awaitable[None]]]] = [
+        *((p, partial(gateway.create_queue, work_pool, name, p)) for name, p in plan.queues.create),
+        *((p, partial(gateway.set_queue_priority, q, p)) for q, p in plan.queues.reprioritise),
+    ]
+    deletions = [s for s in plan.writes if s.action is Action.DELETE]
+    others = [s for s in plan.writes if s.action is not Action.DELETE]
+    try:
+        for _, call in sorted(queue_changes, key=lambda item: item[0]):
+            await call()  # one at a time: each can shift the priorities of the others
+        # Deletions first, so that a row moved to another job never runs twice.
+        await asyncio.gather(*(attempt(step, change(step)) for step in deletions))
+        await asyncio.gather(*(attempt(step, change(step)) for step in others))
+        for queue in plan.queues.delete:
+            await gateway.delete_queue(queue)
+    except httpx.TransportError as exc:
+        raise errors.PrefectUnavailable(
+            f"the Prefect API went away while the sync applied its plan ({exc}); "
+            "the next sync completes it"
+        ) from exc
+    return failures, created
+
+
+def deployed_after(plan: Plan, created: dict[str, UUID]) -> list[Deployed]:
+    """Prefect's managed deployments once ``plan`` was applied without failure."""
+    result: list[Deployed] = []
+    for step in plan.steps:
+        if step.action in (Action.DELETE, Action.REJECTED):
+            continue
+        if step.action in (Action.CREATE, Action.UPDATE):
+            assert step.spec is not None
+            result.append(
+                Deployed(
+                    id=created[step.schedule_id],
+                    name=step.spec.name,
+                    flow_name=step.spec.flow_name,
+                    schedule_id=step.schedule_id,
+                    version=step.spec.version,
+                    paused=step.spec.paused,
+                )
+            )
+        else:
+            assert step.deployed is not None
+            paused = {Action.PAUSE: True, Action.RESUME: False}.get(step.action)
+            result.append(
+                step.deployed if paused is None else replace(step.deployed, paused=paused)
+            )
+    return result

@@ -1,0 +1,96 @@
+"""``jobctl sync --watch``: sync on every change of the table, and fully now and then.
+
+A change is seen through the trigger-maintained counter (``repository.schedule_version``),
+polled every ``watch_interval_s``; on PostgreSQL a LISTEN on ``jobctl_schedule`` wakes the
+watcher at once. Between full re-reads of Prefect, the watcher plans against what it
+last applied, so an unchanged table costs one small query and no Prefect call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from deployments.plan import Deployed
+from deployments.sync import sync
+from jobctl import errors
+from jobctl.prefect_api import prefect_client
+from jobctl.repository import NOTIFY_CHANNEL, Repository
+from jobctl.settings import Settings
+
+logger = logging.getLogger("jobctl.watch")
+
+
+async def watch(
+    settings: Settings, repository: Repository, *, stop: asyncio.Event | None = None
+) -> None:
+    stop = stop or asyncio.Event()
+    known: list[Deployed] | None = None
+    last_version: int | None = None
+    last_full = 0.0
+    async with _notifications(settings) as woken:
+        while not stop.is_set():
+            try:
+                version = await asyncio.to_thread(repository.schedule_version)
+                full_due = time.monotonic() - last_full >= settings.full_resync_interval_s
+                if version != last_version or full_due or known is None:
+                    async with prefect_client() as client:
+                        report = await sync(
+                            settings, repository, client, known=None if full_due else known
+                        )
+                    known = report.deployed_after
+                    last_version = version
+                    if full_due:
+                        last_full = time.monotonic()
+            except (errors.DatabaseUnavailable, errors.PrefectUnavailable) as exc:
+                logger.error("sync failed, retrying: %s", exc)
+                known = None
+            await _wait(woken, stop, settings.watch_interval_s)
+
+
+async def _wait(woken: asyncio.Event, stop: asyncio.Event, timeout_s: float) -> None:
+    stopping = asyncio.ensure_future(stop.wait())
+    notified = asyncio.ensure_future(woken.wait())
+    try:
+        await asyncio.wait({stopping, notified}, timeout=timeout_s, return_when="FIRST_COMPLETED")
+    finally:
+        stopping.cancel()
+        notified.cancel()
+        woken.clear()
+
+
+@contextlib.asynccontextmanager
+async def _notifications(settings: Settings) -> AsyncIterator[asyncio.Event]:
+    """An event set on every NOTIFY (PostgreSQL); never set on SQLite, which is polled."""
+    woken = asyncio.Event()
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "postgresql":
+        yield woken
+        return
+    listener = asyncio.create_task(_listen(url.set(drivername="postgresql"), woken))
+    try:
+        yield woken
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+
+
+async def _listen(url: object, woken: asyncio.Event) -> None:
+    dsn = url.render_as_string(hide_password=False)  # type: ignore[attr-defined]
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                woken.set()  # anything missed while not listening is picked up now
+                async for _ in conn.notifies():
+                    woken.set()
+        except psycopg.OperationalError as exc:
+            logger.warning("LISTEN connection lost (%s); reconnecting", exc)
+            await asyncio.sleep(1)

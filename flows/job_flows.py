@@ -1,0 +1,96 @@
+"""Each registered job wrapped as a Prefect flow named after the job.
+
+The flow's parameters mirror the job's (``param`` typed as the job types it, and ``user``)
+so the Prefect UI shows a form. A row's run policy, when the flow process carries one, is
+applied with ``with_options`` before the engine reads it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from prefect import Flow
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
+
+from jobctl.policy import RunPolicy
+from jobctl.registry import SYSTEM_USER, Job
+
+
+def _apply_backoff(policy: RunPolicy) -> None:
+    """Set this attempt's retry delay on the run, where the server reads it on failure.
+
+    A flow's ``retry_delay_seconds`` is one number; exponential backoff changes it per
+    attempt through the run's ``empirical_policy``.
+    """
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    run = context.flow_run
+    attempt = max(run.run_count, 1)
+    if attempt > policy.retries:
+        return
+    delay = policy.retry_delay_before(attempt)
+    if run.empirical_policy.retry_delay == delay:
+        return
+    empirical = run.empirical_policy.model_copy(update={"retry_delay": delay})
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(run.id, empirical_policy=empirical)
+    run.empirical_policy = empirical
+
+
+def _signature(job: Job) -> inspect.Signature:
+    param = job.param_parameter
+    return inspect.Signature(
+        [
+            inspect.Parameter(
+                "param",
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=param.annotation,
+                default=param.default,
+            ),
+            inspect.Parameter(
+                "user", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str, default=SYSTEM_USER
+            ),
+        ],
+        return_annotation=inspect.signature(job.fn).return_annotation,
+    )
+
+
+def build_flow(job: Job, policy: RunPolicy | None, module: str) -> Flow[..., Any]:
+    """The flow of ``job``, found in ``module`` under the job's name."""
+    exponential = policy is not None and policy.backoff == "exponential" and policy.retries > 0
+
+    if job.is_async:
+
+        async def run_async(param: Any, user: str = SYSTEM_USER) -> Any:
+            if exponential:
+                assert policy is not None
+                _apply_backoff(policy)
+            return await job.fn(param, user)
+
+        body: Any = run_async
+    else:
+
+        def run_sync(param: Any, user: str = SYSTEM_USER) -> Any:
+            if exponential:
+                assert policy is not None
+                _apply_backoff(policy)
+            return job.fn(param, user)
+
+        body = run_sync
+
+    body.__name__ = job.name
+    body.__qualname__ = job.name
+    body.__doc__ = job.fn.__doc__
+    body.__signature__ = _signature(job)
+    body.__module__ = module
+    flow: Flow[..., Any] = Flow(body, name=job.name, description=job.description)
+    if policy is None:
+        return flow
+    return flow.with_options(
+        retries=policy.retries,
+        retry_delay_seconds=policy.retry_delay_before(1),
+        timeout_seconds=policy.timeout_s,
+    )
