@@ -23,7 +23,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
 from prefect.client.schemas.schedules import CronSchedule
-from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 from prefect.workers.process import ProcessWorker
 
 from deployments.plan import Deployed, Queue
@@ -82,6 +82,7 @@ class Gateway:
                     schedule_id=schedule_id,
                     version=item.version,
                     paused=bool(item.paused),
+                    work_queue_name=item.work_queue_name,
                 )
             )
         return deployed
@@ -117,15 +118,18 @@ class Gateway:
         try:
             pool = await self.client.read_work_pool(name)
         except ObjectNotFound:
-            await self.client.create_work_pool(
-                WorkPoolCreate(
-                    name=name,
-                    type=ProcessWorker.type,
-                    base_job_template=ProcessWorker.get_default_base_job_template(),
-                    concurrency_limit=concurrency_limit,
-                    description="jobctl: every scheduled job runs here",
+            try:
+                await self.client.create_work_pool(
+                    WorkPoolCreate(
+                        name=name,
+                        type=ProcessWorker.type,
+                        base_job_template=ProcessWorker.get_default_base_job_template(),
+                        concurrency_limit=concurrency_limit,
+                        description="jobctl: every scheduled job runs here",
+                    )
                 )
-            )
+            except ObjectAlreadyExists:
+                pass  # another sync created it meanwhile
             return True
         if pool.concurrency_limit != concurrency_limit:
             await self.client.update_work_pool(
@@ -190,12 +194,15 @@ class Gateway:
             pass  # deleted meanwhile (by another sync): the goal is reached
 
     async def create_queue(self, work_pool_name: str, name: str, priority: int) -> None:
-        await self.client.create_work_queue(
-            name=name,
-            priority=priority,
-            work_pool_name=work_pool_name,
-            description=f"jobctl: rows of {name}",
-        )
+        try:
+            await self.client.create_work_queue(
+                name=name,
+                priority=priority,
+                work_pool_name=work_pool_name,
+                description=f"jobctl: rows of {name}",
+            )
+        except ObjectAlreadyExists:
+            pass  # another sync created it meanwhile; the next plan checks its order
 
     async def set_queue_priority(self, queue: Queue, priority: int) -> None:
         await self.client.update_work_queue(queue.id, priority=priority)

@@ -35,6 +35,7 @@ class Deployed:
     schedule_id: str
     version: str | None
     paused: bool
+    work_queue_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,56 +120,58 @@ def plan_deployments(
 
     for schedule_id, reason in rejected.items():
         existing = by_schedule.pop(schedule_id, [])
-        running = [d for d in existing if not d.paused]
-        if running:
-            # Paused, not deleted: an outdated config must not keep running, and the
-            # deployment comes back as it was once the row is fixed.
-            for item in running:
-                steps.append(Step(Action.PAUSE, schedule_id, deployed=item, reason=reason))
-        else:
+        if not existing:
             steps.append(Step(Action.REJECTED, schedule_id, reason=reason))
+        # Paused, not deleted: an outdated config must not keep running, and the
+        # deployment comes back as it was once the row is fixed.
+        for item in existing:
+            action = Action.REJECTED if item.paused else Action.PAUSE
+            steps.append(Step(action, schedule_id, deployed=item, reason=reason))
 
     for schedule_id, leftovers in by_schedule.items():
         steps.extend(Step(Action.DELETE, schedule_id, deployed=item) for item in leftovers)
     return steps
 
 
-def plan_queues(priorities: Iterable[int], current: Iterable[Queue]) -> QueuePlan:
+def plan_queues(
+    priorities: Iterable[int], current: Iterable[Queue], in_use: Iterable[str] = ()
+) -> QueuePlan:
     """One work queue per distinct row priority, Prefect priorities in the same order.
 
     Prefect priorities are unique in a pool (1 is highest) and shift when one is taken, so
-    when the order is wrong every managed queue is renumbered from the highest down.
-    Queues we do not manage (``default``) keep their place.
+    when the order is wrong every managed queue is renumbered from 1 down. Only the order
+    among our queues matters: other queues (``default``) are not ordered against them.
+    Queues we do not manage (``default``) are left alone, and so is a queue that a
+    remaining deployment still uses (``in_use``: a rejected row's paused deployment), since
+    deleting a queue detaches its deployments from the pool.
     """
     wanted = sorted(set(priorities))
     managed = {q.name: q for q in current if q.name.startswith(QUEUE_PREFIX)}
-    others = [q for q in current if not q.name.startswith(QUEUE_PREFIX)]
     wanted_names = [f"{QUEUE_PREFIX}{p}" for p in wanted]
-    first = max((q.priority for q in others), default=0) + 1
 
     existing_in_order = [managed[name] for name in wanted_names if name in managed]
     in_order = all(a.priority < b.priority for a, b in itertools.pairwise(existing_in_order))
-    above_others = all(q.priority >= first for q in existing_in_order)
     missing = [name for name in wanted_names if name not in managed]
 
     reprioritise: list[tuple[Queue, int]] = []
     create: list[tuple[str, int]] = []
-    if in_order and above_others and not missing:
+    if in_order and not missing:
         pass
-    elif in_order and above_others and _appendable(wanted_names, managed):
+    elif in_order and _appendable(wanted_names, managed):
         # New queues all rank below the existing ones: create them at the end.
-        last = max((q.priority for q in existing_in_order), default=first - 1)
+        last = max((q.priority for q in existing_in_order), default=0)
         create = [(name, last + i) for i, name in enumerate(missing, start=1)]
     else:
         # Renumber every managed queue, in ascending order: a change can shift the queues
         # below it, so one that was right before may not be right after.
         for offset, name in enumerate(wanted_names):
-            target = first + offset
+            target = 1 + offset
             if name in managed:
                 reprioritise.append((managed[name], target))
             else:
                 create.append((name, target))
-    delete = [q for name, q in managed.items() if name not in wanted_names]
+    keep = set(wanted_names) | set(in_use)
+    delete = [q for name, q in managed.items() if name not in keep]
     return QueuePlan(create=create, reprioritise=reprioritise, delete=delete)
 
 

@@ -143,9 +143,16 @@ async def sync(
     )
     pool_exists = await gateway.work_pool_exists(settings.work_pool)
     queues = await gateway.read_queues(settings.work_pool) if pool_exists else []
+    steps = plan_deployments(specs, rejected, deployed)
+    kept_queues = {
+        s.deployed.work_queue_name
+        for s in steps
+        if s.spec is None and s.action is not Action.DELETE and s.deployed is not None
+        if s.deployed.work_queue_name
+    }
     plan = Plan(
-        steps=plan_deployments(specs, rejected, deployed),
-        queues=plan_queues({s.priority for s in specs.values()}, queues),
+        steps=steps,
+        queues=plan_queues({s.priority for s in specs.values()}, queues, kept_queues),
     )
     report = SyncReport(plan=plan, applied=not dry_run)
     if not dry_run:
@@ -219,7 +226,7 @@ def deployed_after(plan: Plan, created: dict[str, UUID]) -> list[Deployed]:
     """Prefect's managed deployments once ``plan`` was applied without failure."""
     result: list[Deployed] = []
     for step in plan.steps:
-        if step.action in (Action.DELETE, Action.REJECTED):
+        if step.action is Action.DELETE or step.deployed is None and step.spec is None:
             continue
         if step.action in (Action.CREATE, Action.UPDATE):
             assert step.spec is not None
@@ -231,6 +238,7 @@ def deployed_after(plan: Plan, created: dict[str, UUID]) -> list[Deployed]:
                     schedule_id=step.schedule_id,
                     version=step.spec.version,
                     paused=step.spec.paused,
+                    work_queue_name=step.spec.work_queue_name,
                 )
             )
         else:

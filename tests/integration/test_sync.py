@@ -1,0 +1,306 @@
+"""The sync against a real Prefect server, on SQLite and PostgreSQL tables."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from sqlalchemy import text
+
+from deployments.plan import Action
+from deployments.spec import deployment_name, queue_name
+from jobctl import errors
+from jobctl.db import create_db_engine
+from jobctl.repository import Repository
+from tests.conftest import ScheduleFactory
+from tests.fixtures.sync import RequestLog, SyncTarget
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def _assert_mirrors(target: SyncTarget, schedule_id: str) -> None:
+    row = target.repository.get_schedule(schedule_id)
+    deployment = target.deployments()[schedule_id]
+    assert deployment.name == deployment_name(schedule_id)
+    assert target.flow_name(deployment) == row.job_name
+    assert len(deployment.schedules) == 1
+    cron = deployment.schedules[0].schedule
+    assert cron.cron == row.cron  # type: ignore[union-attr]
+    assert cron.timezone == (row.timezone or target.settings.timezone)  # type: ignore[union-attr]
+    assert deployment.parameters == {"param": row.param}
+    assert deployment.paused is (not row.is_active)
+    assert deployment.work_pool_name == target.settings.work_pool
+    assert deployment.work_queue_name == queue_name(row.priority)
+    assert deployment.description == row.description
+    assert {"jobctl", f"job:{row.job_name}"} <= set(deployment.tags)
+    policy = json.loads(deployment.job_variables["env"]["JOBCTL_RUN_POLICY"])
+    assert policy["retries"] == (row.max_retries or 0)
+    assert policy["timeout_s"] == (row.timeout_ms / 1000 if row.timeout_ms else None)
+
+
+def test_sync_creates_one_deployment_per_row(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    first = sync_target.repository.add_schedule(
+        schedule_factory(
+            cron="0 0 * * *",
+            param=["param1", "param2"],
+            priority=10,
+            timeout_ms=600_000,
+            max_retries=3,
+            description="每日資料清理任務",
+        )
+    )
+    second = sync_target.repository.add_schedule(
+        schedule_factory(cron="*/5 * * * *", job_name="sleep", param=1, timezone="Asia/Taipei")
+    )
+
+    report = sync_target.sync()
+
+    assert report.plan.counts()[Action.CREATE] == 2
+    assert report.ok
+    assert set(sync_target.deployments()) == {first.id, second.id}
+    _assert_mirrors(sync_target, first.id)
+    _assert_mirrors(sync_target, second.id)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"cron": "15 3 * * *"},
+        {"timezone": "America/New_York"},
+        {"param": {"nested": ["value", 1]}},
+        {"priority": 3},
+        {"max_retries": 5, "retry_delay_ms": 2_000, "retry_backoff": "exponential"},
+        {"timeout_ms": 1_000},
+        {"description": "changed"},
+    ],
+    ids=lambda changes: "+".join(changes),
+)
+def test_sync_updates_the_deployment_of_an_edited_row(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory, changes: dict[str, object]
+) -> None:
+    row = sync_target.repository.add_schedule(schedule_factory())
+    sync_target.sync()
+    before = sync_target.deployments()[row.id]
+
+    sync_target.repository.update_schedule(row.id, **changes)
+    report = sync_target.sync()
+
+    assert report.plan.counts()[Action.UPDATE] == 1
+    after = sync_target.deployments()[row.id]
+    assert after.id == before.id
+    assert after.version != before.version
+    _assert_mirrors(sync_target, row.id)
+
+
+def test_disabling_pauses_and_enabling_resumes(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    row = sync_target.repository.add_schedule(schedule_factory())
+    sync_target.sync()
+
+    sync_target.repository.update_schedule(row.id, is_active=False)
+    assert sync_target.sync().plan.counts()[Action.PAUSE] == 1
+    assert sync_target.deployments()[row.id].paused is True
+
+    sync_target.repository.update_schedule(row.id, is_active=True)
+    assert sync_target.sync().plan.counts()[Action.RESUME] == 1
+    assert sync_target.deployments()[row.id].paused is False
+    _assert_mirrors(sync_target, row.id)
+
+
+def test_deleting_a_row_deletes_its_deployment_only(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    kept = sync_target.repository.add_schedule(schedule_factory())
+    removed = sync_target.repository.add_schedule(schedule_factory())
+    sync_target.sync()
+
+    sync_target.repository.delete_schedule(removed.id)
+    report = sync_target.sync()
+
+    assert report.plan.counts()[Action.DELETE] == 1
+    assert set(sync_target.deployments()) == {kept.id}
+
+
+def test_a_job_change_moves_the_deployment_to_the_other_flow(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    row = sync_target.repository.add_schedule(schedule_factory(job_name="processData"))
+    sync_target.sync()
+
+    sync_target.repository.update_schedule(row.id, job_name="sleep", param=1)
+    sync_target.sync()
+
+    deployment = sync_target.deployments()[row.id]  # asserts there is exactly one
+    assert sync_target.flow_name(deployment) == "sleep"
+    _assert_mirrors(sync_target, row.id)
+
+
+def test_an_unchanged_resync_makes_no_write_request(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    for priority in (1, 5, 5, None):
+        sync_target.repository.add_schedule(schedule_factory(priority=priority))
+    inactive = sync_target.repository.add_schedule(schedule_factory(is_active=False))
+    first = RequestLog()
+    sync_target.sync(log=first)
+    assert first.writes, "the cold sync must have written"
+
+    second = RequestLog()
+    report = sync_target.sync(log=second)
+
+    assert report.plan.counts()[Action.UNCHANGED] == 5
+    assert second.requests, "the resync must have read Prefect"
+    assert second.writes == []
+    assert sync_target.deployments()[inactive.id].paused is True
+
+
+def test_queues_follow_the_order_of_row_priorities(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    for priority in (10, 0, 5):
+        sync_target.repository.add_schedule(schedule_factory(priority=priority))
+    sync_target.sync()
+    low = sync_target.repository.add_schedule(schedule_factory(priority=7))
+    sync_target.sync()
+    sync_target.repository.update_schedule(low.id, priority=2)
+    sync_target.sync()
+
+    async def read_queues() -> dict[str, int]:
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
+            queues = await client.read_work_queues(work_pool_name=sync_target.settings.work_pool)
+            return {q.name: q.priority for q in queues}
+
+    queues = asyncio.run(read_queues())
+    managed = sorted((p, n) for n, p in queues.items() if n.startswith("priority-"))
+    assert [name for _, name in managed] == [
+        "priority-0", "priority-2", "priority-5", "priority-10",
+    ]  # fmt: skip
+    assert "priority-7" not in queues  # no row uses it any more
+
+
+def _insert_by_sql(repository: Repository, schedule_id: str, **columns: object) -> None:
+    values = {"id": schedule_id, "cron": "* * * * *", "jobName": "processData", **columns}
+    names = ", ".join(f'"{name}"' for name in values)
+    binds = ", ".join(f":{name}" for name in values)
+    with repository.engine.begin() as conn:
+        conn.execute(text(f'INSERT INTO "JobSchedule" ({names}) VALUES ({binds})'), values)
+
+
+def test_bad_rows_are_rejected_with_reasons_and_good_rows_still_sync(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    repository = sync_target.repository
+    good = repository.add_schedule(schedule_factory())
+    _insert_by_sql(repository, "bad-cron", cron="61 * * * *")
+    _insert_by_sql(repository, "bad-seconds", cron="*/10 * * * * *")
+    _insert_by_sql(repository, "bad-job", jobName="__init__")
+    _insert_by_sql(repository, "bad-timeout", timeout=-5)
+    huge = json.dumps(["x" * 70_000])
+    _insert_by_sql(repository, "bad-param", param=huge)
+
+    report = sync_target.sync()
+
+    reasons = {step.schedule_id: step.reason or "" for step in report.plan.rejected}
+    assert set(reasons) == {"bad-cron", "bad-seconds", "bad-job", "bad-timeout", "bad-param"}
+    assert reasons["bad-cron"].startswith("cron:")
+    assert "sub-minute" in reasons["bad-seconds"]
+    assert reasons["bad-job"].startswith("jobName:")
+    assert reasons["bad-timeout"].startswith("timeout:")
+    assert reasons["bad-param"].startswith("param:")
+    assert set(sync_target.deployments()) == {good.id}
+
+
+def test_malformed_json_param_is_rejected_on_sqlite(
+    sync_target: SyncTarget, database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's jsonb refuses malformed JSON at insert")
+    _insert_by_sql(sync_target.repository, "bad-json", param="{not json")
+    report = sync_target.sync()
+    assert [s.schedule_id for s in report.plan.rejected] == ["bad-json"]
+    assert "not valid JSON" in (report.plan.rejected[0].reason or "")
+
+
+def test_a_row_that_turns_bad_has_its_deployment_paused(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    row = sync_target.repository.add_schedule(schedule_factory())
+    sync_target.sync()
+    with sync_target.repository.engine.begin() as conn:
+        conn.execute(
+            text('UPDATE "JobSchedule" SET cron = :cron WHERE id = :id'),
+            {"cron": "not a cron", "id": row.id},
+        )
+
+    report = sync_target.sync()
+
+    assert [(s.action, s.schedule_id) for s in report.plan.rejected] == [(Action.PAUSE, row.id)]
+    deployment = sync_target.deployments()[row.id]
+    assert deployment.paused is True
+    assert deployment.schedules[0].schedule.cron == row.cron  # type: ignore[union-attr]
+    # Once paused, the still-bad row is reported without another write.
+    log = RequestLog()
+    assert sync_target.sync(log=log).plan.counts()[Action.REJECTED] == 1
+    assert log.writes == []
+
+
+def test_a_failed_table_read_changes_nothing(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    row = sync_target.repository.add_schedule(schedule_factory())
+    sync_target.sync()
+    unreachable = Repository(create_db_engine("postgresql+psycopg://postgres@127.0.0.1:1/none"))
+    broken = SyncTarget(sync_target.settings, unreachable, sync_target.server)
+
+    log = RequestLog()
+    with pytest.raises(errors.DatabaseUnavailable):
+        broken.sync(log=log)
+
+    assert log.writes == []
+    assert set(sync_target.deployments()) == {row.id}
+
+
+def test_an_unreachable_prefect_fails_clearly(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    sync_target.repository.add_schedule(schedule_factory())
+    with (
+        temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:1/api"}),
+        pytest.raises(errors.PrefectUnavailable, match="cannot be reached"),
+    ):
+        sync_target.sync()
+
+
+def test_two_syncs_at_once_converge_to_one_deployment_per_row(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    rows = [sync_target.repository.add_schedule(schedule_factory()) for _ in range(12)]
+
+    async def both() -> None:
+        await asyncio.gather(sync_target.sync_async(), sync_target.sync_async())
+
+    asyncio.run(both())
+
+    assert set(sync_target.deployments()) == {row.id for row in rows}
+    log = RequestLog()
+    assert sync_target.sync(log=log).plan.counts()[Action.UNCHANGED] == len(rows)
+    assert log.writes == []
+
+
+def test_dry_run_plans_without_writing(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    sync_target.repository.add_schedule(schedule_factory())
+    log = RequestLog()
+    report = sync_target.sync(log=log, dry_run=True)
+    assert report.plan.counts()[Action.CREATE] == 1
+    assert log.writes == []
+    assert sync_target.deployments() == {}
