@@ -7,6 +7,7 @@ environment variable), because Prefect reads retries and timeouts from the flow 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -17,14 +18,15 @@ SCHEDULE_ID_ENV = "JOBCTL_SCHEDULE_ID"
 @dataclass(frozen=True)
 class RunPolicy:
     retries: int = 0
-    retry_delay_s: float = 0.0
+    # Whole seconds: Prefect keeps a flow run's retry delay as an integer.
+    retry_delay_s: int = 0
     backoff: str = "fixed"
     timeout_s: float | None = None
 
-    def retry_delay_before(self, attempt: int) -> float:
+    def retry_delay_before(self, attempt: int) -> int:
         """Seconds to wait after failed ``attempt`` (1-based) before the next one."""
         if self.backoff == "exponential":
-            return float(self.retry_delay_s * 2 ** (attempt - 1))
+            return int(self.retry_delay_s * 2 ** (attempt - 1))
         return self.retry_delay_s
 
     def to_env(self) -> str:
@@ -49,7 +51,7 @@ def from_row(
     delay_ms = default_retry_delay_ms if retry_delay_ms is None else retry_delay_ms
     return RunPolicy(
         retries=max_retries or 0,
-        retry_delay_s=delay_ms / 1000,
+        retry_delay_s=math.ceil(delay_ms / 1000),
         backoff=retry_backoff,
         timeout_s=timeout_ms / 1000 if timeout_ms else None,
     )

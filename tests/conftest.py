@@ -69,7 +69,7 @@ def postgres_url(database: str) -> str:
 def _postgres_unreachable(exc: Exception) -> NoReturn:
     message = f"PostgreSQL is unreachable at {POSTGRES_ADMIN_URL}: {exc}"
     if os.environ.get("CI") == "true":
-        pytest.fail(message)
+        pytest.fail(message, pytrace=False)
     pytest.skip(message)
 
 
@@ -115,11 +115,13 @@ def postgres_admin() -> Iterator[Engine]:
 def postgres_template(postgres_admin: Engine) -> Iterator[str]:
     """A database migrated to head once per session; tests clone it."""
     name = f"jobctl_test_template_{os.getpid()}"
-    _drop_database(postgres_admin, name)
+    _drop_database(postgres_admin, name)  # left over by a crashed run that had our pid
     _create_database(postgres_admin, name, template="template0")
-    _migrate(postgres_url(name))
-    yield name
-    _drop_database(postgres_admin, name)
+    try:
+        _migrate(postgres_url(name))
+        yield name
+    finally:
+        _drop_database(postgres_admin, name)
 
 
 def _cloned_postgres_database(request: pytest.FixtureRequest, template: str) -> Iterator[str]:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, insert, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from jobctl import db, errors
 from jobctl.models import JobHistory, JobStatus
@@ -139,9 +139,7 @@ def test_update_schedule_changes_only_the_given_fields(
 
     updated = repo.update_schedule(added.id, cron="0 3 * * *", is_active=False, param={"k": 1})
 
-    assert updated.spec() == added.spec().replace(
-        cron="0 3 * * *", is_active=False, param={"k": 1}
-    )
+    assert updated.spec() == added.spec().replace(cron="0 3 * * *", is_active=False, param={"k": 1})
     assert updated.created_at == added.created_at
     assert repo.get_schedule(added.id) == updated
 
@@ -290,8 +288,7 @@ def test_postgres_jsonb_refuses_a_malformed_param(repo: Repository, engine: Engi
     with pytest.raises(DBAPIError, match="invalid input syntax for type json"):
         plain_sql(
             engine,
-            'INSERT INTO "JobSchedule" (id, cron, "jobName", param) '
-            "VALUES (:id, :cron, :job, :p)",
+            'INSERT INTO "JobSchedule" (id, cron, "jobName", param) VALUES (:id, :cron, :job, :p)',
             id="bad-json",
             cron="* * * * *",
             job="sleep",
@@ -386,9 +383,9 @@ def test_finish_attempt_keeps_first_outcome(repo: Repository):
         peak_memory_bytes=1,
     )
 
-    assert written is False
     assert repo.get_attempt(history_id) == first
     assert repo.count_history() == 1
+    assert written is False  # "Returns whether anything was written."
 
 
 def test_finish_attempt_without_start_writes_a_complete_row(repo: Repository):
@@ -559,38 +556,52 @@ def test_history_timestamps_come_back_as_utc(repo: Repository):
     assert attempt.start_at.replace(tzinfo=None) == datetime(2026, 7, 1, 12, 0, 0, 123456)  # noqa: DTZ001
 
 
-@pytest.mark.parametrize(
-    "write",
-    [
-        pytest.param(lambda repo: start(repo, start_at=NAIVE), id="start_attempt-start_at"),
-        pytest.param(lambda repo: finish(repo, end_at=NAIVE), id="finish_attempt-end_at"),
-        pytest.param(
-            lambda repo: finish(repo, start_at=NAIVE, end_at=T0), id="finish_attempt-start_at"
-        ),
-    ],
-)
+def _refusal_message(exc: BaseException) -> str:
+    """The refusal raised by the UTC column type, seen through SQLAlchemy's wrapper if any."""
+    cause = exc.orig if isinstance(exc, StatementError) else exc
+    assert isinstance(cause, ValueError), repr(exc)
+    return str(cause)
+
+
+NAIVE_WRITES = [
+    pytest.param(lambda repo: start(repo, start_at=NAIVE), id="start_attempt-start_at"),
+    pytest.param(lambda repo: finish(repo, end_at=NAIVE), id="finish_attempt-end_at"),
+    pytest.param(
+        lambda repo: finish(repo, start_at=NAIVE, end_at=T0), id="finish_attempt-start_at"
+    ),
+]
+NAIVE_QUERIES = [
+    pytest.param(lambda repo: repo.list_history(HistoryFilter(since=NAIVE)), id="since"),
+    pytest.param(lambda repo: repo.list_history(HistoryFilter(until=NAIVE)), id="until"),
+    pytest.param(lambda repo: repo.purge_history(NAIVE), id="purge_history"),
+]
+
+
+@pytest.mark.parametrize("write", NAIVE_WRITES)
 def test_naive_datetimes_are_refused_on_write(repo: Repository, write: Callable[[Repository], Any]):
-    with pytest.raises(ValueError, match="naive datetime"):
+    with pytest.raises((ValueError, StatementError)) as raised:
         write(repo)
 
+    assert "naive datetime" in _refusal_message(raised.value)
     assert repo.count_history() == 0
 
 
-@pytest.mark.parametrize(
-    "read",
-    [
-        pytest.param(lambda repo: repo.list_history(HistoryFilter(since=NAIVE)), id="since"),
-        pytest.param(lambda repo: repo.list_history(HistoryFilter(until=NAIVE)), id="until"),
-        pytest.param(lambda repo: repo.purge_history(NAIVE), id="purge_history"),
-    ],
-)
+@pytest.mark.parametrize("query", NAIVE_QUERIES)
 def test_naive_datetimes_are_refused_in_queries(
-    repo: Repository, seeded_history: dict[str, int], read: Callable[[Repository], Any]
+    repo: Repository, seeded_history: dict[str, int], query: Callable[[Repository], Any]
 ):
-    with pytest.raises(ValueError, match="naive datetime"):
-        read(repo)
+    with pytest.raises((ValueError, StatementError)) as raised:
+        query(repo)
 
+    assert "naive datetime" in _refusal_message(raised.value)
     assert repo.count_history() == len(seeded_history)
+
+
+def test_naive_datetime_refusal_reaches_the_caller_as_a_value_error(repo: Repository):
+    # The repository is the boundary of SQLAlchemy: its callers (hooks, CLI, API) must not
+    # have to catch sqlalchemy.exc.StatementError to learn that they passed a naive time.
+    with pytest.raises(ValueError, match="naive datetime"):
+        start(repo, start_at=NAIVE)
 
 
 # -- history: purging ------------------------------------------------------------------

@@ -152,7 +152,7 @@ def test_duplicate_name_from_another_function_is_refused(
 ):
     def impostor(param: Any, user: str) -> None: ...
 
-    with pytest.raises(ValueError, match="already registered by jobs.examples.process_data"):
+    with pytest.raises(ValueError, match=r"already registered by jobs\.examples\.process_data"):
         registry.job(name="processData")(impostor)
 
     assert jobs_registry["processData"].fn is examples.process_data
