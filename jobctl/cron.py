@@ -5,10 +5,11 @@ Pure functions: callers pass ``at``; nothing here reads the clock.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
+from prefect.server.schemas.schedules import CronSchedule
 
 ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -69,14 +70,18 @@ def _reason(expression: str) -> str:
 
 
 def next_fire_times(expression: str, timezone: str, at: datetime, count: int = 3) -> list[datetime]:
-    """The next ``count`` fire times after ``at``, as aware datetimes in ``timezone``."""
+    """The next ``count`` fire times after ``at``, as aware datetimes in ``timezone``.
+
+    Computed by Prefect's own cron schedule, so that what we show is what Prefect runs,
+    on DST days too (a time skipped by spring-forward fires after the gap; a repeated
+    time fires once, at its first occurrence).
+    """
     if at.tzinfo is None:
         raise ValueError("`at` must be timezone-aware")
     five = normalize_cron(expression)
+    schedule = CronSchedule(cron=ALIASES.get(five, five), timezone=timezone)
+    # get_dates() is a coroutine around this generator; callers here are synchronous.
+    after = at + timedelta(microseconds=1)  # strictly after ``at``
+    dates = sorted(schedule._get_dates_generator(n=count, start=after))
     zone = ZoneInfo(timezone)
-    iterator = croniter(ALIASES.get(five, five), at.astimezone(zone))
-    return [iterator.get_next(datetime) for _ in range(count)]
-
-
-def to_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
+    return [date.astimezone(zone) for date in dates]

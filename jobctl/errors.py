@@ -16,6 +16,10 @@ class DatabaseUnavailable(JobctlError):
     """The jobctl database cannot be reached."""
 
 
+class IncompatibleDatabase(JobctlError):
+    """This database cannot be upgraded without rewriting its data."""
+
+
 class MigrationsPending(JobctlError):
     """The database schema is not current: run `jobctl db upgrade`."""
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Text, cast, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError, StatementError
 from sqlalchemy.orm import Session
 
 from jobctl import errors
@@ -67,6 +67,10 @@ def translate_errors() -> Iterator[None]:
             raise errors.DatabaseUnavailable(
                 f"the jobctl database connection was lost: {exc.orig}"
             ) from exc
+        raise
+    except StatementError as exc:
+        if isinstance(exc.orig, ValueError):  # refused by a column type (a naive datetime)
+            raise exc.orig from None
         raise
 
 
@@ -266,8 +270,8 @@ class Repository:
                 },
                 where=JobHistory.status == JobStatus.PROCESSING,
             )
-            result = session.execute(statement)
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO UPDATE.
+            return session.execute(statement.returning(JobHistory.id)).first() is not None
 
     def list_history(self, query: HistoryFilter) -> list[Attempt]:
         statement = select(JobHistory)

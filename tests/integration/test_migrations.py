@@ -313,6 +313,13 @@ def _json_text(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
+# The original system ran on PostgreSQL. Prisma's SQLite connector stores times as epoch
+# milliseconds, which jobctl refuses to upgrade (see the SQLite test at the end).
+ORIGINAL_ON_POSTGRES = pytest.mark.parametrize(
+    "unmigrated_database_url", ["postgresql"], ids=["postgres"], indirect=True
+)
+
+
 @pytest.fixture
 def original_engine(unmigrated_engine: Engine) -> Engine:
     """A database as the original NestJS/Prisma system left it, with a few rows."""
@@ -436,11 +443,13 @@ def test_current_revision_of_an_unreachable_database_raises_database_unavailable
 # -- the original system's database ----------------------------------------------------
 
 
+@ORIGINAL_ON_POSTGRES
 def test_original_database_is_not_current_before_upgrade(original_engine: Engine):
     assert migrate.current_revision(original_engine) is None
     assert migrate.is_current(original_engine) is False
 
 
+@ORIGINAL_ON_POSTGRES
 def test_upgrade_keeps_every_original_row_and_value(original_engine: Engine):
     before = dump_original_data(original_engine)
     assert len(before["JobSchedule"]) == 2
@@ -452,6 +461,7 @@ def test_upgrade_keeps_every_original_row_and_value(original_engine: Engine):
     assert migrate.is_current(original_engine) is True
 
 
+@ORIGINAL_ON_POSTGRES
 def test_upgrade_keeps_the_original_column_types(original_engine: Engine):
     before = {table: column_definitions(original_engine, table) for table in ORIGINAL_COLUMNS}
 
@@ -475,6 +485,7 @@ def test_upgrade_keeps_timestamps_without_time_zone_on_postgres(original_engine:
     assert schedule["param"][1] == "jsonb"
 
 
+@ORIGINAL_ON_POSTGRES
 def test_upgrade_adds_the_new_columns_and_indexes(original_engine: Engine):
     migrate.upgrade(original_engine)
 
@@ -486,6 +497,7 @@ def test_upgrade_adds_the_new_columns_and_indexes(original_engine: Engine):
     assert found[UNIQUE_RUN_ATTEMPT[0]] == (UNIQUE_RUN_ATTEMPT[1], True)
 
 
+@ORIGINAL_ON_POSTGRES
 def test_upgrade_of_the_original_database_twice_is_a_no_op(original_engine: Engine):
     migrate.upgrade(original_engine)
     schema = schema_snapshot(original_engine)
@@ -497,6 +509,7 @@ def test_upgrade_of_the_original_database_twice_is_a_no_op(original_engine: Engi
     assert dump_original_data(original_engine) == data
 
 
+@ORIGINAL_ON_POSTGRES
 def test_repository_reads_original_schedules(original_engine: Engine):
     migrate.upgrade(original_engine)
 
@@ -524,6 +537,7 @@ def test_repository_reads_original_schedules(original_engine: Engine):
         assert (schedule.retry_backoff, schedule.overlap) == ("fixed", "allow")
 
 
+@ORIGINAL_ON_POSTGRES
 def test_repository_reads_original_history(original_engine: Engine):
     migrate.upgrade(original_engine)
 
@@ -541,6 +555,7 @@ def test_repository_reads_original_history(original_engine: Engine):
         assert (attempt.schedule_id, attempt.flow_run_id, attempt.attempt) == (None, None, None)
 
 
+@ORIGINAL_ON_POSTGRES
 def test_purge_history_deletes_only_old_original_rows(original_engine: Engine):
     migrate.upgrade(original_engine)
     repo = Repository(original_engine)
@@ -551,6 +566,7 @@ def test_purge_history_deletes_only_old_original_rows(original_engine: Engine):
     assert purged == 1
 
 
+@ORIGINAL_ON_POSTGRES
 def test_repository_writes_into_the_upgraded_database(
     original_engine: Engine, schedule_factory: MakeSpec
 ):
@@ -594,6 +610,7 @@ def test_repository_writes_into_the_upgraded_database(
     assert repo.count_history() == 4
 
 
+@ORIGINAL_ON_POSTGRES
 def test_schedule_version_bumps_in_the_upgraded_database(
     original_engine: Engine, schedule_factory: MakeSpec
 ):
@@ -613,3 +630,19 @@ def test_schedule_version_bumps_in_the_upgraded_database(
     versions.append(repo.schedule_version())
 
     assert versions == sorted(set(versions)), versions
+
+
+@pytest.mark.parametrize("unmigrated_database_url", ["sqlite"], ids=["sqlite"], indirect=True)
+def test_upgrade_refuses_a_prisma_sqlite_database_and_changes_nothing(
+    unmigrated_engine: Engine,
+) -> None:
+    create_original_database(unmigrated_engine)
+    before = dump_original_data(unmigrated_engine)
+    columns_before = {t: column_names(unmigrated_engine, t) for t in ORIGINAL_COLUMNS}
+
+    with pytest.raises(errors.IncompatibleDatabase, match="epoch milliseconds"):
+        migrate.upgrade(unmigrated_engine)
+
+    assert dump_original_data(unmigrated_engine) == before
+    assert {t: column_names(unmigrated_engine, t) for t in ORIGINAL_COLUMNS} == columns_before
+    assert migrate.current_revision(unmigrated_engine) is None

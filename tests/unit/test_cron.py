@@ -193,8 +193,3 @@ def test_next_fire_times_fires_once_on_a_time_repeated_by_fall_back_like_prefect
         utc(2026, 10, 25, 0, 30),  # the first 02:30 (CEST) only
         utc(2026, 10, 26, 1, 30),  # 02:30 CET
     ]
-
-
-def test_to_utc_converts_aware_times():
-    assert cron.to_utc(berlin(2026, 7, 1, 12)) == utc(2026, 7, 1, 10)
-    assert cron.to_utc(berlin(2026, 7, 1, 12)).tzinfo is UTC

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from jobctl import errors
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -104,8 +106,34 @@ def _create_or_complete(table: str, columns: list[ColumnFactory]) -> None:
             op.add_column(table, column)
 
 
+# Prisma's SQLite connector stores DateTime as integer epoch milliseconds; our columns hold
+# ISO text, and SQLite compares every integer below every text, so a time filter (or a
+# purge) on such rows would be silently wrong. Refuse rather than rewrite the data.
+PRISMA_SQLITE_TIMES = {"JobSchedule": "createdAt", "JobHistory": "startAt"}
+
+
+def _refuse_prisma_sqlite_times() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        return
+    inspector = sa.inspect(bind)
+    for table, column in PRISMA_SQLITE_TIMES.items():
+        if not inspector.has_table(table):
+            continue
+        found = bind.execute(
+            sa.text(f'SELECT 1 FROM "{table}" WHERE typeof("{column}") = \'integer\' LIMIT 1')
+        ).first()
+        if found is not None:
+            raise errors.IncompatibleDatabase(
+                f'"{table}"."{column}" holds epoch milliseconds (a Prisma SQLite database): '
+                "jobctl upgrades the original system's PostgreSQL schema; on SQLite it "
+                "would have to rewrite every timestamp, so it changed nothing"
+            )
+
+
 def upgrade() -> None:
     bind = op.get_bind()
+    _refuse_prisma_sqlite_times()
     if bind.dialect.name == "postgresql":
         postgresql.ENUM(*STATUSES, name="JobStatus").create(bind, checkfirst=True)
     _create_or_complete("JobSchedule", SCHEDULE_COLUMNS)
