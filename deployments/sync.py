@@ -22,6 +22,7 @@ from prefect.utilities.callables import parameter_schema
 from deployments.gateway import Gateway
 from deployments.plan import Action, Deployed, Plan, Step, plan_deployments, plan_queues
 from deployments.spec import DeploymentSpec, spec_for
+from flows.registered import FLOWS, entrypoint
 from jobctl import errors, registry, validation
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -90,8 +91,6 @@ def desired_state(
     settings: Settings, repository: Repository
 ) -> tuple[dict[str, DeploymentSpec], dict[str, str]]:
     """Specs of the good rows and the reasons of the bad ones; a failed read raises."""
-    from flows.jobs import entrypoint
-
     rows = repository.list_schedules()
     known_jobs = registry.job_names()
     specs: dict[str, DeploymentSpec] = {}
@@ -114,8 +113,6 @@ def desired_state(
 
 
 def _parameter_schemas() -> dict[str, dict[str, Any]]:
-    from flows.jobs import FLOWS
-
     return {name: parameter_schema(flow.fn).model_dump() for name, flow in FLOWS.items()}
 
 
@@ -226,7 +223,7 @@ def deployed_after(plan: Plan, created: dict[str, UUID]) -> list[Deployed]:
     """Prefect's managed deployments once ``plan`` was applied without failure."""
     result: list[Deployed] = []
     for step in plan.steps:
-        if step.action is Action.DELETE or step.deployed is None and step.spec is None:
+        if step.action is Action.DELETE or (step.deployed is None and step.spec is None):
             continue
         if step.action in (Action.CREATE, Action.UPDATE):
             assert step.spec is not None

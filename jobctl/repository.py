@@ -311,6 +311,8 @@ class Repository:
 
     def purge_history(self, older_than: datetime, batch_size: int = PURGE_BATCH_SIZE) -> int:
         """Delete attempts that started before ``older_than``, one short transaction a batch."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         purged = 0
         while True:
             with self.session() as session:

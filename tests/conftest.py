@@ -23,7 +23,13 @@ from jobctl.records import ScheduleSpec
 from jobctl.repository import Repository
 
 TESTS_DIR = Path(__file__).parent
-LAYER_MARKERS = {"unit": TESTS_DIR / "unit", "integration": TESTS_DIR / "integration"}
+LAYER_MARKERS = {layer: TESTS_DIR / layer for layer in ("unit", "integration", "e2e")}
+
+pytest_plugins = [
+    "tests.fixtures.prefect",
+    "tests.fixtures.sync",
+    "tests.fixtures.http_target",
+]
 
 # The maintenance database: used only to CREATE and DROP the test databases.
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -1,4 +1,7 @@
-"""Entrypoint module of every job flow: ``flows.jobs.<jobName>``.
+"""Entrypoint module of every job flow: ``flows.registered.<jobName>``.
+
+Not named ``jobs``: Prefect puts this folder on ``sys.path`` when it loads a flow file, and
+a ``flows/jobs.py`` would then shadow the ``jobs`` package.
 
 Importing it builds one flow per registered job as a module attribute. In a flow process
 started for a schedule row, the row's policy (an environment variable set by the

@@ -1,0 +1,26 @@
+"""The ``purge-history`` flow: delete attempts older than the retention, in batches."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from prefect import flow, get_run_logger
+
+from jobctl import db
+from jobctl.repository import Repository
+from jobctl.settings import Settings
+
+
+@flow(name="purge-history")
+def purge_history(retention_days: int | None = None) -> int:
+    """Delete JobHistory rows older than ``retention_days`` (default: the setting)."""
+    settings = Settings()
+    days = retention_days or settings.history_retention_days
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    engine = db.create_db_engine(settings.database_url)
+    try:
+        purged = Repository(engine).purge_history(cutoff)
+    finally:
+        engine.dispose()
+    get_run_logger().info("purged %d attempt(s) started before %s", purged, cutoff.isoformat())
+    return purged

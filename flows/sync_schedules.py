@@ -1,0 +1,35 @@
+"""The ``sync-schedules`` flow: one sync, its plan published as a markdown artifact."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_markdown_artifact
+from prefect.client.orchestration import get_client
+
+from deployments import sync as schedule_sync
+from jobctl import db
+from jobctl.repository import Repository
+from jobctl.settings import Settings
+
+ARTIFACT_KEY = "jobctl-sync-plan"
+
+
+@flow(name="sync-schedules", log_prints=True)
+async def sync_schedules(dry_run: bool = False) -> dict[str, int]:
+    """Mirror every JobSchedule row into a Prefect deployment (as `jobctl sync` does)."""
+    settings = Settings()
+    engine = db.create_db_engine(settings.database_url)
+    try:
+        async with get_client() as client:
+            report = await schedule_sync.sync(
+                settings, Repository(engine), client, dry_run=dry_run
+            )
+    finally:
+        engine.dispose()
+    await acreate_markdown_artifact(
+        key=ARTIFACT_KEY, markdown=report.markdown(), description=report.summary()
+    )
+    get_run_logger().info(report.summary())
+    if not report.ok:
+        raise RuntimeError(f"{len(report.failures)} change(s) failed; see the artifact")
+    return {action.value: count for action, count in report.plan.counts().items()}
