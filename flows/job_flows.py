@@ -7,13 +7,19 @@ applied with ``with_options`` before the engine reads it.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import time
 from typing import Any
 
 from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
+from prefect.flow_engine import FlowRunTimeoutError
 
+from flows import history
+from flows.history import HistoryRecorder
+from jobctl.models import JobStatus
 from jobctl.policy import RunPolicy
 from jobctl.registry import SYSTEM_USER, Job
 
@@ -58,26 +64,75 @@ def _signature(job: Job) -> inspect.Signature:
     )
 
 
-def build_flow(job: Job, policy: RunPolicy | None, module: str) -> Flow[..., Any]:
-    """The flow of ``job``, found in ``module`` under the job's name."""
+def _timeout_error(policy: RunPolicy | None) -> str:
+    limit = f" of {policy.timeout_s:g} s" if policy and policy.timeout_s else ""
+    return f"timed out: the attempt exceeded its timeout{limit}"
+
+
+class _Attempt:
+    """Records one attempt of the running flow: PROCESSING now, its outcome at the end."""
+
+    def __init__(self, recorder: HistoryRecorder, job: Job, param: Any) -> None:
+        self.recorder = recorder
+        self.key = history.current_attempt(job.name, param)
+        if self.key is not None:
+            recorder.started(self.key)
+
+    def succeeded(self) -> None:
+        if self.key is not None:
+            self.recorder.finished(self.key, JobStatus.SUCCESS)
+
+    def failed(self, error: str) -> None:
+        if self.key is not None:
+            self.recorder.finished(self.key, JobStatus.FAILED, error)
+
+
+def build_flow(
+    job: Job, policy: RunPolicy | None, module: str, recorder: HistoryRecorder
+) -> Flow[..., Any]:
+    """The flow of ``job``, found in ``module`` under the job's name, recording history."""
     exponential = policy is not None and policy.backoff == "exponential" and policy.retries > 0
+
+    def begin(param: Any) -> _Attempt:
+        if exponential:
+            assert policy is not None
+            _apply_backoff(policy)
+        return _Attempt(recorder, job, param)
 
     if job.is_async:
 
         async def run_async(param: Any, user: str = SYSTEM_USER) -> Any:
-            if exponential:
-                assert policy is not None
-                _apply_backoff(policy)
-            return await job.fn(param, user)
+            attempt = begin(param)
+            started = time.monotonic()
+            try:
+                result = await job.fn(param, user)
+            except asyncio.CancelledError:
+                # Prefect enforces an async flow's timeout by cancelling it.
+                timeout_s = policy.timeout_s if policy else None
+                if timeout_s and time.monotonic() - started >= timeout_s * 0.99:
+                    attempt.failed(_timeout_error(policy))
+                raise
+            except Exception as exc:
+                attempt.failed(history.describe_exception(exc))
+                raise
+            attempt.succeeded()
+            return result
 
         body: Any = run_async
     else:
 
         def run_sync(param: Any, user: str = SYSTEM_USER) -> Any:
-            if exponential:
-                assert policy is not None
-                _apply_backoff(policy)
-            return job.fn(param, user)
+            attempt = begin(param)
+            try:
+                result = job.fn(param, user)
+            except FlowRunTimeoutError:
+                attempt.failed(_timeout_error(policy))
+                raise
+            except Exception as exc:
+                attempt.failed(history.describe_exception(exc))
+                raise
+            attempt.succeeded()
+            return result
 
         body = run_sync
 
@@ -86,7 +141,14 @@ def build_flow(job: Job, policy: RunPolicy | None, module: str) -> Flow[..., Any
     body.__doc__ = job.fn.__doc__
     body.__signature__ = _signature(job)
     body.__module__ = module
-    flow: Flow[..., Any] = Flow(body, name=job.name, description=job.description)
+    flow: Flow[..., Any] = Flow(
+        body,
+        name=job.name,
+        description=job.description,
+        on_failure=[recorder.on_ended_elsewhere],
+        on_crashed=[recorder.on_ended_elsewhere],
+        on_cancellation=[recorder.on_ended_elsewhere],
+    )
     if policy is None:
         return flow
     return flow.with_options(

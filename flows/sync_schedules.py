@@ -21,9 +21,7 @@ async def sync_schedules(dry_run: bool = False) -> dict[str, int]:
     engine = db.create_db_engine(settings.database_url)
     try:
         async with get_client() as client:
-            report = await schedule_sync.sync(
-                settings, Repository(engine), client, dry_run=dry_run
-            )
+            report = await schedule_sync.sync(settings, Repository(engine), client, dry_run=dry_run)
     finally:
         engine.dispose()
     await acreate_markdown_artifact(

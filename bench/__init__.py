@@ -1,0 +1,1 @@
+"""Benchmarks of jobctl against a real, PostgreSQL-backed Prefect server: ``python -m bench``."""

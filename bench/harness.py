@@ -1,0 +1,454 @@
+"""What every benchmark needs: throwaway databases, a Prefect server, request counting, output.
+
+Nothing here imports from ``tests/``: the approach is the one of ``tests/fixtures/prefect.py``
+(a ``prefect server start`` child in its own process group, on a PostgreSQL database of its
+own, reaped with SIGTERM then SIGKILL of the whole group).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import prefect
+import psycopg
+from psycopg import sql
+from rich.console import Console
+from rich.table import Table
+
+from jobctl import db, migrate
+
+PG_ADMIN_DSN = os.environ.get(
+    "JOBCTL_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+DATABASE_PREFIX = "jobctl_bench_"
+RESULTS_DIR = Path(__file__).parent / "results"
+PREFECT_BIN = Path(sys.executable).with_name("prefect")
+SERVER_START_TIMEOUT_S = 180.0
+
+# -- child processes ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Child:
+    """A subprocess in its own session (process group), its output in a log file."""
+
+    def __init__(self, args: list[str], *, env: Mapping[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            args,
+            env=dict(env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def _signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM the whole group, then SIGKILL whatever is left of it."""
+        if self.alive():
+            self._signal_group(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=timeout_s)
+        self._signal_group(signal.SIGKILL)  # children of the group may outlive the leader
+        self.process.wait(timeout=timeout_s)
+        self._log.close()
+
+
+def child_env(**extra: object) -> dict[str, str]:
+    """This process's environment without any ``PREFECT_*``/``JOBCTL_*``, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "JOBCTL_"))}
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit`` so that every ``finally`` (cleanup) still runs."""
+
+    def handler(signum: int, frame: types.FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# -- throwaway databases -----------------------------------------------------------------
+
+
+def psycopg_url(database: str) -> str:
+    """The SQLAlchemy URL jobctl expects for ``database`` on the bench server."""
+    info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_DSN)
+    user = info.get("user", "postgres")
+    host = info.get("host", "127.0.0.1")
+    port = info.get("port", 5432)
+    return f"postgresql+psycopg://{user}@{host}:{port}/{database}"
+
+
+def asyncpg_url(database: str) -> str:
+    return psycopg_url(database).replace("postgresql+psycopg://", "postgresql+asyncpg://", 1)
+
+
+def libpq_dsn(database: str) -> str:
+    return psycopg.conninfo.make_conninfo(PG_ADMIN_DSN, dbname=database)
+
+
+class Databases:
+    """Creates ``jobctl_bench_<pid>_*`` databases and drops every one of them on exit.
+
+    The pid in the name lets a later run drop what a killed run left behind, without
+    touching the databases of a bench that is still running.
+    """
+
+    def __init__(self) -> None:
+        self.prefix = f"{DATABASE_PREFIX}{os.getpid()}_"
+        self.created: list[str] = []
+
+    def __enter__(self) -> Databases:
+        self.drop_leftovers()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.drop_all()
+
+    def _admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5)
+
+    def create(self, purpose: str, *, template: str = "template0") -> str:
+        name = f"{self.prefix}{purpose}_{uuid.uuid4().hex[:8]}"
+        with self._admin() as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        self.created.append(name)
+        return name
+
+    def create_migrated(self, purpose: str) -> str:
+        """A database holding the jobctl tables at the head revision."""
+        name = self.create(purpose)
+        engine = db.create_db_engine(psycopg_url(name))
+        try:
+            migrate.upgrade(engine)
+        finally:
+            engine.dispose()  # a template must have no open connection to be cloned
+        return name
+
+    def drop(self, name: str) -> None:
+        with self._admin() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        if name in self.created:
+            self.created.remove(name)
+
+    def drop_all(self) -> None:
+        errors: list[str] = []
+        for name in reversed(list(self.created)):
+            try:
+                self.drop(name)
+            except psycopg.Error as exc:
+                errors.append(f"{name}: {exc}")
+        if errors:
+            print("could not drop: " + "; ".join(errors), file=sys.stderr)
+
+    def drop_leftovers(self) -> None:
+        """Drop ``jobctl_bench_<pid>_*`` databases whose process is gone."""
+        pattern = re.compile(rf"^{DATABASE_PREFIX}(\d+)_")
+        with self._admin() as conn:
+            names = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                    (f"{DATABASE_PREFIX}%",),
+                )
+            ]
+        for name in names:
+            match = pattern.match(name)
+            if match and not _pid_alive(int(match.group(1))):
+                self.drop(name)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- the Prefect server --------------------------------------------------------------------
+
+
+@dataclass
+class PrefectServer:
+    api_url: str
+    database: str
+    child: Child
+    start_s: float
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+@contextlib.contextmanager
+def prefect_server(databases: Databases, **server_env: object) -> Iterator[PrefectServer]:
+    """``prefect server start`` on a PostgreSQL database of its own and a free port.
+
+    ``server_env`` adds ``PREFECT_*`` settings of the server. The server's process group
+    is stopped and its home directory removed on exit, whatever happened.
+    """
+    database = databases.create("prefect")
+    home = Path(tempfile.mkdtemp(prefix="jobctl-bench-prefect-"))
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = child_env(
+        PREFECT_HOME=home,
+        PREFECT_API_URL=api_url,
+        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_PORT=port,
+        PREFECT_UI_ENABLED="false",
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=asyncpg_url(database),
+        **server_env,
+    )
+    started = time.perf_counter()
+    child = Child(
+        [str(PREFECT_BIN), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        log_path=home / "server.log",
+    )
+    try:
+        server = PrefectServer(api_url, database, child, 0.0)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not server.healthy():
+            if not child.alive():
+                raise RuntimeError(f"the Prefect server exited:\n{child.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the Prefect server was not healthy after {SERVER_START_TIMEOUT_S}s:\n"
+                    f"{child.log_tail()}"
+                )
+            time.sleep(0.25)
+        server.start_s = time.perf_counter() - started
+        yield server
+    finally:
+        child.stop()
+        shutil.rmtree(home, ignore_errors=True)
+        databases.drop(database)
+
+
+# -- request counting ----------------------------------------------------------------------
+
+READ_PATH_SUFFIXES = ("/filter", "/health", "/count", "/paginate")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_write(method: str, path: str) -> bool:
+    """A request that changes something: not a GET, not a POST to a read endpoint."""
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    return not (method == "POST" and path.rstrip("/").endswith(READ_PATH_SUFFIXES))
+
+
+def endpoint(method: str, path: str) -> str:
+    """``POST /api/deployments/{id}/pause``: the path with ids and names abstracted."""
+    path = _UUID.sub("{id}", path)
+    path = re.sub(r"/work_pools/[^/]+", "/work_pools/{name}", path)
+    path = re.sub(r"/flows/name/[^/]+", "/flows/name/{name}", path)
+    return f"{method} {path}"
+
+
+@dataclass
+class EndpointStats:
+    calls: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class RequestLog:
+    """Counts every request of a client (httpx event hooks) and times it to its headers."""
+
+    calls: int = 0
+    writes: int = 0
+    by_endpoint: dict[str, EndpointStats] = field(default_factory=dict)
+    _started: dict[int, float] = field(default_factory=dict)
+
+    async def on_request(self, request: httpx.Request) -> None:
+        self.calls += 1
+        if is_write(request.method, request.url.path):
+            self.writes += 1
+        self._started[id(request)] = time.perf_counter()
+
+    async def on_response(self, response: httpx.Response) -> None:
+        request = response.request
+        started = self._started.pop(id(request), None)
+        stats = self.by_endpoint.setdefault(
+            endpoint(request.method, request.url.path), EndpointStats()
+        )
+        stats.calls += 1
+        if started is not None:
+            stats.seconds += time.perf_counter() - started
+
+    def httpx_settings(self) -> dict[str, Any]:
+        return {"event_hooks": {"request": [self.on_request], "response": [self.on_response]}}
+
+    def breakdown(self) -> dict[str, dict[str, float]]:
+        ordered = sorted(self.by_endpoint.items(), key=lambda item: -item[1].seconds)
+        return {
+            name: {
+                "calls": stats.calls,
+                "seconds": round(stats.seconds, 4),
+                "ms_per_call": round(1000 * stats.seconds / stats.calls, 2) if stats.calls else 0,
+            }
+            for name, stats in ordered
+        }
+
+
+# -- results -------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """One line of a results table."""
+
+    group: str
+    rows: int
+    scenario: str
+    seconds: float | None
+    calls: int | None = None
+    writes: int | None = None
+    ratio: float | None = None
+    ratio_of: str | None = None  # what the ratio compares with
+    target: str | None = None
+    met: bool | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fmt(value: float | int | None, spec: str) -> str:
+    if value is None:
+        return "—"
+    return format(value, spec)
+
+
+def print_table(console: Console, title: str, results: Sequence[Result]) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("rows", justify="right")
+    table.add_column("scenario")
+    table.add_column("seconds", justify="right")
+    table.add_column("API calls", justify="right")
+    table.add_column("writes", justify="right")
+    table.add_column("ratio vs baseline", justify="right")
+    table.add_column("target")
+    table.add_column("met?", justify="center")
+    for result in results:
+        ratio = "—"
+        if result.ratio is not None:
+            ratio = f"{result.ratio:.2f}" + (f" ({result.ratio_of})" if result.ratio_of else "")
+        met = "—" if result.met is None else ("[green]yes[/]" if result.met else "[red]NO[/]")
+        table.add_row(
+            str(result.rows),
+            result.scenario,
+            _fmt(result.seconds, ".3f"),
+            _fmt(result.calls, "d"),
+            _fmt(result.writes, "d"),
+            ratio,
+            result.target or "—",
+            met,
+        )
+    console.print(table)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0 to 100), nearest-rank: a value that was actually measured."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "prefect": prefect.__version__,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
+    with contextlib.suppress(psycopg.Error):
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=5) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            info["postgresql"] = row[0] if row else None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        info["git_commit"] = commit or None
+    return info
+
+
+def utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def write_results(name: str, payload: Mapping[str, Any]) -> Path:
+    """``bench/results/<name>-<UTC timestamp>.json``, written whole or not at all."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}-{utc_stamp()}.json"
+    document = {"benchmark": name, "machine": machine_info(), **payload}
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    temporary.replace(path)
+    return path

@@ -1,0 +1,694 @@
+"""The sync benchmark: how much the JobSchedule → Prefect sync costs, against what it must cost.
+
+For every size N (PostgreSQL tables, a PostgreSQL-backed Prefect server, one run):
+
+1. cold sync into an empty pool (``deployments.sync.sync``): time, API calls, writes;
+2. the baseline: the same deployments created directly with the Prefect client
+   (``create_flow_from_name``, then ``create_deployment`` once per row), in a fresh pool,
+   as many at a time as the sync writes (and, for reference, one at a time);
+3. an unchanged resync: a full read of Prefect, and the watcher's way (the state it
+   applied last, no listing);
+4. 1 % of the rows changed by plain SQL, then a sync;
+5. a naive resync that upserts every row (what the baseline does), unchanged rows;
+
+and once, on 100 rows of their own, 6. the edit → deployment latency through the watcher.
+
+Each scenario group has rows (so deployment names) and a work pool of its own: Prefect's
+``create_deployment`` upserts on (flow, deployment name), whatever the pool, so a shared
+row id would move a deployment from one group's pool to another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+from unittest import mock
+
+import psycopg
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.utilities.callables import parameter_schema
+from prefect.workers.process import ProcessWorker
+from psycopg.types.json import Jsonb
+from rich.console import Console
+from sqlalchemy import Engine
+
+from bench import harness
+from bench.harness import Databases, RequestLog, Result
+from deployments import watch as watch_module
+from deployments.gateway import Gateway
+from deployments.plan import Action, Deployed
+from deployments.spec import DeploymentSpec
+from deployments.sync import DEFAULT_WRITE_CONCURRENCY, SyncReport, desired_state, sync
+from flows.registered import FLOWS
+from jobctl import prefect_api
+from jobctl.db import create_db_engine
+from jobctl.repository import Repository
+from jobctl.settings import Settings
+
+NAME = "sync"
+DEFAULT_ROWS = (100, 1000)
+QUICK_ROWS = (100,)
+CHANGED_FRACTION = 0.01
+WATCH_ROWS = 100
+WATCH_EDITS = 20
+POLL_INTERVAL_S = 0.02
+EDIT_TIMEOUT_S = 30.0
+
+COLD_RATIO_TARGET = 1.3
+RESYNC_TARGET_S = 1.0
+LATENCY_P95_TARGET_S = 2.0
+
+T = TypeVar("T")
+
+# -- rows ----------------------------------------------------------------------------------
+
+CRONS = (
+    "*/5 * * * *",
+    "0 * * * *",
+    "@daily",
+    "30 2 * * 1-5",
+    "0 0 1 * *",
+    "*/15 9-17 * * 1-5",
+)
+CHANGED_CRON = "7 * * * *"  # in none of CRONS, so a change is a change
+ZONES = (None, "Europe/Berlin", "Asia/Taipei", "America/New_York")
+INSERT_ROW = """
+INSERT INTO "JobSchedule" (
+    id, cron, "jobName", param, "isActive", description, priority, timeout, "maxRetries",
+    timezone, "retryDelay", "retryBackoff", overlap, "misfireGrace", "createdAt", "updatedAt"
+) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+
+def _row(index: int, rng: random.Random, created_at: datetime) -> tuple[Any, ...]:
+    """A plausible row: mostly processData, five priorities, a few zones and policies."""
+    draw = rng.random()
+    if draw < 0.7:
+        job, param = "processData", Jsonb([f"item-{index}", rng.choice(["alpha", "beta"])])
+    elif draw < 0.9:
+        job, param = "httpCall", Jsonb({"url": f"https://example.invalid/hook/{index}"})
+    else:
+        job, param = "sleep", Jsonb(round(rng.uniform(0.1, 2.0), 2))
+    overlap = rng.choices(["allow", "skip", "queue"], weights=[8, 1, 1])[0]
+    return (
+        str(uuid.uuid4()),
+        rng.choice(CRONS),
+        job,
+        param,
+        rng.random() > 0.05,  # a few paused rows
+        f"bench row {index}",
+        rng.randrange(5),
+        rng.choice([None, 30_000, 600_000]),
+        rng.randrange(4),
+        rng.choice(ZONES),
+        rng.choice([None, 1_000, 5_000]),
+        rng.choice(["fixed", "exponential"]),
+        overlap,
+        None,
+        created_at,
+        created_at,
+    )
+
+
+def seed_rows(database: str, count: int, *, seed: int) -> list[str]:
+    """Insert ``count`` rows (same content for the same seed, fresh ids); their ids in order."""
+    rng = random.Random(seed)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [_row(i, rng, start + timedelta(milliseconds=i)) for i in range(count)]
+    with psycopg.connect(harness.libpq_dsn(database)) as conn, conn.cursor() as cursor:
+        cursor.executemany(INSERT_ROW, rows)
+    return [row[0] for row in rows]
+
+
+def change_rows(database: str, ids: Sequence[str], tag: str) -> None:
+    """Edit each row by plain SQL: the cron of every other one, the param of the rest."""
+    with psycopg.connect(harness.libpq_dsn(database)) as conn:
+        for index, schedule_id in enumerate(ids):
+            if index % 2 == 0:
+                conn.execute(
+                    'UPDATE "JobSchedule" SET cron = %s WHERE id = %s', (CHANGED_CRON, schedule_id)
+                )
+            else:
+                conn.execute(
+                    'UPDATE "JobSchedule" SET param = %s WHERE id = %s',
+                    (Jsonb(["changed", tag, index]), schedule_id),
+                )
+
+
+# -- measuring -----------------------------------------------------------------------------
+
+
+@dataclass
+class Measured(Generic[T]):
+    value: T
+    seconds: float
+    log: RequestLog
+
+
+async def measured(call: Callable[[PrefectClient], Awaitable[T]]) -> Measured[T]:
+    """Run ``call`` with a fresh client whose every request is counted; time the call."""
+    log = RequestLog()
+    async with get_client(httpx_settings=log.httpx_settings()) as client:
+        started = time.perf_counter()
+        value = await call(client)
+        seconds = time.perf_counter() - started
+    return Measured(value, seconds, log)
+
+
+def _details(measure: Measured[Any], **extra: Any) -> dict[str, Any]:
+    return {"endpoints": measure.log.breakdown(), **extra}
+
+
+def _check(report: SyncReport, what: str) -> None:
+    if not report.ok:
+        failures = "; ".join(f"{f.step.schedule_id}: {f.error}" for f in report.failures[:5])
+        raise RuntimeError(f"{what}: the sync failed: {failures}")
+
+
+# -- baselines: the direct way -------------------------------------------------------------
+
+
+def create_kwargs(spec: DeploymentSpec, flow_id: uuid.UUID) -> dict[str, Any]:
+    """The arguments of ``create_deployment`` for ``spec``: the very payload the sync sends."""
+    options = None
+    if spec.collision_strategy is not None:
+        options = ConcurrencyOptions(
+            collision_strategy=ConcurrencyLimitStrategy(spec.collision_strategy)
+        )
+    return {
+        "flow_id": flow_id,
+        "name": spec.name,
+        "version": spec.version,
+        "schedules": [
+            DeploymentScheduleCreate(
+                schedule=CronSchedule(cron=spec.cron, timezone=spec.timezone), active=True
+            )
+        ],
+        "concurrency_limit": spec.concurrency_limit,
+        "concurrency_options": options,
+        "parameters": spec.parameters,
+        "description": spec.description,
+        "work_pool_name": spec.work_pool_name,
+        "work_queue_name": spec.work_queue_name,
+        "tags": spec.tags,
+        "entrypoint": spec.entrypoint,
+        "parameter_openapi_schema": SCHEMAS.get(spec.flow_name),
+        "enforce_parameter_schema": False,
+        "paused": spec.paused,
+        "job_variables": spec.job_variables,
+    }
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    name: parameter_schema(flow.fn).model_dump() for name, flow in FLOWS.items()
+}
+
+
+async def _create_all(
+    client: PrefectClient,
+    specs: Sequence[DeploymentSpec],
+    flow_ids: dict[str, uuid.UUID],
+    concurrency: int,
+) -> None:
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(spec: DeploymentSpec) -> None:
+        async with limit:
+            await client.create_deployment(**create_kwargs(spec, flow_ids[spec.flow_name]))
+
+    await asyncio.gather(*(one(spec) for spec in specs))
+
+
+async def baseline_create(
+    client: PrefectClient, pool: str, specs: Sequence[DeploymentSpec], concurrency: int
+) -> None:
+    """Pool, queues, flows, then one ``create_deployment`` per row.
+
+    The queues are created first, one per priority, as the sync does: concurrent creates
+    that make the server create the same missing queue collide (409).
+    """
+    await client.create_work_pool(
+        WorkPoolCreate(
+            name=pool,
+            type=ProcessWorker.type,
+            base_job_template=ProcessWorker.get_default_base_job_template(),
+        )
+    )
+    queues = sorted({(spec.priority, spec.work_queue_name) for spec in specs})
+    for rank, (_, queue) in enumerate(queues, start=1):
+        await client.create_work_queue(name=queue, priority=rank, work_pool_name=pool)
+    flow_ids = {
+        name: await client.create_flow_from_name(name)
+        for name in sorted({spec.flow_name for spec in specs})
+    }
+    await _create_all(client, specs, flow_ids, concurrency)
+
+
+async def naive_sync(
+    client: PrefectClient, settings: Settings, repository: Repository, concurrency: int
+) -> int:
+    """Read the rows and upsert every one, changed or not (no comparison)."""
+    specs, _ = desired_state(settings, repository)
+    names = sorted({spec.flow_name for spec in specs.values()})
+    flows = await client.read_flows(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=names)), limit=len(names)
+    )
+    flow_ids = {flow.name: flow.id for flow in flows}
+    await _create_all(client, list(specs.values()), flow_ids, concurrency)
+    return len(specs)
+
+
+# -- one size ------------------------------------------------------------------------------
+
+
+@dataclass
+class Group:
+    """Rows of their own in a database of their own, and a work pool of its own."""
+
+    database: str
+    ids: list[str]
+    settings: Settings
+    engine: Engine
+    repository: Repository
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+@contextlib.contextmanager
+def group(
+    databases: Databases, template: str, purpose: str, rows: int, seed: int
+) -> Iterator[Group]:
+    database = databases.create(purpose, template=template)
+    engine = create_db_engine(harness.psycopg_url(database))
+    item = Group(
+        database=database,
+        ids=seed_rows(database, rows, seed=seed),
+        settings=Settings(
+            database_url=harness.psycopg_url(database),
+            work_pool=f"bench-{purpose}-{uuid.uuid4().hex[:6]}",
+        ),
+        engine=engine,
+        repository=Repository(engine),
+    )
+    try:
+        yield item
+    finally:
+        item.close()
+        databases.drop(database)
+
+
+async def count_managed(pool: str) -> int:
+    async with get_client() as client:
+        return len(await Gateway(client).read_managed_deployments(pool))
+
+
+async def bench_size(
+    databases: Databases, template: str, rows: int, console: Console
+) -> list[Result]:
+    results: list[Result] = []
+    changed = max(1, round(rows * CHANGED_FRACTION))
+    concurrency = DEFAULT_WRITE_CONCURRENCY
+
+    def say(message: str) -> None:
+        console.log(f"[bold]{rows} rows[/]: {message}")
+
+    # 2. baseline, as many creates at a time as the sync makes — measured first, so that
+    # the sync is the one that runs on a server already busy with the baseline's schedules.
+    with group(databases, template, f"base{rows}", rows, seed=rows) as base:
+        specs = list(desired_state(base.settings, base.repository)[0].values())
+        say(f"baseline: create_deployment x{len(specs)}, {concurrency} at a time")
+        baseline = await measured(
+            lambda c: baseline_create(c, base.settings.work_pool, specs, concurrency)
+        )
+        if await count_managed(base.settings.work_pool) != len(specs):
+            raise RuntimeError("the baseline did not create every deployment")
+
+        # 5. naive resync of the same, unchanged rows.
+        say("naive resync: upsert every row")
+        naive = await measured(lambda c: naive_sync(c, base.settings, base.repository, concurrency))
+
+    # 1, 3, 4: the sync.
+    with group(databases, template, f"sync{rows}", rows, seed=rows) as ours:
+        say("cold sync")
+        cold = await measured(lambda c: sync(ours.settings, ours.repository, c))
+        _check(cold.value, "cold sync")
+        created = cold.value.plan.counts()[Action.CREATE]
+        if created != rows or await count_managed(ours.settings.work_pool) != rows:
+            raise RuntimeError(f"the cold sync created {created} deployments, not {rows}")
+
+        say("unchanged resync (full read)")
+        full = await measured(lambda c: sync(ours.settings, ours.repository, c))
+        _check(full.value, "unchanged resync")
+
+        known_before: list[Deployed] | None = cold.value.deployed_after
+        say("unchanged resync (known state)")
+        known = await measured(
+            lambda c: sync(ours.settings, ours.repository, c, known=known_before)
+        )
+        _check(known.value, "unchanged resync, known state")
+
+        step = rows // changed
+        first = ours.ids[::step][:changed]
+        change_rows(ours.database, first, "a")
+        say(f"{len(first)} rows changed, sync (full read)")
+        delta = await measured(lambda c: sync(ours.settings, ours.repository, c))
+        _check(delta.value, "1 % changed")
+
+        second = ours.ids[1::step][:changed]
+        change_rows(ours.database, second, "b")
+        known_after = delta.value.deployed_after
+        say(f"{len(second)} rows changed, sync (known state)")
+        delta_known = await measured(
+            lambda c: sync(ours.settings, ours.repository, c, known=known_after)
+        )
+        _check(delta_known.value, "1 % changed, known state")
+
+    # 2'. baseline one at a time, for reference.
+    with group(databases, template, f"seq{rows}", rows, seed=rows) as seq:
+        seq_specs = list(desired_state(seq.settings, seq.repository)[0].values())
+        say("baseline: create_deployment one at a time")
+        sequential = await measured(
+            lambda c: baseline_create(c, seq.settings.work_pool, seq_specs, 1)
+        )
+
+    cold_group = f"Cold sync vs direct creation — {rows} rows"
+    ratio = cold.seconds / baseline.seconds
+    results += [
+        Result(
+            cold_group,
+            rows,
+            "cold sync (ours)",
+            cold.seconds,
+            cold.log.calls,
+            cold.log.writes,
+            ratio=ratio,
+            ratio_of=f"direct, {concurrency} at a time",
+            target=f"ratio ≤ {COLD_RATIO_TARGET}",
+            met=ratio <= COLD_RATIO_TARGET,
+            details=_details(cold, plan=_plan_counts(cold.value)),
+        ),
+        Result(
+            cold_group,
+            rows,
+            f"baseline: direct create_deployment, {concurrency} at a time",
+            baseline.seconds,
+            baseline.log.calls,
+            baseline.log.writes,
+            details=_details(baseline),
+        ),
+        Result(
+            cold_group,
+            rows,
+            "baseline: direct create_deployment, one at a time",
+            sequential.seconds,
+            sequential.log.calls,
+            sequential.log.writes,
+            ratio=cold.seconds / sequential.seconds,
+            ratio_of="ours ÷ this",
+            details=_details(sequential),
+        ),
+    ]
+
+    resync_group = f"Resync — {rows} rows"
+    for label, measure in (("full read", full), ("known state, as the watcher", known)):
+        results.append(
+            Result(
+                resync_group,
+                rows,
+                f"unchanged resync ({label})",
+                measure.seconds,
+                measure.log.calls,
+                measure.log.writes,
+                ratio=measure.seconds / naive.seconds,
+                ratio_of="naive",
+                target=f"≤ {RESYNC_TARGET_S:g} s, 0 writes",
+                met=measure.seconds <= RESYNC_TARGET_S and measure.log.writes == 0,
+                details=_details(measure, plan=_plan_counts(measure.value)),
+            )
+        )
+    results.append(
+        Result(
+            resync_group,
+            rows,
+            "naive resync: upsert every row (unchanged)",
+            naive.seconds,
+            naive.log.calls,
+            naive.log.writes,
+            details=_details(naive),
+        )
+    )
+    for label, measure, count in (
+        ("full read", delta, len(first)),
+        ("known state", delta_known, len(second)),
+    ):
+        updated = measure.value.plan.counts()[Action.UPDATE]
+        results.append(
+            Result(
+                resync_group,
+                rows,
+                f"{count} rows ({CHANGED_FRACTION:.0%}) changed ({label})",
+                measure.seconds,
+                measure.log.calls,
+                measure.log.writes,
+                ratio=measure.seconds / naive.seconds,
+                ratio_of="naive",
+                target=f"writes = {count}",
+                met=measure.log.writes == count and updated == count,
+                details=_details(measure, plan=_plan_counts(measure.value)),
+            )
+        )
+    return results
+
+
+def _plan_counts(report: SyncReport) -> dict[str, int]:
+    return {action.value: n for action, n in report.plan.counts().items()}
+
+
+# -- the watcher ---------------------------------------------------------------------------
+
+
+@dataclass
+class WatchSessions:
+    """Stands in for ``prefect_client`` in the watcher: same client, every request counted.
+
+    The watcher opens one client per sync, so a closed session is a finished sync.
+    """
+
+    logs: list[RequestLog] = field(default_factory=list)
+    completed: int = 0
+
+    def client(self, **httpx_settings: Any) -> _CountedSession:
+        log = RequestLog()
+        self.logs.append(log)
+        return _CountedSession(self, prefect_api.prefect_client(**log.httpx_settings()))
+
+
+class _CountedSession:
+    def __init__(self, owner: WatchSessions, client: PrefectClient) -> None:
+        self.owner = owner
+        self.client = client
+
+    async def __aenter__(self) -> PrefectClient:
+        return await self.client.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            await self.client.__aexit__(exc_type, exc, traceback)
+        finally:
+            self.owner.completed += 1
+
+
+def _synced_since(sessions: WatchSessions, count: int) -> bool:
+    return sessions.completed > count
+
+
+async def _until(
+    condition: Callable[[], bool], task: asyncio.Task[None], timeout_s: float, what: str
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if task.done():
+            task.result()  # raises what the watcher died of
+            raise RuntimeError(f"the watcher stopped before {what}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout_s}s")
+        await asyncio.sleep(POLL_INTERVAL_S)
+
+
+async def bench_watcher(
+    databases: Databases, template: str, rows: int, edits: int, console: Console
+) -> tuple[list[Result], dict[str, Any]]:
+    with group(databases, template, "watch", rows, seed=7) as watched:
+        sessions = WatchSessions()
+        stop = asyncio.Event()
+        latencies: list[float] = []
+        edit_logs: list[RequestLog] = []
+        with mock.patch.object(watch_module, "prefect_client", sessions.client):
+            started = time.perf_counter()
+            task = asyncio.create_task(
+                watch_module.watch(watched.settings, watched.repository, stop=stop)
+            )
+            try:
+                await _until(lambda: sessions.completed >= 1, task, 600, "the first sync")
+                first_sync_s = time.perf_counter() - started
+                first_log = sessions.logs[0]
+                async with get_client() as client:
+                    deployed = await Gateway(client).read_managed_deployments(
+                        watched.settings.work_pool
+                    )
+                    ids = {d.schedule_id: d.id for d in deployed}
+                    if len(ids) != rows:
+                        raise RuntimeError(f"the watcher synced {len(ids)} rows, not {rows}")
+                    console.log(f"watcher: first sync done, {edits} edits by plain SQL")
+                    dsn = harness.libpq_dsn(watched.database)
+                    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as db:
+                        for index in range(edits):
+                            schedule_id = watched.ids[(index * 37) % rows]
+                            description = f"bench edit {index} {uuid.uuid4().hex[:8]}"
+                            syncs_before = sessions.completed
+                            await db.execute(
+                                'UPDATE "JobSchedule" SET description = %s WHERE id = %s',
+                                (description, schedule_id),
+                            )
+                            edited = time.perf_counter()
+                            while True:
+                                current = await client.read_deployment(ids[schedule_id])
+                                if current.description == description:
+                                    break
+                                if time.perf_counter() - edited > EDIT_TIMEOUT_S:
+                                    raise TimeoutError(f"edit {index} never reached Prefect")
+                                await asyncio.sleep(POLL_INTERVAL_S)
+                            latencies.append(time.perf_counter() - edited)
+                            await _until(
+                                partial(_synced_since, sessions, syncs_before),
+                                task,
+                                EDIT_TIMEOUT_S,
+                                f"the sync of edit {index}",
+                            )
+                            edit_logs.append(sessions.logs[sessions.completed - 1])
+            finally:
+                stop.set()
+                try:
+                    await asyncio.wait_for(task, timeout=30)
+                except TimeoutError:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    p50 = harness.percentile(latencies, 50)
+    p95 = harness.percentile(latencies, 95)
+    worst = max(latencies)
+    calls = sorted(log.calls for log in edit_logs)
+    writes = sorted(log.writes for log in edit_logs)
+    mid = len(calls) // 2
+    title = f"Watcher: edit → deployment latency — {rows} rows, {edits} edits (PostgreSQL NOTIFY)"
+    per_edit = {"calls": calls[mid], "writes": writes[mid]}
+    results = [
+        Result(
+            title,
+            rows,
+            "watcher's first sync (cold)",
+            first_sync_s,
+            first_log.calls,
+            first_log.writes,
+            details={"endpoints": first_log.breakdown()},
+        ),
+        Result(title, rows, "latency p50", p50, per_edit["calls"], per_edit["writes"]),
+        Result(
+            title,
+            rows,
+            "latency p95",
+            p95,
+            per_edit["calls"],
+            per_edit["writes"],
+            target=f"p95 ≤ {LATENCY_P95_TARGET_S:g} s",
+            met=p95 <= LATENCY_P95_TARGET_S,
+        ),
+        Result(title, rows, "latency max", worst, calls[-1], writes[-1]),
+    ]
+    details = {
+        "latencies_s": [round(value, 4) for value in latencies],
+        "calls_per_edit": calls,
+        "writes_per_edit": writes,
+        "endpoints_of_one_edit": edit_logs[mid].breakdown() if edit_logs else {},
+        "poll_interval_s": POLL_INTERVAL_S,
+    }
+    return results, details
+
+
+# -- the whole benchmark -------------------------------------------------------------------
+
+
+async def _run(
+    databases: Databases, sizes: Sequence[int], console: Console
+) -> tuple[list[Result], dict[str, Any]]:
+    template = databases.create_migrated("template")
+    results: list[Result] = []
+    for rows in sizes:
+        results += await bench_size(databases, template, rows, console)
+    watcher, watcher_details = await bench_watcher(
+        databases, template, WATCH_ROWS, WATCH_EDITS, console
+    )
+    return results + watcher, watcher_details
+
+
+def run(sizes: Sequence[int], console: Console) -> bool:
+    """Run the benchmark, print its tables, write its JSON; True when every target is met."""
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    with harness.sigterm_raises(), Databases() as databases:
+        console.log("starting a Prefect server on PostgreSQL")
+        with harness.prefect_server(databases) as server:
+            console.log(f"Prefect server healthy after {server.start_s:.1f}s at {server.api_url}")
+            with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+                results, watcher_details = asyncio.run(_run(databases, sizes, console))
+    runtime = time.perf_counter() - started
+
+    groups: dict[str, list[Result]] = {}
+    for result in results:
+        groups.setdefault(result.group, []).append(result)
+    for title, items in groups.items():
+        harness.print_table(console, title, items)
+    missed = [r for r in results if r.met is False]
+    path = harness.write_results(
+        NAME,
+        {
+            "started_at": started_at.isoformat(),
+            "runtime_s": round(runtime, 1),
+            "prefect_server_start_s": round(server.start_s, 1),
+            "config": {
+                "rows": list(sizes),
+                "changed_fraction": CHANGED_FRACTION,
+                "write_concurrency": DEFAULT_WRITE_CONCURRENCY,
+                "watch_rows": WATCH_ROWS,
+                "watch_edits": WATCH_EDITS,
+            },
+            "results": [r.as_json() for r in results],
+            "watcher": watcher_details,
+            "targets_missed": [f"{r.rows} rows: {r.scenario}" for r in missed],
+        },
+    )
+    console.print(f"runtime {runtime:.0f}s; results written to {path}")
+    for result in missed:
+        console.print(f"[red]target missed[/]: {result.rows} rows, {result.scenario}")
+    return not missed

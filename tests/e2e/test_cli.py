@@ -1,0 +1,465 @@
+"""The ``jobctl`` console script, run as a real subprocess on SQLite and PostgreSQL.
+
+Every call pays ~2-4 s of imports, so each test groups its assertions and runs the calls
+that do not depend on each other side by side (``run_concurrently``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+import pytest
+from sqlalchemy import Engine, text
+
+from deployments.plan import Action
+from jobctl import cli as jobctl_cli
+from jobctl import registry
+from jobctl.cron import next_fire_times
+from jobctl.models import JobStatus
+from jobctl.records import SPEC_FIELDS, HistoryFilter
+from jobctl.repository import Repository
+from tests.conftest import ScheduleFactory
+from tests.fixtures.cli import Call, cli_env, run_cli, run_concurrently
+from tests.fixtures.prefect import PrefectServer
+from tests.fixtures.sync import SyncTarget
+
+DAILY = "0 0 * * *"
+FIRE_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC")
+FIRE_TIME_FORMAT = "%Y-%m-%d %H:%M %Z"
+UNKNOWN_ID = "00000000-0000-0000-0000-000000000000"
+UNREACHABLE_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:1/x"
+# Never due during a test.
+NEVER_DUE = "0 0 1 1 *"
+
+
+@pytest.fixture
+def env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    """The CLI's environment on the migrated database of this test."""
+    return cli_env(database_url=database_url, home=tmp_path)
+
+
+# -- output parsing ----------------------------------------------------------------------
+
+
+def _fire_times(output: str) -> list[str]:
+    return FIRE_TIME.findall(output)
+
+
+def _expected_fire_times(at: datetime) -> list[str]:
+    return [t.strftime(FIRE_TIME_FORMAT) for t in next_fire_times(DAILY, "UTC", at=at)]
+
+
+def _detail_fields(output: str) -> dict[str, str]:
+    """The ``name │ value`` rows of a rich detail table; continuation lines are appended."""
+    fields: dict[str, str] = {}
+    last = ""
+    for match in re.finditer(r"^│ ([^│]*?)\s*│ (.*?)\s*│$", output, re.MULTILINE):
+        name, value = match.groups()
+        if name:
+            fields[name] = value
+            last = name
+        elif last:
+            fields[last] += "\n" + value
+    return fields
+
+
+def _history_ids(output: str) -> list[int]:
+    """The ids in the first column of ``jobctl history``, top to bottom."""
+    return [int(found) for found in re.findall(r"^│\s*(\d+)\s*│", output, re.MULTILINE)]
+
+
+def _checks(output: str) -> dict[str, str]:
+    """``jobctl healthcheck`` rows: check name -> ok/FAIL."""
+    rows = re.findall(r"^│ (database|migrations|prefect api)\s*│ (ok|FAIL)\s*│", output, re.M)
+    return dict(rows)
+
+
+def _sync_counts(output: str) -> dict[str, int]:
+    actions = "|".join(action.value for action in Action)
+    rows = re.findall(rf"^│ ({actions})\s*│\s*(\d+) │$", output, re.MULTILINE)
+    return {action: int(count) for action, count in rows}
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    assert lines[0].startswith("error: "), lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    return lines[0]
+
+
+# -- 1. the acceptance path ------------------------------------------------------------
+
+
+def test_db_upgrade_then_add_list_and_show_a_daily_schedule(
+    unmigrated_database_url: str, unmigrated_engine: Engine, tmp_path: Path
+) -> None:
+    env = cli_env(database_url=unmigrated_database_url, home=tmp_path)
+
+    first = run_cli("db", "upgrade", env=env)
+    assert re.fullmatch(r"database upgraded from nothing to \w+\n", first.stdout), first.stdout
+    head = first.stdout.split()[-1]
+    second = run_cli("db", "upgrade", env=env)
+    assert second.stdout == f"database already at revision {head}\n"
+
+    added = run_cli(
+        "schedule", "add", "--cron", DAILY, "--job", "processData",
+        "--param", '["param1","param2"]', "--priority", "10", "--timeout", "600000",
+        "--max-retries", "3", "--description", "每日資料清理任務",
+        env=env,
+    )  # fmt: skip
+    schedule_id = added.stdout.strip()
+    assert re.fullmatch(r"[0-9a-f-]{36}", schedule_id), added.stdout
+
+    before = datetime.now(UTC)
+    listed, shown = run_concurrently(
+        Call(["schedule", "list"], env), Call(["schedule", "show", schedule_id], env)
+    )
+    after = datetime.now(UTC)
+    # A call that straddles midnight sees the triplet of either day.
+    expected = [_expected_fire_times(before), _expected_fire_times(after)]
+
+    assert "1 schedule(s)" in listed.stdout
+    wanted = (schedule_id, "processData", DAILY, "每日資料清理任務", '["param1", "param2"]')
+    for shown_text in wanted:
+        assert shown_text in listed.stdout, f"{shown_text!r} missing from:\n{listed.stdout}"
+    assert _fire_times(listed.stdout) in expected, listed.stdout
+
+    fields = _detail_fields(shown.stdout)
+    assert set(fields) == {*SPEC_FIELDS, "created_at", "updated_at", "next runs"}, shown.stdout
+    assert f"schedule {schedule_id}" in shown.stdout
+    assert fields["job_name"] == "processData"
+    assert fields["cron"] == DAILY
+    assert fields["timezone"] == ""
+    assert fields["is_active"] == "True"
+    assert fields["priority"] == "10"
+    assert fields["timeout_ms"] == "600000"
+    assert fields["max_retries"] == "3"
+    assert fields["retry_backoff"] == "fixed"
+    assert fields["overlap"] == "allow"
+    assert fields["description"] == "每日資料清理任務"
+    assert fields["param"] == '["param1", "param2"]'
+    assert fields["created_at"] and fields["updated_at"]
+    assert fields["next runs"].split("\n") in expected, shown.stdout
+
+    repo = Repository(unmigrated_engine)
+    [row] = repo.list_schedules()
+    assert (row.id, row.param, row.description, row.timezone) == (
+        schedule_id,
+        ["param1", "param2"],
+        "每日資料清理任務",
+        None,
+    )
+
+
+# -- 2. bad input ----------------------------------------------------------------------
+
+BAD_ADDS = [
+    # (extra options, the field the error names, a further text it must contain)
+    (["--cron", "61 * * * *"], "cron", "61 * * * *"),
+    (["--cron", "*/10 * * * * *"], "cron", "sub-minute"),
+    (["--job", "nope"], "jobName", "nope"),
+    (["--timezone", "Mars/Base"], "timezone", "Mars/Base"),
+    (["--timeout", "-1"], "timeout", "-1"),
+    (["--max-retries", "101"], "maxRetries", "101"),
+]
+
+
+def _add_args(*extra: str) -> list[str]:
+    """``schedule add`` of a good daily row; later options in ``extra`` win."""
+    return ["schedule", "add", "--cron", DAILY, "--job", "processData", *extra]
+
+
+def test_bad_input_is_one_error_line_naming_the_field_and_writes_nothing(
+    env: dict[str, str], repo: Repository
+) -> None:
+    calls = [Call(_add_args(*extra), env, expect_rc=1) for extra, _, _ in BAD_ADDS]
+    bad_json = Call(_add_args("--param", "{bad json"), env, expect_rc=2)
+    six_fields = Call(_add_args("--cron", "0 0 0 * * *"), env)
+
+    *bad, json_result, six_result = run_concurrently(*calls, bad_json, six_fields)
+
+    for (extra, field, detail), result in zip(BAD_ADDS, bad, strict=True):
+        line = _one_error_line(result)
+        assert f" {field}: " in line, (extra, line)
+        assert detail in line, (extra, line)
+        assert result.stdout == "", (extra, result.stdout)
+    # A malformed --param is a click usage error: exit 2, usage text, no "error:" line.
+    assert "Invalid value for '--param'" in json_result.stderr
+    assert "not valid JSON" in json_result.stderr
+    assert json_result.stdout == ""
+
+    six_id = six_result.stdout.strip()
+    [row] = repo.list_schedules()  # only the six-field row was written
+    assert (row.id, row.cron) == (six_id, DAILY)
+
+
+# -- 3. update / enable / disable / remove ---------------------------------------------
+
+
+def test_update_enable_disable_and_remove_change_only_what_they_name(
+    env: dict[str, str], repo: Repository, schedule_factory: ScheduleFactory
+) -> None:
+    original = repo.add_schedule(schedule_factory())
+    sid = original.id
+
+    updated = run_cli(
+        "schedule", "update", sid, "--priority", "7", "--cron", "0 0 0 * * *",
+        "--description", "neu beschrieben", env=env,
+    )  # fmt: skip
+    assert updated.stdout == f"updated {sid}\n"
+    after_update = repo.get_schedule(sid)
+    assert after_update.spec() == original.spec().replace(
+        priority=7, cron=DAILY, description="neu beschrieben"
+    )
+    assert after_update.updated_at is not None and original.updated_at is not None
+    assert after_update.updated_at > original.updated_at
+
+    refused = run_concurrently(
+        Call(["schedule", "update", sid], env, expect_rc=2),
+        Call(["schedule", "update", sid, "--max-retries", "101"], env, expect_rc=1),
+        Call(["schedule", "update", UNKNOWN_ID, "--priority", "1"], env, expect_rc=1),
+        Call(["schedule", "enable", UNKNOWN_ID], env, expect_rc=1),
+        Call(["schedule", "disable", UNKNOWN_ID], env, expect_rc=1),
+        Call(["schedule", "remove", UNKNOWN_ID], env, expect_rc=1),
+        Call(["schedule", "show", UNKNOWN_ID], env, expect_rc=1),
+    )
+    nothing, invalid, *unknown = refused
+    assert "nothing to change" in nothing.stderr
+    assert "maxRetries" in _one_error_line(invalid)
+    assert sid in _one_error_line(invalid)
+    for result in unknown:
+        assert _one_error_line(result) == f"error: no schedule has the id '{UNKNOWN_ID}'"
+    assert repo.get_schedule(sid) == after_update
+
+    assert run_cli("schedule", "disable", sid, env=env).stdout == f"disabled {sid}\n"
+    assert repo.get_schedule(sid).is_active is False
+    assert run_cli("schedule", "enable", sid, env=env).stdout == f"enabled {sid}\n"
+    enabled = repo.get_schedule(sid)
+    assert enabled.is_active is True
+    assert enabled.spec() == after_update.spec()
+
+    assert run_cli("schedule", "remove", sid, env=env).stdout == f"removed {sid}\n"
+    assert repo.get_schedule_or_none(sid) is None
+
+
+# -- 4. jobs ---------------------------------------------------------------------------
+
+
+def test_jobs_lists_every_registered_job(tmp_path: Path) -> None:
+    env = cli_env(database_url=UNREACHABLE_DATABASE_URL, home=tmp_path)  # needs no database
+
+    result = run_cli("jobs", env=env)
+
+    listed = re.findall(r"^│ (\w+)\s*│", result.stdout, re.MULTILINE)
+    assert {"processData", "httpCall", "sleep", "fail"} <= set(listed)
+    assert set(listed) == set(registry.job_names())
+
+
+# -- 5. history ------------------------------------------------------------------------
+
+MULTI_LINE_ERROR = (
+    "Traceback (most recent call last):\n"
+    '  File "jobs/examples.py", line 42, in fail\n'
+    "    raise RuntimeError(param)\n"
+    "RuntimeError: disk full\n"
+    "while writing /var/data/out.csv"
+)
+
+
+def test_history_filters_shows_one_attempt_and_purges_old_ones(
+    env: dict[str, str], repo: Repository
+) -> None:
+    now = datetime.now(UTC)
+
+    def attempt(job: str, status: JobStatus, started_ago: timedelta, error: str | None) -> int:
+        run = f"run-{job}-{started_ago.total_seconds():.0f}"
+        start = now - started_ago
+        history_id = repo.start_attempt(
+            flow_run_id=run, attempt=1, job_name=job, param=None, schedule_id=None, start_at=start
+        )
+        if status is not JobStatus.PROCESSING:
+            repo.finish_attempt(
+                flow_run_id=run, attempt=1, status=status, job_name=job, param=None,
+                schedule_id=None, error=error, start_at=start, end_at=start + timedelta(seconds=3),
+            )  # fmt: skip
+        return history_id
+
+    running = attempt("sleep", JobStatus.PROCESSING, timedelta(minutes=5), None)
+    recent_ok = attempt("processData", JobStatus.SUCCESS, timedelta(minutes=10), None)
+    recent_fail = attempt("fail", JobStatus.FAILED, timedelta(minutes=30), MULTI_LINE_ERROR)
+    older_fail = attempt("httpCall", JobStatus.FAILED, timedelta(hours=3), "HTTP 500")
+    old_fail = attempt("fail", JobStatus.FAILED, timedelta(days=31), "old failure")
+    old_ok = attempt("processData", JobStatus.SUCCESS, timedelta(days=40), None)
+
+    everything, by_job, by_status, since, limited, detail = run_concurrently(
+        Call(["history"], env),
+        Call(["history", "--job", "fail"], env),
+        Call(["history", "--status", "failed"], env),
+        Call(["history", "--since", "1h"], env),
+        Call(["history", "--limit", "1"], env),
+        Call(["history", "show", str(recent_fail)], env),
+    )
+
+    assert "6 attempt(s), newest first" in everything.stdout
+    assert _history_ids(everything.stdout) == [
+        running, recent_ok, recent_fail, older_fail, old_fail, old_ok
+    ]  # fmt: skip
+    assert "Traceback (most recent call last):" in everything.stdout  # first line only
+    assert "disk full" not in everything.stdout
+    assert _history_ids(by_job.stdout) == [recent_fail, old_fail], by_job.stdout
+    assert _history_ids(by_status.stdout) == [recent_fail, older_fail, old_fail], by_status.stdout
+    assert _history_ids(since.stdout) == [running, recent_ok, recent_fail], since.stdout
+    assert _history_ids(limited.stdout) == [running], limited.stdout
+
+    fields = _detail_fields(detail.stdout)
+    assert (fields["job"], fields["status"], fields["duration"]) == ("fail", "FAILED", "3.0s")
+    output_lines = [line.rstrip() for line in detail.stdout.splitlines()]
+    for line in MULTI_LINE_ERROR.splitlines():
+        assert line in output_lines, f"{line!r} missing from:\n{detail.stdout}"
+
+    purged = run_cli("history", "purge", "--older-than", "30d", env=env)
+    assert purged.stdout.startswith("purged 2 attempt(s) started before "), purged.stdout
+    remaining = {row.id for row in repo.list_history(HistoryFilter())}
+    assert remaining == {running, recent_ok, recent_fail, older_fail}
+
+
+# -- 6. healthcheck --------------------------------------------------------------------
+
+
+def test_healthcheck_passes_with_migrations_and_api_and_names_jobctl_up_without_api(
+    env: dict[str, str], prefect_server: PrefectServer
+) -> None:
+    healthy, no_api = run_concurrently(
+        Call(["healthcheck"], {**env, "PREFECT_API_URL": prefect_server.api_url}),
+        Call(["healthcheck"], env, expect_rc=1),
+    )
+
+    assert _checks(healthy.stdout) == {
+        "database": "ok",
+        "migrations": "ok",
+        "prefect api": "ok",
+    }, healthy.stdout
+    assert "FAIL" not in healthy.stdout
+    assert _checks(no_api.stdout) == {
+        "database": "ok",
+        "migrations": "ok",
+        "prefect api": "FAIL",
+    }, no_api.stdout
+    assert "`jobctl up`" in no_api.stdout
+
+
+def test_unmigrated_database_fails_healthcheck_and_commands_name_db_upgrade(
+    unmigrated_database_url: str, tmp_path: Path, prefect_server: PrefectServer
+) -> None:
+    env = cli_env(
+        database_url=unmigrated_database_url, home=tmp_path, PREFECT_API_URL=prefect_server.api_url
+    )
+
+    health, listed, history = run_concurrently(
+        Call(["healthcheck"], env, expect_rc=1),
+        Call(["schedule", "list"], env, expect_rc=1),
+        Call(["history"], env, expect_rc=1),
+    )
+
+    assert _checks(health.stdout) == {
+        "database": "ok",
+        "migrations": "FAIL",
+        "prefect api": "ok",
+    }, health.stdout
+    assert "`jobctl db upgrade`" in health.stdout
+    for result in (listed, history):
+        assert "`jobctl db upgrade`" in _one_error_line(result)
+
+
+# -- 7. unreachable database -----------------------------------------------------------
+
+
+def test_unreachable_database_is_one_error_line_and_a_traceback_only_with_verbose(
+    tmp_path: Path,
+) -> None:
+    env = cli_env(database_url=UNREACHABLE_DATABASE_URL, home=tmp_path)
+
+    quiet, verbose, health = run_concurrently(
+        Call(["schedule", "list"], env, expect_rc=1),
+        Call(["-v", "schedule", "list"], env, expect_rc=1),
+        Call(["healthcheck"], env, expect_rc=1),
+    )
+
+    assert "cannot be reached" in _one_error_line(quiet)
+    assert quiet.stdout == ""
+    assert "Traceback (most recent call last)" in verbose.stderr
+    assert "DatabaseUnavailable" in verbose.stderr
+    assert _checks(health.stdout)["database"] == "FAIL", health.stdout
+    assert "JOBCTL_DATABASE_URL" in health.stdout
+
+
+# -- 8. sync ---------------------------------------------------------------------------
+
+
+def test_sync_dry_run_changes_nothing_then_sync_creates_and_a_second_sync_is_unchanged(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory, env: dict[str, str]
+) -> None:
+    repo = sync_target.repository
+    good = {repo.add_schedule(schedule_factory(cron=NEVER_DUE)).id for _ in range(2)}
+    bad = repo.add_schedule(schedule_factory(cron=NEVER_DUE)).id
+    with repo.engine.begin() as connection:
+        connection.execute(
+            text('UPDATE "JobSchedule" SET cron = :cron WHERE id = :id'),
+            {"cron": "61 * * * *", "id": bad},
+        )
+    sync_env = {
+        **env,
+        "PREFECT_API_URL": sync_target.server.api_url,
+        "JOBCTL_WORK_POOL": sync_target.settings.work_pool,
+    }
+    zero = {action.value: 0 for action in Action}
+
+    dry = run_cli("sync", "--dry-run", env=sync_env)
+
+    assert _sync_counts(dry.stdout) == {**zero, "create": 2, "rejected": 1}, dry.stdout
+    assert "planned" in dry.stdout
+    rejected_section = dry.stdout.split("rejected rows", 1)[1]
+    assert bad in rejected_section
+    assert "cron" in rejected_section and "61 * * * *" in rejected_section
+    assert not any(schedule_id in rejected_section for schedule_id in good)
+    assert sync_target.deployments() == {}
+
+    applied = run_cli("sync", env=sync_env)
+
+    assert _sync_counts(applied.stdout) == {**zero, "create": 2, "rejected": 1}, applied.stdout
+    assert set(sync_target.deployments()) == good
+
+    again = run_cli("sync", env=sync_env)
+
+    assert _sync_counts(again.stdout) == {**zero, "unchanged": 2, "rejected": 1}, again.stdout
+    assert set(sync_target.deployments()) == good
+
+
+# -- 9. help ---------------------------------------------------------------------------
+
+
+def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for name, command in group.commands.items():
+        paths.append((*prefix, name))
+        if isinstance(command, click.Group):
+            paths.extend(_command_paths(command, (*prefix, name)))
+    return paths
+
+
+def test_help_of_jobctl_and_of_every_subcommand_exits_0(tmp_path: Path) -> None:
+    env = cli_env(database_url=UNREACHABLE_DATABASE_URL, home=tmp_path)
+    paths = [(), *_command_paths(jobctl_cli.cli)]
+    assert ("schedule", "add") in paths and ("history", "purge") in paths
+
+    results = run_concurrently(*(Call([*path, "--help"], env) for path in paths))
+
+    for path, result in zip(paths, results, strict=True):
+        assert result.stdout.startswith(f"Usage: {' '.join(['jobctl', *path])} "), result.stdout
+        assert result.stderr == ""
+    assert "JOBCTL_DATABASE_URL" in results[0].stdout
