@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from deployments.plan import Deployed
 from deployments.sync import sync
-from jobctl import errors
+from jobctl import errors, history_reconciler
 from jobctl.prefect_api import prefect_client
 from jobctl.repository import NOTIFY_CHANNEL, Repository
 from jobctl.settings import Settings
@@ -34,6 +34,7 @@ async def watch(
     known: list[Deployed] | None = None
     last_version: int | None = None
     last_full = 0.0
+    last_reconcile = 0.0
     async with _notifications(settings) as woken:
         while not stop.is_set():
             try:
@@ -48,6 +49,12 @@ async def watch(
                     last_version = version
                     if full_due:
                         last_full = time.monotonic()
+                if time.monotonic() - last_reconcile >= settings.reconcile_interval_s:
+                    async with prefect_client() as client:
+                        await history_reconciler.reconcile_with_settings(
+                            settings, repository, client
+                        )
+                    last_reconcile = time.monotonic()
             except (errors.DatabaseUnavailable, errors.PrefectUnavailable) as exc:
                 logger.error("sync failed, retrying: %s", exc)
                 known = None

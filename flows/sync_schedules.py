@@ -16,7 +16,8 @@ ARTIFACT_KEY = "jobctl-sync-plan"
 
 @flow(name="sync-schedules", log_prints=True)
 async def sync_schedules(dry_run: bool = False) -> dict[str, int]:
-    """Mirror every JobSchedule row into a Prefect deployment (as `jobctl sync` does)."""
+    """Mirror every JobSchedule row into a Prefect deployment (as `jobctl sync` does),
+    then close history that runs could not write themselves."""
     settings = Settings()
     engine = db.create_db_engine(settings.database_url)
     try:

@@ -329,6 +329,19 @@ class Repository:
             if deleted < batch_size:
                 return purged
 
+    def flow_runs_with_history(self, flow_run_ids: list[str]) -> set[str]:
+        """Which of ``flow_run_ids`` have at least one JobHistory row."""
+        found: set[str] = set()
+        with self.session() as session:
+            for start in range(0, len(flow_run_ids), 500):
+                chunk = flow_run_ids[start : start + 500]
+                found.update(
+                    session.scalars(
+                        select(JobHistory.flowRunId).where(JobHistory.flowRunId.in_(chunk))
+                    )
+                )
+        return found
+
     def count_history(self) -> int:
         with self.session() as session:
             return int(session.scalar(select(func.count()).select_from(JobHistory)) or 0)

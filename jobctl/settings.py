@@ -49,6 +49,19 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the watcher re-reads all deployments to catch edits made in the UI.",
     )
+    dead_run_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="A run still Running this long past its timeout is marked crashed.",
+    )
+    history_backfill_window_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How far back the history reconciler looks for runs without history.",
+    )
+    reconcile_interval_s: float = Field(
+        default=60.0, gt=0, description="How often `jobctl sync --watch` reconciles history."
+    )
     api_host: str = Field(default="127.0.0.1", description="Address `jobctl api` binds.")
     api_port: int = Field(default=8000, description="Port `jobctl api` binds.")
     api_token: str | None = Field(

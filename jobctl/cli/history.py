@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import click
 
+from jobctl import history_reconciler
 from jobctl.cli import render
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.parsing import DURATION, INSTANT
 from jobctl.models import JobStatus
+from jobctl.prefect_api import prefect_client
 from jobctl.records import HistoryFilter
 
 
@@ -69,3 +72,17 @@ def purge(context: Context, older_than: timedelta | None) -> None:
     cutoff = datetime.now(UTC) - age
     purged = context.repository.purge_history(cutoff)
     click.echo(f"purged {purged} attempt(s) started before {cutoff:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@history.command("reconcile")
+@pass_context
+def reconcile(context: Context) -> None:
+    """Close attempts from Prefect's record: finished runs, dead runs, missed history."""
+
+    async def once() -> history_reconciler.ReconcileReport:
+        async with prefect_client() as client:
+            return await history_reconciler.reconcile_with_settings(
+                context.settings, context.repository, client
+            )
+
+    click.echo(asyncio.run(once()).summary())

@@ -1,0 +1,284 @@
+"""Closing what the flow runs could not write themselves, from Prefect's own record.
+
+One pass:
+1. a PROCESSING attempt whose run is already final takes the run's real outcome (an
+   earlier attempt of a retried run is FAILED: a later one started);
+2. a run still Running past its timeout plus a grace, with nobody left to end it (worker
+   and flow process both dead), is marked Crashed in Prefect and FAILED here;
+3. runs of our jobs that ended recently with no history at all (the database was down
+   while they ran) are backfilled from their state history, one row per attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowFilter,
+    FlowFilterId,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterEndTime,
+    FlowRunFilterId,
+    WorkPoolFilter,
+    WorkPoolFilterName,
+)
+from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.states import Crashed
+
+from jobctl import registry
+from jobctl.models import JobStatus
+from jobctl.policy import SCHEDULE_ID_ENV, RunPolicy
+from jobctl.records import Attempt
+from jobctl.repository import Repository
+from jobctl.settings import Settings
+
+logger = logging.getLogger("jobctl.history")
+
+PAGE_SIZE = 200
+FINAL_TYPES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+
+
+@dataclass
+class ReconcileReport:
+    closed: int = 0
+    crashed: int = 0
+    backfilled: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"history: {self.closed} attempt(s) closed from Prefect, {self.crashed} dead "
+            f"run(s) marked crashed, {self.backfilled} attempt(s) backfilled"
+        )
+
+
+def outcome_of(state: State) -> tuple[JobStatus, str | None]:
+    if state.type is StateType.COMPLETED:
+        return JobStatus.SUCCESS, None
+    kind = {
+        "TimedOut": "timed out",
+        StateType.CRASHED: "crashed",
+        StateType.CANCELLED: "cancelled",
+    }
+    label = kind.get(state.name or "") or kind.get(state.type) or "failed"
+    return JobStatus.FAILED, f"{label}: {state.message or state.type.value}"
+
+
+DeploymentEnvs = dict[UUID, dict[str, str]]
+
+
+async def _deployment_envs(client: PrefectClient, runs: Iterable[FlowRun]) -> DeploymentEnvs:
+    """The environment (policy, schedule id) each run's deployment gives its flow process."""
+    ids = sorted({run.deployment_id for run in runs if run.deployment_id}, key=str)
+    envs: DeploymentEnvs = {}
+    for start in range(0, len(ids), PAGE_SIZE):
+        for deployment in await client.read_deployments(
+            deployment_filter=DeploymentFilter(
+                id=DeploymentFilterId(any_=ids[start : start + PAGE_SIZE])
+            ),
+            limit=PAGE_SIZE,
+        ):
+            env = (deployment.job_variables or {}).get("env") or {}
+            envs[deployment.id] = env if isinstance(env, dict) else {}
+    return envs
+
+
+def _env_of(run: FlowRun, envs: DeploymentEnvs) -> dict[str, str]:
+    return envs.get(run.deployment_id, {}) if run.deployment_id else {}
+
+
+def attempts_from_states(states: Iterable[State]) -> list[tuple[datetime, datetime, State]]:
+    """(start, end, ending state) of each attempt: each Running state begins one."""
+    ordered = sorted(states, key=lambda s: s.timestamp)
+    attempts: list[tuple[datetime, datetime, State]] = []
+    started: datetime | None = None
+    for state in ordered:
+        if state.type is StateType.RUNNING:
+            started = state.timestamp
+        elif started is not None and (state.type in FINAL_TYPES or state.name == "AwaitingRetry"):
+            attempts.append((started, state.timestamp, state))
+            started = None
+    return attempts
+
+
+async def _read_runs(client: PrefectClient, ids: list[str]) -> dict[str, FlowRun]:
+    runs: dict[str, FlowRun] = {}
+    for start in range(0, len(ids), PAGE_SIZE):
+        chunk = [UUID(i) for i in ids[start : start + PAGE_SIZE]]
+        for run in await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=PAGE_SIZE
+        ):
+            runs[str(run.id)] = run
+    return runs
+
+
+async def reconcile(
+    repository: Repository,
+    client: PrefectClient,
+    job_names: list[str],
+    *,
+    work_pool_name: str,
+    now: datetime,
+    dead_run_grace: timedelta,
+    backfill_window: timedelta,
+) -> ReconcileReport:
+    report = ReconcileReport()
+    processing = [a for a in repository.list_processing() if a.flow_run_id]
+    runs = await _read_runs(client, sorted({a.flow_run_id for a in processing if a.flow_run_id}))
+    envs = await _deployment_envs(client, runs.values())
+    for attempt in processing:
+        assert attempt.flow_run_id is not None
+        run = runs.get(attempt.flow_run_id)
+        if run is None:
+            _close(repository, attempt, JobStatus.FAILED, "lost: its flow run no longer exists")
+            report.closed += 1
+        elif (attempt.attempt or 1) < run.run_count:
+            _close(repository, attempt, JobStatus.FAILED, "failed: a later attempt followed")
+            report.closed += 1
+        elif run.state is not None and run.state.type in FINAL_TYPES:
+            status, error = outcome_of(run.state)
+            _close(repository, attempt, status, error)
+            report.closed += 1
+        elif run.state is not None and run.state.type is StateType.RUNNING:
+            policy = RunPolicy.from_env(_env_of(run, envs))
+            message = await _crash_if_dead(client, run, policy, now, dead_run_grace)
+            if message is not None:
+                _close(repository, attempt, JobStatus.FAILED, message)
+                report.crashed += 1
+    report.backfilled = await _backfill(
+        repository, client, job_names, work_pool_name, now - backfill_window
+    )
+    if report.closed or report.crashed or report.backfilled:
+        logger.info(report.summary())
+    return report
+
+
+async def reconcile_with_settings(
+    settings: Settings, repository: Repository, client: PrefectClient
+) -> ReconcileReport:
+    return await reconcile(
+        repository,
+        client,
+        registry.job_names(),
+        work_pool_name=settings.work_pool,
+        now=datetime.now(UTC),
+        dead_run_grace=timedelta(seconds=settings.dead_run_grace_s),
+        backfill_window=timedelta(seconds=settings.history_backfill_window_s),
+    )
+
+
+async def _crash_if_dead(
+    client: PrefectClient,
+    run: FlowRun,
+    policy: RunPolicy | None,
+    now: datetime,
+    grace: timedelta,
+) -> str | None:
+    """Mark Crashed a run that outlived its timeout plus ``grace``: its process is gone.
+
+    Returns the error recorded, or None when the run may still be alive. A run without a
+    timeout is never judged here; Prefect's heartbeats are the tool for those.
+    """
+    if policy is None or not policy.timeout_s or run.start_time is None:
+        return None
+    deadline = run.start_time + timedelta(seconds=policy.timeout_s) + grace
+    if now < deadline:
+        return None
+    message = (
+        f"crashed: still Running {policy.timeout_s:g} s timeout + {grace.total_seconds():g} s "
+        "grace after it started, with nobody to end it (worker and flow process gone)"
+    )
+    await client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+    return message
+
+
+def _close(repository: Repository, attempt: Attempt, status: JobStatus, error: str | None) -> None:
+    assert attempt.flow_run_id is not None and attempt.attempt is not None
+    repository.finish_attempt(
+        flow_run_id=attempt.flow_run_id,
+        attempt=attempt.attempt,
+        status=status,
+        job_name=attempt.job_name,
+        param=attempt.param,
+        schedule_id=attempt.schedule_id,
+        error=error,
+    )
+
+
+async def _backfill(
+    repository: Repository,
+    client: PrefectClient,
+    job_names: list[str],
+    work_pool_name: str,
+    since: datetime,
+) -> int:
+    """Write the attempts of recently ended runs of our jobs that have no history at all.
+
+    Only runs of our pool: other installations sharing the Prefect server keep their own.
+    """
+    ended: list[FlowRun] = []
+    offset = 0
+    while True:
+        page = await client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=job_names)),
+            flow_run_filter=FlowRunFilter(end_time=FlowRunFilterEndTime(after_=since)),
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool_name])),
+            limit=PAGE_SIZE,
+            offset=offset,
+        )
+        ended.extend(run for run in page if run.state and run.state.type in FINAL_TYPES)
+        if len(page) < PAGE_SIZE:
+            break
+        offset += PAGE_SIZE
+    known = repository.flow_runs_with_history([str(run.id) for run in ended])
+    missing = [run for run in ended if str(run.id) not in known]
+    flow_names = await _flow_names(client, {run.flow_id for run in missing})
+    envs = await _deployment_envs(client, missing)
+    written = 0
+    for run in missing:
+        param = (run.parameters or {}).get("param")
+        for number, (started, finished, state) in enumerate(
+            attempts_from_states(await client.read_flow_run_states(run.id)), start=1
+        ):
+            status, error = outcome_of(state)
+            if state.name == "AwaitingRetry":
+                status, error = JobStatus.FAILED, "failed: retried (recorded from Prefect)"
+            repository.finish_attempt(
+                flow_run_id=str(run.id),
+                attempt=number,
+                status=status,
+                job_name=flow_names.get(run.flow_id, "?"),
+                param=_jsonable(param),
+                schedule_id=_env_of(run, envs).get(SCHEDULE_ID_ENV),
+                error=error,
+                start_at=started.astimezone(UTC),
+                end_at=finished.astimezone(UTC),
+            )
+            written += 1
+    return written
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+async def _flow_names(client: PrefectClient, flow_ids: set[UUID]) -> dict[UUID, str]:
+    names: dict[UUID, str] = {}
+    ids = sorted(flow_ids, key=str)
+    for start in range(0, len(ids), PAGE_SIZE):
+        for flow in await client.read_flows(
+            flow_filter=FlowFilter(id=FlowFilterId(any_=ids[start : start + PAGE_SIZE])),
+            limit=PAGE_SIZE,
+        ):
+            names[flow.id] = flow.name
+    return names

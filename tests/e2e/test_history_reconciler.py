@@ -1,0 +1,143 @@
+"""The history reconciler closes what runs could not write: dead runs, a database outage."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import UTC, datetime, timedelta
+
+from prefect.client.orchestration import get_client
+from sqlalchemy import text
+
+from jobctl import history_reconciler, registry
+from jobctl.models import JobStatus
+from tests.conftest import ScheduleFactory
+from tests.e2e.test_history import _attempts, _wait_processing
+from tests.e2e.test_runs import NEVER_DUE, _http_row, _read_run, _run_now, _wait_final
+from tests.fixtures.http_target import HttpTarget
+from tests.fixtures.prefect import WorkerFactory
+from tests.fixtures.processes import descendants, wait_for
+from tests.fixtures.sync import SyncTarget
+
+UNREACHABLE_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/down"
+
+
+def _reconcile(target: SyncTarget, *, grace_s: float = 60) -> history_reconciler.ReconcileReport:
+    async def once() -> history_reconciler.ReconcileReport:
+        async with get_client() as client:
+            return await history_reconciler.reconcile(
+                target.repository,
+                client,
+                registry.job_names(),
+                work_pool_name=target.settings.work_pool,
+                now=datetime.now(UTC),
+                dead_run_grace=timedelta(seconds=grace_s),
+                backfill_window=timedelta(hours=1),
+            )
+
+    return asyncio.run(once())
+
+
+def test_a_run_whose_worker_and_process_died_is_crashed_and_failed(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+    database_url: str,
+) -> None:
+    row = sync_target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=120, timeout_ms=2_000,
+                         max_retries=0)
+    )  # fmt: skip
+    sync_target.sync()
+    worker = start_worker(sync_target.settings.work_pool, database_url=database_url)
+    run_id = _run_now(sync_target, row.id)
+    _wait_processing(sync_target.repository, run_id)
+
+    for pid, _ in descendants(worker.pid):
+        os.kill(pid, signal.SIGKILL)
+    worker.signal_group(signal.SIGKILL)
+    worker.process.wait(timeout=10)
+    assert _read_run(run_id).state.is_running()  # type: ignore[union-attr]
+
+    # Within the bound: timeout (2 s) + grace (1 s) after the run started.
+    report = wait_for(
+        lambda: (r := _reconcile(sync_target, grace_s=1)).crashed and r,
+        timeout_s=30,
+        interval_s=1,
+        what="the dead run detected",
+    )
+
+    assert report.crashed == 1
+    assert _read_run(run_id).state.is_crashed()  # type: ignore[union-attr]
+    [attempt] = _attempts(sync_target.repository, run_id)
+    assert attempt.status is JobStatus.FAILED
+    assert attempt.error is not None and attempt.error.startswith("crashed")
+
+
+def test_history_missed_while_the_database_was_down_is_backfilled(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    http_target: HttpTarget,
+    start_worker: WorkerFactory,
+) -> None:
+    http_target.script("/flaky", 500)
+    flaky = _http_row(
+        sync_target, schedule_factory, http_target, "/flaky", max_retries=1, retry_delay_ms=0
+    )
+    sync_target.sync()
+    # The worker's runs cannot reach the history database at all.
+    start_worker(sync_target.settings.work_pool, database_url=UNREACHABLE_DATABASE)
+
+    run_id = _run_now(sync_target, flaky)
+    run = _wait_final(run_id)
+
+    assert run.state is not None and run.state.is_completed()  # the job's outcome stands
+    assert _attempts(sync_target.repository, run_id) == []
+
+    report = _reconcile(sync_target)
+
+    assert report.backfilled == 2
+    first, second = _attempts(sync_target.repository, run_id)
+    assert (first.attempt, first.status) == (1, JobStatus.FAILED)
+    assert (second.attempt, second.status) == (2, JobStatus.SUCCESS)
+    assert first.schedule_id == flaky
+    assert first.job_name == "httpCall"
+    assert first.end_at is not None and first.end_at <= second.start_at
+    assert _reconcile(sync_target).backfilled == 0  # idempotent
+
+
+def test_a_processing_row_of_a_finished_run_takes_the_runs_outcome(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+    database_url: str,
+) -> None:
+    row = sync_target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="fail", param="lost end", max_retries=0)
+    )
+    sync_target.sync()
+    start_worker(sync_target.settings.work_pool, database_url=database_url)
+    run_id = _run_now(sync_target, row.id)
+    _wait_final(run_id)
+    wait_for(
+        lambda: [a for a in _attempts(sync_target.repository, run_id) if a.end_at],
+        timeout_s=30,
+        what="the attempt written",
+    )
+    # As if the end had never been written.
+    with sync_target.repository.engine.begin() as conn:
+        conn.execute(
+            text(
+                'UPDATE "JobHistory" SET status = \'PROCESSING\', "endAt" = NULL, error = NULL '
+                'WHERE "flowRunId" = :run'
+            ),
+            {"run": str(run_id)},
+        )
+
+    report = _reconcile(sync_target)
+
+    assert report.closed == 1
+    [attempt] = _attempts(sync_target.repository, run_id)
+    assert attempt.status is JobStatus.FAILED
+    assert attempt.error is not None and attempt.error.startswith("failed:")
