@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import psycopg
 from sqlalchemy.engine import make_url
 
 from deployments.plan import Deployed
-from deployments.sync import sync
+from deployments.sync import SyncReport, sync
 from jobctl import errors, history_reconciler
 from jobctl.prefect_api import prefect_client
 from jobctl.repository import NOTIFY_CHANNEL, Repository
@@ -28,7 +28,11 @@ logger = logging.getLogger("jobctl.watch")
 
 
 async def watch(
-    settings: Settings, repository: Repository, *, stop: asyncio.Event | None = None
+    settings: Settings,
+    repository: Repository,
+    *,
+    stop: asyncio.Event | None = None,
+    on_sync: Callable[[SyncReport], None] | None = None,
 ) -> None:
     stop = stop or asyncio.Event()
     known: list[Deployed] | None = None
@@ -47,6 +51,8 @@ async def watch(
                         )
                     known = report.deployed_after
                     last_version = version
+                    if on_sync is not None:
+                        on_sync(report)
                     if full_due:
                         last_full = time.monotonic()
                 if time.monotonic() - last_reconcile >= settings.reconcile_interval_s:

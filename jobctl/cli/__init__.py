@@ -59,6 +59,7 @@ cli.add_command(admin.healthcheck)
 cli.add_command(schedule.schedule)
 cli.add_command(history.history)
 cli.add_command(sync.sync)
+cli.add_command(admin.up)
 
 
 def main() -> None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import inspect
 import sys
+from pathlib import Path
 
 import click
 import httpx
 from rich.table import Table
 
-from jobctl import errors, migrate, registry
+from jobctl import errors, migrate, registry, stack
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.render import console
 from jobctl.prefect_api import prefect_api_url
+from jobctl.settings import DEFAULT_STATE_DIR
 
 
 @click.group()
@@ -97,3 +99,18 @@ def healthcheck(context: Context) -> None:
     console.print(table)
     if not all(ok for _, ok, _ in checks):
         sys.exit(1)
+
+
+@click.command("up")
+@click.option("--no-demo", is_flag=True, help="Do not add demo schedules to an empty table.")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    help="Logs, the lock file and the local Prefect server's data.",
+)
+@click.option("--status-every", type=float, default=15.0, help="Seconds between status lines.")
+@pass_context
+def up(context: Context, no_demo: bool, state_dir: Path, status_every: float) -> None:
+    """Run everything: Prefect server (unless PREFECT_API_URL is set), worker, sync watcher."""
+    stack.up(context.settings, demo=not no_demo, state_dir=state_dir, status_every_s=status_every)

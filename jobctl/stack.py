@@ -1,0 +1,328 @@
+"""``jobctl up``: the whole system on one machine, supervised by one process.
+
+A Prefect server (unless PREFECT_API_URL points at one), the static deployments of
+prefect.yaml, one process worker in the project folder, and the sync watcher. Every child
+runs in its own process group and is stopped, group and all, when ``up`` ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO
+
+import httpx
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from deployments import sync as schedule_sync
+from deployments import watch as schedule_watch
+from jobctl import db, errors, migrate
+from jobctl.models import JobStatus
+from jobctl.prefect_api import prefect_api_url, prefect_client
+from jobctl.records import HistoryFilter, ScheduleSpec
+from jobctl.repository import Repository
+from jobctl.settings import Settings
+
+logger = logging.getLogger("jobctl.up")
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+BIN_DIR = Path(sys.executable).parent
+DEFAULT_PORT = 4200
+SERVER_START_TIMEOUT_S = 180
+STOP_TIMEOUT_S = 20
+
+DEMO_ROWS = [
+    ScheduleSpec(
+        cron="* * * * *",
+        job_name="processData",
+        param=["param1", "param2"],
+        description="demo: every minute",
+        priority=1,
+    ),
+    ScheduleSpec(
+        cron="*/2 * * * *",
+        job_name="fail",
+        param="a demo failure",
+        description="demo: fails, retried twice 5 s apart",
+        max_retries=2,
+        retry_delay_ms=5_000,
+        priority=5,
+    ),
+    ScheduleSpec(
+        cron="0 * * * *",
+        job_name="sleep",
+        param=3,
+        description="demo: disabled",
+        is_active=False,
+    ),
+]
+
+
+class AlreadyRunning(errors.JobctlError):
+    """jobctl up is already running here."""
+
+
+def free_port(start: int) -> int:
+    for port in range(start, start + 100):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise errors.JobctlError(f"no free port in {start}..{start + 99}")
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM the child's whole group; SIGKILL what is left after a grace."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            logger.warning("%s ignored SIGTERM; killing it", self.name)
+        # Flow processes of a worker live in its group and may outlive it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=STOP_TIMEOUT_S)
+        self.log.close()
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    state_dir: Path
+    demo: bool = True
+    children: list[Child] = field(default_factory=list)
+    api_url: str = ""
+    last_sync: str = "not yet"
+
+    # -- start-up --------------------------------------------------------------------
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
+        log = (self.state_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            args,
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        child = Child(name, process, log)
+        self.children.append(child)
+        return child
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            PREFECT_API_URL=self.api_url,
+            JOBCTL_DATABASE_URL=self.settings.database_url,
+            JOBCTL_WORK_POOL=self.settings.work_pool,
+        )
+        return env
+
+    def start_server(self) -> None:
+        configured = prefect_api_url()
+        if configured:
+            self.api_url = configured
+            return
+        port = free_port(DEFAULT_PORT)
+        self.api_url = f"http://127.0.0.1:{port}/api"
+        env = dict(os.environ)
+        env.update(
+            PREFECT_HOME=str(self.state_dir / "prefect"),
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PREFECT_API_URL=self.api_url,
+        )
+        server = self.spawn(
+            "server",
+            [
+                str(BIN_DIR / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env,
+        )
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not server.alive():
+                raise errors.PrefectUnavailable(
+                    f"the Prefect server exited; see {self.state_dir / 'server.log'}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.5)
+        raise errors.PrefectUnavailable(
+            f"the Prefect server did not answer in {SERVER_START_TIMEOUT_S} s"
+        )
+
+    def deploy_static_flows(self) -> None:
+        for args in (
+            # prefect.yaml cannot create its pool: Prefect checks it before any step.
+            ["work-pool", "create", self.settings.work_pool, "--type", "process"],
+            ["--no-prompt", "deploy", "--all"],
+        ):
+            done = subprocess.run(
+                [str(BIN_DIR / "prefect"), *args],
+                cwd=PROJECT_DIR,
+                # prefect.yaml's pull step names {{ $PWD }}: the project folder.
+                env={**self.child_env(), "PWD": str(PROJECT_DIR)},
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if done.returncode != 0 and "already exists" not in done.stdout + done.stderr:
+                raise errors.JobctlError(
+                    f"`prefect {' '.join(args)}` failed: {(done.stdout + done.stderr)[-500:]}"
+                )
+
+    def start_worker(self) -> None:
+        self.spawn(
+            "worker",
+            [str(BIN_DIR / "prefect"), "worker", "start", "--pool", self.settings.work_pool,
+             "--type", "process"],
+            self.child_env(),
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+
+
+def absolute_database_url(url: str) -> str:
+    """SQLite paths made absolute: flow processes run in other working directories."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str((Path.cwd() / url.removeprefix(prefix)).resolve())
+    return url
+
+
+@contextlib.contextmanager
+def single_instance(state_dir: Path) -> Iterator[None]:
+    lock_path = state_dir / "up.lock"
+    handle = lock_path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise AlreadyRunning(
+            f"jobctl up is already running here ({holder}); stop it with Ctrl-C first"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def add_demo_rows(repository: Repository) -> int:
+    if repository.list_schedules():
+        return 0
+    for spec in DEMO_ROWS:
+        repository.add_schedule(spec)
+    return len(DEMO_ROWS)
+
+
+def status_line(stack: Stack, repository: Repository) -> str:
+    since = datetime.now(UTC) - timedelta(hours=1)
+    try:
+        recent = repository.list_history(HistoryFilter(since=since, limit=10_000))
+        runs = f"{len(recent)} attempt(s) in the last hour, " + (
+            f"{sum(a.status is JobStatus.FAILED for a in recent)} failed"
+        )
+    except errors.JobctlError as exc:
+        runs = f"history unavailable ({exc})"
+    alive = ", ".join(f"{c.name} {'up' if c.alive() else 'DOWN'}" for c in stack.children)
+    return f"[{datetime.now(UTC):%H:%M:%S} UTC] {alive} | last sync: {stack.last_sync} | {runs}"
+
+
+async def supervise(stack: Stack, repository: Repository, status_every_s: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def on_sync(report: schedule_sync.SyncReport) -> None:
+        stack.last_sync = f"{datetime.now(UTC):%H:%M:%S} {report.summary()}"
+
+    watcher = asyncio.create_task(
+        schedule_watch.watch(stack.settings, repository, stop=stop, on_sync=on_sync)
+    )
+    while not stop.is_set():
+        print(status_line(stack, repository), flush=True)
+        for child in stack.children:
+            if not child.alive():
+                print(f"{child.name} exited (see {stack.state_dir / child.name}.log); stopping")
+                stop.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=status_every_s)
+    await watcher
+
+
+def up(settings: Settings, *, demo: bool, state_dir: Path, status_every_s: float) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    settings = settings.model_copy(
+        update={"database_url": absolute_database_url(settings.database_url)}
+    )
+    with single_instance(state_dir):
+        engine = db.create_db_engine(settings.database_url)
+        migrate.upgrade(engine)
+        repository = Repository(engine)
+        stack = Stack(settings=settings, state_dir=state_dir, demo=demo)
+        try:
+            stack.start_server()
+            with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
+                if demo and (added := add_demo_rows(repository)):
+                    print(f"added {added} demo schedules (jobctl schedule list)")
+                asyncio.run(_first_sync(settings, repository))
+                stack.deploy_static_flows()
+                stack.start_worker()
+                print(
+                    f"Prefect UI: {stack.api_url.removesuffix('/api')}  (Ctrl-C stops everything)"
+                )
+                asyncio.run(supervise(stack, repository, status_every_s))
+        finally:
+            print("stopping...", flush=True)
+            stack.stop()
+            engine.dispose()
+            print("stopped", flush=True)
+
+
+async def _first_sync(settings: Settings, repository: Repository) -> None:
+    async with prefect_client() as client:
+        report = await schedule_sync.sync(settings, repository, client)
+    print(report.summary())
