@@ -14,12 +14,14 @@ import logging
 import os
 import resource
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from prefect import Flow
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.context import FlowRunContext
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -70,20 +72,22 @@ def peak_memory_bytes() -> int:
 
 
 class HistoryRecorder:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    """Settings are read at the first write: importing the flows never fails on them."""
+
+    def __init__(self, settings: Callable[[], Settings] = Settings) -> None:
+        self._settings = settings
         self._engine: Engine | None = None
 
     @property
     def repository(self) -> Repository:
         if self._engine is None:
-            self._engine = db.create_db_engine(self.settings.database_url)
+            self._engine = db.create_db_engine(self._settings().database_url)
         return Repository(self._engine)
 
     def _write(self, what: str, key: AttemptKey, call: Any) -> None:
         try:
             call()
-        except (errors.JobctlError, SQLAlchemyError) as exc:
+        except (errors.JobctlError, SQLAlchemyError, ValidationError) as exc:
             logger.warning(
                 "history: could not record %s of run %s attempt %d (%s); "
                 "the reconciler will backfill it",

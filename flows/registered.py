@@ -19,12 +19,11 @@ from flows.history import HistoryRecorder
 from flows.job_flows import build_flow
 from jobctl.policy import RunPolicy
 from jobctl.registry import load_jobs
-from jobctl.settings import Settings
 
 ENTRYPOINT_MODULE = __name__
 
 _policy = RunPolicy.from_env(os.environ)
-_recorder = HistoryRecorder(Settings())
+_recorder = HistoryRecorder()
 FLOWS: dict[str, Flow[..., Any]] = {
     name: build_flow(job, _policy, ENTRYPOINT_MODULE, _recorder)
     for name, job in load_jobs().items()

@@ -5,8 +5,9 @@ Pure functions: callers pass ``at``; nothing here reads the clock.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 from croniter import croniter
 from prefect.server.schemas.schedules import CronSchedule
@@ -24,6 +25,19 @@ ALIASES = {
 
 class InvalidCron(ValueError):
     pass
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def is_time_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA zone, from the list Prefect checks against.
+
+    ``ZoneInfo()`` alone accepts odd paths, and fails on "Europe" with IsADirectoryError.
+    """
+    return name in _zones()
 
 
 def normalize_cron(expression: str) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobctl.cron import is_time_zone
 
 DEFAULT_STATE_DIR = Path(".jobctl")
 
@@ -67,6 +69,13 @@ class Settings(BaseSettings):
     api_token: str | None = Field(
         default=None, description="Bearer token the HTTP API requires (unset: loopback only)."
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if not is_time_zone(value):
+            raise ValueError(f"{value!r} is not an IANA time zone")
+        return value
 
     @property
     def is_sqlite(self) -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import yaml
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments import sync as schedule_sync
@@ -38,6 +39,7 @@ from jobctl.settings import Settings
 logger = logging.getLogger("jobctl.up")
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+PREFECT_YAML = PROJECT_DIR / "prefect.yaml"
 BIN_DIR = Path(sys.executable).parent
 DEFAULT_PORT = 4200
 SERVER_START_TIMEOUT_S = 180
@@ -184,11 +186,14 @@ class Stack:
         )
 
     def deploy_static_flows(self) -> None:
-        for args in (
-            # prefect.yaml cannot create its pool: Prefect checks it before any step.
-            ["work-pool", "create", self.settings.work_pool, "--type", "process"],
-            ["--no-prompt", "deploy", "--all"],
-        ):
+        """``prefect deploy`` of each deployment of prefect.yaml, into our pool."""
+        pool = self.settings.work_pool
+        names = [d["name"] for d in yaml.safe_load(PREFECT_YAML.read_text())["deployments"]]
+        # prefect.yaml cannot create its pool (Prefect checks it before any step), and
+        # `deploy --all` ignores --pool: one call per deployment.
+        calls = [["work-pool", "create", pool, "--type", "process"]]
+        calls += [["--no-prompt", "deploy", "--name", name, "--pool", pool] for name in names]
+        for args in calls:
             done = subprocess.run(
                 [str(BIN_DIR / "prefect"), *args],
                 cwd=PROJECT_DIR,
@@ -199,9 +204,8 @@ class Stack:
                 timeout=300,
             )
             if done.returncode != 0 and "already exists" not in done.stdout + done.stderr:
-                raise errors.JobctlError(
-                    f"`prefect {' '.join(args)}` failed: {(done.stdout + done.stderr)[-500:]}"
-                )
+                output = " ".join((done.stdout + done.stderr).split())
+                raise errors.JobctlError(f"`prefect {' '.join(args)}` failed: {output[-500:]}")
 
     def start_worker(self) -> None:
         self.spawn(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Collection
 from typing import Any
-from zoneinfo import available_timezones
 
-from jobctl.cron import InvalidCron, normalize_cron
+from jobctl.cron import InvalidCron, is_time_zone, normalize_cron
 from jobctl.errors import InvalidSchedule, Problem
 from jobctl.records import OVERLAP_POLICIES, RETRY_BACKOFFS, InvalidJson, ScheduleSpec
 
@@ -37,7 +35,7 @@ def problems_of(spec: ScheduleSpec, known_jobs: Collection[str]) -> list[Problem
         problem("jobName", f"{str(shown)[:100]!r} is not a registered job")
 
     if spec.timezone is not None:
-        if not isinstance(spec.timezone, str) or not _is_zone(spec.timezone):
+        if not isinstance(spec.timezone, str) or not is_time_zone(spec.timezone):
             problem("timezone", f"{str(spec.timezone)[:100]!r} is not an IANA time zone")
 
     _check_int(problem, "timeout", spec.timeout_ms, minimum=0, unit="ms")
@@ -84,17 +82,6 @@ def _check_int(
     elif not minimum <= value <= maximum:
         suffix = f" {unit}" if unit else ""
         problem(field, f"must be between {minimum} and {maximum}{suffix}, not {value}")
-
-
-@functools.cache
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def _is_zone(name: str) -> bool:
-    # The list Prefect checks against; ZoneInfo() alone accepts odd paths ("Europe" fails
-    # with IsADirectoryError).
-    return name in _zones()
 
 
 def validated(

@@ -33,7 +33,8 @@ def _one_line(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        return f"invalid setting {where}: {first['msg']}"
+        name = f"JOBCTL_{where.upper()}" if exc.title == "Settings" and where else where
+        return f"invalid setting {name}: {first['msg']}"
     return " ".join(str(exc).split())
 
 

@@ -13,14 +13,19 @@ from rich.table import Table
 
 from jobctl import registry, validation
 from jobctl.cron import next_fire_times
-from jobctl.records import Attempt, Schedule
+from jobctl.records import Attempt, InvalidJson, Schedule
 
 # Wide when piped, so tables stay readable in logs and CI output.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _compact_json(value: Any, limit: int = 40) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    if isinstance(value, InvalidJson):
+        text = f"(not JSON) {value.text}"
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

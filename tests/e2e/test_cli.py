@@ -1,6 +1,6 @@
 """The ``jobctl`` console script, run as a real subprocess on SQLite and PostgreSQL.
 
-Every call pays ~2-4 s of imports, so each test groups its assertions and runs the calls
+Every call pays ~1.5 s of imports, so each test groups its assertions and runs the calls
 that do not depend on each other side by side (``run_concurrently``).
 """
 
@@ -10,6 +10,7 @@ import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol
 
 import click
 import pytest
@@ -36,10 +37,30 @@ UNREACHABLE_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:1/x"
 NEVER_DUE = "0 0 1 1 *"
 
 
+class EnvFactory(Protocol):
+    def __call__(self, database_url: str, **extra: Any) -> dict[str, str]: ...
+
+
+@pytest.fixture(scope="session")
+def pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Bytecode shared by every CLI call of the session (see ``cli_env``)."""
+    return tmp_path_factory.mktemp("pycache")
+
+
 @pytest.fixture
-def env(database_url: str, tmp_path: Path) -> dict[str, str]:
+def make_env(tmp_path: Path, pycache: Path) -> EnvFactory:
+    """Build the CLI's environment for a database URL, plus extra variables."""
+
+    def make(database_url: str, **extra: Any) -> dict[str, str]:
+        return cli_env(database_url=database_url, home=tmp_path, pycache=pycache, **extra)
+
+    return make
+
+
+@pytest.fixture
+def env(database_url: str, make_env: EnvFactory) -> dict[str, str]:
     """The CLI's environment on the migrated database of this test."""
-    return cli_env(database_url=database_url, home=tmp_path)
+    return make_env(database_url)
 
 
 # -- output parsing ----------------------------------------------------------------------
@@ -96,9 +117,9 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_db_upgrade_then_add_list_and_show_a_daily_schedule(
-    unmigrated_database_url: str, unmigrated_engine: Engine, tmp_path: Path
+    unmigrated_database_url: str, unmigrated_engine: Engine, make_env: EnvFactory
 ) -> None:
-    env = cli_env(database_url=unmigrated_database_url, home=tmp_path)
+    env = make_env(unmigrated_database_url)
 
     first = run_cli("db", "upgrade", env=env)
     assert re.fullmatch(r"database upgraded from nothing to \w+\n", first.stdout), first.stdout
@@ -175,27 +196,35 @@ def _add_args(*extra: str) -> list[str]:
 
 
 def test_bad_input_is_one_error_line_naming_the_field_and_writes_nothing(
-    env: dict[str, str], repo: Repository
+    env: dict[str, str], repo: Repository, schedule_factory: ScheduleFactory
 ) -> None:
+    existing = repo.add_schedule(schedule_factory())
     calls = [Call(_add_args(*extra), env, expect_rc=1) for extra, _, _ in BAD_ADDS]
     bad_json = Call(_add_args("--param", "{bad json"), env, expect_rc=2)
+    no_change = Call(["schedule", "update", existing.id], env, expect_rc=2)
     six_fields = Call(_add_args("--cron", "0 0 0 * * *"), env)
 
-    *bad, json_result, six_result = run_concurrently(*calls, bad_json, six_fields)
+    *bad, json_result, no_change_result, six_result = run_concurrently(
+        *calls, bad_json, no_change, six_fields
+    )
 
     for (extra, field, detail), result in zip(BAD_ADDS, bad, strict=True):
         line = _one_error_line(result)
         assert f" {field}: " in line, (extra, line)
         assert detail in line, (extra, line)
         assert result.stdout == "", (extra, result.stdout)
-    # A malformed --param is a click usage error: exit 2, usage text, no "error:" line.
+    # A malformed --param is a click usage error: exit 2 and click's usage text.
     assert "Invalid value for '--param'" in json_result.stderr
     assert "not valid JSON" in json_result.stderr
     assert json_result.stdout == ""
+    # So is an update without any option.
+    assert "nothing to change" in no_change_result.stderr
 
     six_id = six_result.stdout.strip()
-    [row] = repo.list_schedules()  # only the six-field row was written
-    assert (row.id, row.cron) == (six_id, DAILY)
+    rows = {row.id: row for row in repo.list_schedules()}
+    assert set(rows) == {existing.id, six_id}  # only the six-field row was added
+    assert rows[six_id].cron == DAILY
+    assert rows[existing.id] == existing
 
 
 # -- 3. update / enable / disable / remove ---------------------------------------------
@@ -219,17 +248,13 @@ def test_update_enable_disable_and_remove_change_only_what_they_name(
     assert after_update.updated_at is not None and original.updated_at is not None
     assert after_update.updated_at > original.updated_at
 
-    refused = run_concurrently(
-        Call(["schedule", "update", sid], env, expect_rc=2),
+    # Unknown ids through each repository path: get (update), UPDATE (disable), DELETE.
+    invalid, *unknown = run_concurrently(
         Call(["schedule", "update", sid, "--max-retries", "101"], env, expect_rc=1),
         Call(["schedule", "update", UNKNOWN_ID, "--priority", "1"], env, expect_rc=1),
-        Call(["schedule", "enable", UNKNOWN_ID], env, expect_rc=1),
         Call(["schedule", "disable", UNKNOWN_ID], env, expect_rc=1),
         Call(["schedule", "remove", UNKNOWN_ID], env, expect_rc=1),
-        Call(["schedule", "show", UNKNOWN_ID], env, expect_rc=1),
     )
-    nothing, invalid, *unknown = refused
-    assert "nothing to change" in nothing.stderr
     assert "maxRetries" in _one_error_line(invalid)
     assert sid in _one_error_line(invalid)
     for result in unknown:
@@ -250,8 +275,8 @@ def test_update_enable_disable_and_remove_change_only_what_they_name(
 # -- 4. jobs ---------------------------------------------------------------------------
 
 
-def test_jobs_lists_every_registered_job(tmp_path: Path) -> None:
-    env = cli_env(database_url=UNREACHABLE_DATABASE_URL, home=tmp_path)  # needs no database
+def test_jobs_lists_every_registered_job(make_env: EnvFactory) -> None:
+    env = make_env(UNREACHABLE_DATABASE_URL)  # needs no database
 
     result = run_cli("jobs", env=env)
 
@@ -296,8 +321,7 @@ def test_history_filters_shows_one_attempt_and_purges_old_ones(
     old_fail = attempt("fail", JobStatus.FAILED, timedelta(days=31), "old failure")
     old_ok = attempt("processData", JobStatus.SUCCESS, timedelta(days=40), None)
 
-    everything, by_job, by_status, since, limited, detail = run_concurrently(
-        Call(["history"], env),
+    by_job, by_status, since, limited, detail = run_concurrently(
         Call(["history", "--job", "fail"], env),
         Call(["history", "--status", "failed"], env),
         Call(["history", "--since", "1h"], env),
@@ -305,12 +329,9 @@ def test_history_filters_shows_one_attempt_and_purges_old_ones(
         Call(["history", "show", str(recent_fail)], env),
     )
 
-    assert "6 attempt(s), newest first" in everything.stdout
-    assert _history_ids(everything.stdout) == [
-        running, recent_ok, recent_fail, older_fail, old_fail, old_ok
-    ]  # fmt: skip
-    assert "Traceback (most recent call last):" in everything.stdout  # first line only
-    assert "disk full" not in everything.stdout
+    assert "2 attempt(s), newest first" in by_job.stdout
+    assert "Traceback (most recent call last):" in by_job.stdout  # the error's first line
+    assert "disk full" not in by_job.stdout
     assert _history_ids(by_job.stdout) == [recent_fail, old_fail], by_job.stdout
     assert _history_ids(by_status.stdout) == [recent_fail, older_fail, old_fail], by_status.stdout
     assert _history_ids(since.stdout) == [running, recent_ok, recent_fail], since.stdout
@@ -322,6 +343,8 @@ def test_history_filters_shows_one_attempt_and_purges_old_ones(
     for line in MULTI_LINE_ERROR.splitlines():
         assert line in output_lines, f"{line!r} missing from:\n{detail.stdout}"
 
+    every_id = {running, recent_ok, recent_fail, older_fail, old_fail, old_ok}
+    assert {row.id for row in repo.list_history(HistoryFilter())} == every_id
     purged = run_cli("history", "purge", "--older-than", "30d", env=env)
     assert purged.stdout.startswith("purged 2 attempt(s) started before "), purged.stdout
     remaining = {row.id for row in repo.list_history(HistoryFilter())}
@@ -331,13 +354,10 @@ def test_history_filters_shows_one_attempt_and_purges_old_ones(
 # -- 6. healthcheck --------------------------------------------------------------------
 
 
-def test_healthcheck_passes_with_migrations_and_api_and_names_jobctl_up_without_api(
+def test_healthcheck_passes_with_a_migrated_database_and_a_prefect_api(
     env: dict[str, str], prefect_server: PrefectServer
 ) -> None:
-    healthy, no_api = run_concurrently(
-        Call(["healthcheck"], {**env, "PREFECT_API_URL": prefect_server.api_url}),
-        Call(["healthcheck"], env, expect_rc=1),
-    )
+    healthy = run_cli("healthcheck", env={**env, "PREFECT_API_URL": prefect_server.api_url})
 
     assert _checks(healthy.stdout) == {
         "database": "ok",
@@ -345,25 +365,15 @@ def test_healthcheck_passes_with_migrations_and_api_and_names_jobctl_up_without_
         "prefect api": "ok",
     }, healthy.stdout
     assert "FAIL" not in healthy.stdout
-    assert _checks(no_api.stdout) == {
-        "database": "ok",
-        "migrations": "ok",
-        "prefect api": "FAIL",
-    }, no_api.stdout
-    assert "`jobctl up`" in no_api.stdout
 
 
 def test_unmigrated_database_fails_healthcheck_and_commands_name_db_upgrade(
-    unmigrated_database_url: str, tmp_path: Path, prefect_server: PrefectServer
+    unmigrated_database_url: str, make_env: EnvFactory, prefect_server: PrefectServer
 ) -> None:
-    env = cli_env(
-        database_url=unmigrated_database_url, home=tmp_path, PREFECT_API_URL=prefect_server.api_url
-    )
+    env = make_env(unmigrated_database_url, PREFECT_API_URL=prefect_server.api_url)
 
-    health, listed, history = run_concurrently(
-        Call(["healthcheck"], env, expect_rc=1),
-        Call(["schedule", "list"], env, expect_rc=1),
-        Call(["history"], env, expect_rc=1),
+    health, listed = run_concurrently(
+        Call(["healthcheck"], env, expect_rc=1), Call(["schedule", "list"], env, expect_rc=1)
     )
 
     assert _checks(health.stdout) == {
@@ -372,30 +382,77 @@ def test_unmigrated_database_fails_healthcheck_and_commands_name_db_upgrade(
         "prefect api": "ok",
     }, health.stdout
     assert "`jobctl db upgrade`" in health.stdout
-    for result in (listed, history):
-        assert "`jobctl db upgrade`" in _one_error_line(result)
+    assert "`jobctl db upgrade`" in _one_error_line(listed)
 
 
-# -- 7. unreachable database -----------------------------------------------------------
+# -- 7. unreachable database, no Prefect API -------------------------------------------
 
 
 def test_unreachable_database_is_one_error_line_and_a_traceback_only_with_verbose(
-    tmp_path: Path,
+    make_env: EnvFactory,
 ) -> None:
-    env = cli_env(database_url=UNREACHABLE_DATABASE_URL, home=tmp_path)
+    env = make_env(UNREACHABLE_DATABASE_URL)
 
-    quiet, verbose, health = run_concurrently(
+    quiet, verbose, sync = run_concurrently(
         Call(["schedule", "list"], env, expect_rc=1),
         Call(["-v", "schedule", "list"], env, expect_rc=1),
-        Call(["healthcheck"], env, expect_rc=1),
+        Call(["sync", "--dry-run"], env, expect_rc=1),  # and no PREFECT_API_URL either
     )
 
     assert "cannot be reached" in _one_error_line(quiet)
     assert quiet.stdout == ""
+    _one_error_line(sync)
     assert "Traceback (most recent call last)" in verbose.stderr
     assert "DatabaseUnavailable" in verbose.stderr
-    assert _checks(health.stdout)["database"] == "FAIL", health.stdout
+
+
+def test_healthcheck_fails_without_database_or_api_and_says_what_to_do(
+    make_env: EnvFactory,
+) -> None:
+    env = make_env(UNREACHABLE_DATABASE_URL)  # no PREFECT_API_URL
+
+    health = run_cli("healthcheck", env=env, expect_rc=1)
+
+    assert _checks(health.stdout) == {"database": "FAIL", "prefect api": "FAIL"}, health.stdout
     assert "JOBCTL_DATABASE_URL" in health.stdout
+    assert "`jobctl up`" in health.stdout
+
+
+# -- rows and settings the CLI must survive ---------------------------------------------
+
+
+# Only SQLite can hold a param that is not JSON (PostgreSQL's jsonb refuses it).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_schedule_list_and_show_survive_a_row_whose_param_is_not_json(
+    env: dict[str, str], repo: Repository, schedule_factory: ScheduleFactory
+) -> None:
+    good = repo.add_schedule(schedule_factory()).id
+    broken = repo.add_schedule(schedule_factory()).id
+    with repo.engine.begin() as connection:
+        connection.execute(
+            text('UPDATE "JobSchedule" SET param = :param WHERE id = :id'),
+            {"param": "{not json", "id": broken},
+        )
+
+    listed, shown = run_concurrently(
+        Call(["schedule", "list"], env), Call(["schedule", "show", broken], env)
+    )
+
+    assert "2 schedule(s)" in listed.stdout
+    assert good in listed.stdout and broken in listed.stdout
+    assert "is not valid JSON" in listed.stdout
+    assert "is not valid JSON" in shown.stdout
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_invalid_JOBCTL_TIMEZONE_is_refused_and_writes_nothing(
+    env: dict[str, str], repo: Repository
+) -> None:
+    result = run_cli(*_add_args(), env={**env, "JOBCTL_TIMEZONE": "Mars/Base"}, expect_rc=1)
+
+    line = _one_error_line(result)
+    assert "timezone" in line.lower() and "Mars/Base" in line
+    assert repo.list_schedules() == []
 
 
 # -- 8. sync ---------------------------------------------------------------------------
@@ -452,8 +509,8 @@ def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tup
     return paths
 
 
-def test_help_of_jobctl_and_of_every_subcommand_exits_0(tmp_path: Path) -> None:
-    env = cli_env(database_url=UNREACHABLE_DATABASE_URL, home=tmp_path)
+def test_help_of_jobctl_and_of_every_subcommand_exits_0(make_env: EnvFactory) -> None:
+    env = make_env(UNREACHABLE_DATABASE_URL)  # help needs no database
     paths = [(), *_command_paths(jobctl_cli.cli)]
     assert ("schedule", "add") in paths and ("history", "purge") in paths
 
@@ -462,4 +519,8 @@ def test_help_of_jobctl_and_of_every_subcommand_exits_0(tmp_path: Path) -> None:
     for path, result in zip(paths, results, strict=True):
         assert result.stdout.startswith(f"Usage: {' '.join(['jobctl', *path])} "), result.stdout
         assert result.stderr == ""
-    assert "JOBCTL_DATABASE_URL" in results[0].stdout
+    global_help = results[0].stdout
+    assert "JOBCTL_DATABASE_URL" in global_help
+    for path in paths:
+        if len(path) == 1:
+            assert f"  {path[0]} " in global_help, path
