@@ -29,11 +29,6 @@ class Settings(BaseSettings):
     retry_delay_ms: int = Field(
         default=10_000, ge=0, description="Retry delay of rows whose retryDelay is null."
     )
-    misfire_grace_ms: int = Field(
-        default=60_000,
-        ge=0,
-        description="A run later than this is skipped (rows may override with misfireGrace).",
-    )
     work_pool: str = Field(
         default="jobctl", description="Prefect process work pool that runs every job."
     )
@@ -63,11 +58,6 @@ class Settings(BaseSettings):
     )
     reconcile_interval_s: float = Field(
         default=60.0, gt=0, description="How often `jobctl sync --watch` reconciles history."
-    )
-    api_host: str = Field(default="127.0.0.1", description="Address `jobctl api` binds.")
-    api_port: int = Field(default=8000, description="Port `jobctl api` binds.")
-    api_token: str | None = Field(
-        default=None, description="Bearer token the HTTP API requires (unset: loopback only)."
     )
 
     @field_validator("timezone")

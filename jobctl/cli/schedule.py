@@ -31,7 +31,12 @@ def _schedule_options(*, for_update: bool) -> Callable[[F], F]:
             click.option("--retry-delay", "retry_delay_ms", type=int, help="Milliseconds."),
             click.option("--retry-backoff", type=click.Choice(RETRY_BACKOFFS)),
             click.option("--overlap", type=click.Choice(OVERLAP_POLICIES)),
-            click.option("--misfire-grace", "misfire_grace_ms", type=int, help="Milliseconds."),
+            click.option(
+                "--misfire-grace",
+                "misfire_grace_ms",
+                type=int,
+                help="Milliseconds (stored; not enforced yet: see README).",
+            ),
             click.option("--timezone", help="IANA zone of the cron [default: JOBCTL_TIMEZONE]."),
             click.option("--description"),
         ]

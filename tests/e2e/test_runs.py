@@ -16,6 +16,11 @@ from tests.fixtures.prefect import WorkerFactory
 from tests.fixtures.processes import wait_for
 from tests.fixtures.sync import SyncTarget
 
+# The runs, not the tables, are under test here: PostgreSQL tables only.
+pytestmark = pytest.mark.parametrize(
+    "database_url", ["postgresql"], ids=["postgres"], indirect=True
+)
+
 # Never due during a test: runs are created on demand.
 NEVER_DUE = "0 0 1 1 *"
 RUN_TIMEOUT_S = 120
