@@ -75,6 +75,7 @@ def spec_for(
     work_pool_name: str,
     default_timezone: str,
     default_retry_delay_ms: int,
+    default_misfire_grace_ms: int,
 ) -> DeploymentSpec:
     """The deployment of a validated row (its cron already normalised)."""
     policy = run_policy.from_row(
@@ -82,7 +83,9 @@ def spec_for(
         retry_delay_ms=row.retry_delay_ms,
         retry_backoff=row.retry_backoff,
         timeout_ms=row.timeout_ms,
+        misfire_grace_ms=row.misfire_grace_ms,
         default_retry_delay_ms=default_retry_delay_ms,
+        default_misfire_grace_ms=default_misfire_grace_ms,
     )
     limit, strategy = OVERLAP_CONCURRENCY[row.overlap]
     spec = DeploymentSpec(

@@ -108,6 +108,7 @@ def desired_state(
             work_pool_name=settings.work_pool,
             default_timezone=settings.timezone,
             default_retry_delay_ms=settings.retry_delay_ms,
+            default_misfire_grace_ms=settings.misfire_grace_ms,
         )
     return specs, rejected
 

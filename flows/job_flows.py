@@ -10,12 +10,24 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import Flow
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import State, StateType
 from prefect.context import FlowRunContext
 from prefect.flow_engine import FlowRunTimeoutError
+from prefect.states import Cancelled
 
 from flows import history
 from flows.history import HistoryRecorder
@@ -44,6 +56,56 @@ def _apply_backoff(policy: RunPolicy) -> None:
     with get_client(sync_client=True) as client:
         client.update_flow_run(run.id, empirical_policy=empirical)
     run.empirical_policy = empirical
+
+
+SKIPPED_STATE_NAME = "Skipped"
+
+
+def _misfire(policy: RunPolicy | None) -> State | None:
+    """A Cancelled "Skipped" state if this run started too late and a later one is due.
+
+    After workers were down, Prefect would run every missed run at once. A run later than
+    the grace is skipped unless it is the most recent due run of its deployment, which
+    runs: catch up once.
+    """
+    context = FlowRunContext.get()
+    if policy is None or policy.misfire_grace_s is None or context is None:
+        return None
+    run = context.flow_run
+    if run is None or run.run_count > 1 or run.deployment_id is None:
+        return None
+    if run.expected_start_time is None:
+        return None
+    now = datetime.now(UTC)
+    late_s = (now - run.expected_start_time).total_seconds()
+    if late_s <= policy.misfire_grace_s:
+        return None
+    with get_client(sync_client=True) as client:
+        later = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[run.deployment_id])),
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(not_any_=[run.id]),
+                expected_start_time=FlowRunFilterExpectedStartTime(
+                    after_=run.expected_start_time + timedelta(microseconds=1), before_=now
+                ),
+                # Runs already cancelled (skipped, or refused by an overlap limit) do not
+                # catch up: this one may be the last one left.
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(
+                        not_any_=[StateType.CANCELLED, StateType.CANCELLING]
+                    )
+                ),
+            ),
+            limit=1,
+        )
+    if not later:
+        return None
+    return Cancelled(
+        name=SKIPPED_STATE_NAME,
+        message=f"skipped: started {late_s:.0f} s after its scheduled time, past the "
+        f"misfire grace of {policy.misfire_grace_s:g} s; a later run of this schedule "
+        "catches up",
+    )
 
 
 def _signature(job: Job) -> inspect.Signature:
@@ -93,7 +155,7 @@ def build_flow(
     """The flow of ``job``, found in ``module`` under the job's name, recording history."""
     exponential = policy is not None and policy.backoff == "exponential" and policy.retries > 0
 
-    def begin(param: Any) -> _Attempt:
+    def begin(param: Any) -> _Attempt:  # after the misfire check: a skipped run has no row
         if exponential:
             assert policy is not None
             _apply_backoff(policy)
@@ -102,6 +164,8 @@ def build_flow(
     if job.is_async:
 
         async def run_async(param: Any, user: str = SYSTEM_USER) -> Any:
+            if (skipped := _misfire(policy)) is not None:
+                return skipped
             attempt = begin(param)
             started = time.monotonic()
             try:
@@ -122,6 +186,8 @@ def build_flow(
     else:
 
         def run_sync(param: Any, user: str = SYSTEM_USER) -> Any:
+            if (skipped := _misfire(policy)) is not None:
+                return skipped
             attempt = begin(param)
             try:
                 result = job.fn(param, user)

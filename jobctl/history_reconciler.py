@@ -45,6 +45,7 @@ from jobctl.settings import Settings
 logger = logging.getLogger("jobctl.history")
 
 PAGE_SIZE = 200
+SKIPPED = "Skipped"  # a run skipped by the misfire policy: it never started the job
 FINAL_TYPES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 
 
@@ -236,7 +237,11 @@ async def _backfill(
             limit=PAGE_SIZE,
             offset=offset,
         )
-        ended.extend(run for run in page if run.state and run.state.type in FINAL_TYPES)
+        ended.extend(
+            run
+            for run in page
+            if run.state and run.state.type in FINAL_TYPES and run.state.name != SKIPPED
+        )
         if len(page) < PAGE_SIZE:
             break
         offset += PAGE_SIZE

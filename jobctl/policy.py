@@ -22,6 +22,9 @@ class RunPolicy:
     retry_delay_s: int = 0
     backoff: str = "fixed"
     timeout_s: float | None = None
+    # A run that starts later than this after its scheduled time is skipped, unless it is
+    # the most recent of its deployment's due runs (catch up once). None: never skipped.
+    misfire_grace_s: float | None = None
 
     def retry_delay_before(self, attempt: int) -> int:
         """Seconds to wait after failed ``attempt`` (1-based) before the next one."""
@@ -46,7 +49,9 @@ def from_row(
     retry_delay_ms: int | None,
     retry_backoff: str,
     timeout_ms: int | None,
+    misfire_grace_ms: int | None,
     default_retry_delay_ms: int,
+    default_misfire_grace_ms: int,
 ) -> RunPolicy:
     delay_ms = default_retry_delay_ms if retry_delay_ms is None else retry_delay_ms
     return RunPolicy(
@@ -54,4 +59,6 @@ def from_row(
         retry_delay_s=math.ceil(delay_ms / 1000),
         backoff=retry_backoff,
         timeout_s=timeout_ms / 1000 if timeout_ms else None,
+        misfire_grace_s=(default_misfire_grace_ms if misfire_grace_ms is None else misfire_grace_ms)
+        / 1000,
     )

@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     retry_delay_ms: int = Field(
         default=10_000, ge=0, description="Retry delay of rows whose retryDelay is null."
     )
+    misfire_grace_ms: int = Field(
+        default=60_000,
+        ge=0,
+        description="A scheduled run starting later than this is skipped, except the most "
+        "recent missed run of its schedule (rows override with misfireGrace).",
+    )
     work_pool: str = Field(
         default="jobctl", description="Prefect process work pool that runs every job."
     )

@@ -49,6 +49,7 @@ def test_to_env_is_json_with_units_in_the_names():
         "retry_delay_s": 1,
         "backoff": "fixed",
         "timeout_s": 30.0,
+        "misfire_grace_s": None,
     }
 
 
@@ -67,7 +68,9 @@ def delay_s_of_row(retry_delay_ms: int | None, default_retry_delay_ms: int = 10_
         retry_delay_ms=retry_delay_ms,
         retry_backoff="fixed",
         timeout_ms=None,
+        misfire_grace_ms=None,
         default_retry_delay_ms=default_retry_delay_ms,
+        default_misfire_grace_ms=60_000,
     ).retry_delay_s
 
 
@@ -77,10 +80,30 @@ def test_from_row_converts_milliseconds_to_seconds():
         retry_delay_ms=2_000,
         retry_backoff="exponential",
         timeout_ms=600_000,
+        misfire_grace_ms=30_000,
         default_retry_delay_ms=10_000,
+        default_misfire_grace_ms=60_000,
     )
 
-    assert rule == RunPolicy(retries=4, retry_delay_s=2, backoff="exponential", timeout_s=600.0)
+    assert rule == RunPolicy(
+        retries=4, retry_delay_s=2, backoff="exponential", timeout_s=600.0, misfire_grace_s=30.0
+    )
+
+
+def test_from_row_uses_the_default_misfire_grace_only_when_null():
+    def grace_s(misfire_grace_ms: int | None) -> float | None:
+        return policy.from_row(
+            max_retries=None,
+            retry_delay_ms=None,
+            retry_backoff="fixed",
+            timeout_ms=None,
+            misfire_grace_ms=misfire_grace_ms,
+            default_retry_delay_ms=0,
+            default_misfire_grace_ms=60_000,
+        ).misfire_grace_s
+
+    assert grace_s(None) == 60.0
+    assert grace_s(0) == 0.0
 
 
 def test_from_row_uses_the_default_delay_only_when_the_delay_is_null():
@@ -104,7 +127,9 @@ def test_from_row_null_or_zero_timeout_means_no_timeout(
         retry_delay_ms=None,
         retry_backoff="fixed",
         timeout_ms=timeout_ms,
+        misfire_grace_ms=None,
         default_retry_delay_ms=0,
+        default_misfire_grace_ms=60_000,
     )
 
     assert rule.timeout_s == timeout_s

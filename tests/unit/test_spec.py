@@ -56,6 +56,7 @@ def build(row: Schedule) -> spec.DeploymentSpec:
         work_pool_name=WORK_POOL,
         default_timezone=DEFAULT_TIMEZONE,
         default_retry_delay_ms=DEFAULT_RETRY_DELAY_MS,
+        default_misfire_grace_ms=60_000,
     )
 
 
@@ -258,7 +259,11 @@ def test_collision_strategies_are_known_to_prefect(make_row: MakeRow, overlap: s
 def test_run_policy_env_carries_retries_delay_backoff_and_timeout(make_row: MakeRow):
     deployment = build(
         make_row(
-            max_retries=3, retry_delay_ms=4_000, retry_backoff="exponential", timeout_ms=600_000
+            max_retries=3,
+            retry_delay_ms=4_000,
+            retry_backoff="exponential",
+            timeout_ms=600_000,
+            misfire_grace_ms=None,
         )
     )
 
@@ -267,14 +272,17 @@ def test_run_policy_env_carries_retries_delay_backoff_and_timeout(make_row: Make
         "retry_delay_s": 4,
         "backoff": "exponential",
         "timeout_s": 600.0,
+        "misfire_grace_s": 60.0,
     }
 
 
 def test_run_policy_env_reads_back_as_a_run_policy(make_row: MakeRow):
-    deployment = build(make_row(max_retries=2, retry_delay_ms=1_000, timeout_ms=90_000))
+    deployment = build(
+        make_row(max_retries=2, retry_delay_ms=1_000, timeout_ms=90_000, misfire_grace_ms=5_000)
+    )
 
     assert policy.RunPolicy.from_env(deployment.job_variables["env"]) == policy.RunPolicy(
-        retries=2, retry_delay_s=1, backoff="fixed", timeout_s=90.0
+        retries=2, retry_delay_s=1, backoff="fixed", timeout_s=90.0, misfire_grace_s=5.0
     )
 
 
