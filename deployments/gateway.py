@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -21,16 +22,25 @@ from prefect.client.schemas.filters import (
     WorkPoolFilter,
     WorkPoolFilterName,
 )
-from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
+from prefect.client.schemas.objects import (
+    ConcurrencyLimitStrategy,
+    ConcurrencyOptions,
+    StateType,
+)
 from prefect.client.schemas.schedules import CronSchedule
+from prefect.events.actions import ChangeFlowRunState
+from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 from prefect.workers.process import ProcessWorker
 
 from deployments.plan import Deployed, Queue
-from deployments.spec import MANAGED_TAG, DeploymentSpec, schedule_id_of
+from deployments.spec import HEARTBEAT_S, MANAGED_TAG, DeploymentSpec, schedule_id_of
 from jobctl import errors
 
 PAGE_SIZE = 200  # the most Prefect returns in one read
+ZOMBIE_AUTOMATION = "jobctl: crash zombie flow runs"
+ZOMBIE_MISSED_HEARTBEATS = 2
 
 
 class Gateway:
@@ -137,6 +147,44 @@ class Gateway:
             )
             return True
         return False
+
+    async def ensure_zombie_automation(self) -> bool:
+        """Prefect's recipe for runs whose process died: no heartbeat for a while -> Crashed.
+
+        Needs the flow processes to send heartbeats (``HEARTBEAT_ENV`` in the deployments'
+        job variables). True when it created the automation.
+        """
+        if await self.client.read_automations_by_name(ZOMBIE_AUTOMATION):
+            return False
+        await self.client.create_automation(
+            AutomationCore(
+                name=ZOMBIE_AUTOMATION,
+                description="jobctl: mark Crashed a flow run that stopped sending heartbeats",
+                trigger=EventTrigger(
+                    after={"prefect.flow-run.heartbeat"},
+                    expect={
+                        "prefect.flow-run.heartbeat",
+                        "prefect.flow-run.Completed",
+                        "prefect.flow-run.Failed",
+                        "prefect.flow-run.Cancelled",
+                        "prefect.flow-run.Crashed",
+                    },
+                    match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+                    for_each={"prefect.resource.id"},
+                    posture=Posture.Proactive,
+                    threshold=1,
+                    within=timedelta(seconds=HEARTBEAT_S * ZOMBIE_MISSED_HEARTBEATS),
+                ),
+                actions=[
+                    ChangeFlowRunState(
+                        state=StateType.CRASHED,
+                        message=f"no heartbeat for {HEARTBEAT_S * ZOMBIE_MISSED_HEARTBEATS} s: "
+                        "its process is gone",
+                    )
+                ],
+            )
+        )
+        return True
 
     async def flow_id(self, flow_name: str) -> UUID:
         if flow_name not in self._flow_ids:

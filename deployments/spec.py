@@ -14,6 +14,10 @@ MANAGED_TAG = "jobctl"
 SCHEDULE_TAG_PREFIX = "schedule:"
 JOB_TAG_PREFIX = "job:"
 QUEUE_PREFIX = "priority-"
+# Flow processes send a heartbeat this often (30 s is Prefect's minimum); the zombie
+# automation marks Crashed a run that missed several.
+HEARTBEAT_S = 30
+HEARTBEAT_ENV = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
 
 
 def deployment_name(schedule_id: str) -> str:
@@ -106,6 +110,7 @@ def spec_for(
             "env": {
                 run_policy.POLICY_ENV: policy.to_env(),
                 run_policy.SCHEDULE_ID_ENV: row.id,
+                HEARTBEAT_ENV: str(HEARTBEAT_S),
             }
         },
         concurrency_limit=limit,

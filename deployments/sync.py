@@ -155,6 +155,7 @@ async def sync(
     report = SyncReport(plan=plan, applied=not dry_run)
     if not dry_run:
         await gateway.ensure_work_pool(settings.work_pool, settings.work_pool_concurrency)
+        await gateway.ensure_zombie_automation()
         created: dict[str, UUID] = {}
         if not plan.is_noop:
             report.failures, created = await _apply(

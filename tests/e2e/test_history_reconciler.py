@@ -7,9 +7,12 @@ import os
 import signal
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prefect.client.orchestration import get_client
 from sqlalchemy import text
 
+from deployments.gateway import ZOMBIE_MISSED_HEARTBEATS
+from deployments.spec import HEARTBEAT_S
 from jobctl import history_reconciler, registry
 from jobctl.models import JobStatus
 from tests.conftest import ScheduleFactory
@@ -141,3 +144,38 @@ def test_a_processing_row_of_a_finished_run_takes_the_runs_outcome(
     [attempt] = _attempts(sync_target.repository, run_id)
     assert attempt.status is JobStatus.FAILED
     assert attempt.error is not None and attempt.error.startswith("failed:")
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], ids=["postgres"], indirect=True)
+def test_a_dead_run_without_a_timeout_is_crashed_by_missed_heartbeats(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+    database_url: str,
+) -> None:
+    row = sync_target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=600, timeout_ms=0,
+                         max_retries=0)
+    )  # fmt: skip
+    sync_target.sync()
+    worker = start_worker(sync_target.settings.work_pool, database_url=database_url)
+    run_id = _run_now(sync_target, row.id)
+    _wait_processing(sync_target.repository, run_id)
+
+    for pid, _ in descendants(worker.pid):  # kill -9 of the worker and its flow process
+        os.kill(pid, signal.SIGKILL)
+    worker.signal_group(signal.SIGKILL)
+    worker.process.wait(timeout=10)
+
+    # Prefect's zombie automation (created by the sync) crashes the silent run...
+    wait_for(
+        lambda: _read_run(run_id).state.is_crashed(),  # type: ignore[union-attr]
+        timeout_s=HEARTBEAT_S * ZOMBIE_MISSED_HEARTBEATS + 90,
+        interval_s=2,
+        what="the run crashed by missed heartbeats",
+    )
+    # ...and the reconciler closes its attempt.
+    assert _reconcile(sync_target).closed == 1
+    [attempt] = _attempts(sync_target.repository, run_id)
+    assert attempt.status is JobStatus.FAILED
+    assert attempt.error is not None and attempt.error.startswith("crashed: no heartbeat")

@@ -61,6 +61,7 @@ def _http_row(
     **fields: Any,
 ) -> str:
     param = {"url": http_target.url(path), "json": {"row": path, "text": "每日資料清理任務"}}
+    fields.setdefault("overlap", "allow")  # several runs of one row may be in flight
     row = target.repository.add_schedule(
         schedule_factory(cron=NEVER_DUE, job_name="httpCall", param=param, **fields)
     )

@@ -216,11 +216,9 @@ def test_bad_rows_are_rejected_with_reasons_and_good_rows_still_sync(
     assert set(sync_target.deployments()) == {good.id}
 
 
-def test_malformed_json_param_is_rejected_on_sqlite(
-    sync_target: SyncTarget, database_url: str
-) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL's jsonb refuses malformed JSON at insert")
+# PostgreSQL's jsonb refuses malformed JSON at insert: only SQLite can hold such a row.
+@pytest.mark.parametrize("database_url", ["sqlite"], ids=["sqlite"], indirect=True)
+def test_malformed_json_param_is_rejected_on_sqlite(sync_target: SyncTarget) -> None:
     _insert_by_sql(sync_target.repository, "bad-json", param="{not json")
     report = sync_target.sync()
     assert [s.schedule_id for s in report.plan.rejected] == ["bad-json"]

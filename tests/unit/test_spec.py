@@ -318,5 +318,5 @@ def test_schedule_id_env_is_the_row_id(make_row: MakeRow):
 def test_job_variables_env_values_are_strings(make_row: MakeRow):
     env = build(make_row()).job_variables["env"]
 
-    assert set(env) == {policy.POLICY_ENV, policy.SCHEDULE_ID_ENV}
+    assert set(env) == {policy.POLICY_ENV, policy.SCHEDULE_ID_ENV, spec.HEARTBEAT_ENV}
     assert all(isinstance(value, str) for value in env.values())
