@@ -34,8 +34,16 @@ from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 from prefect.workers.process import ProcessWorker
 
+from deployments.manual import MANUAL_NAME, MANUAL_TAG, ManualSpec
 from deployments.plan import Deployed, Queue
-from deployments.spec import HEARTBEAT_S, MANAGED_TAG, DeploymentSpec, schedule_id_of
+from deployments.spec import (
+    HEARTBEAT_ENV,
+    HEARTBEAT_S,
+    JOB_TAG_PREFIX,
+    MANAGED_TAG,
+    DeploymentSpec,
+    schedule_id_of,
+)
 from jobctl import errors
 
 PAGE_SIZE = 200  # the most Prefect returns in one read
@@ -227,6 +235,32 @@ class Gateway:
             enforce_parameter_schema=False,
             paused=spec.paused,
             job_variables=spec.job_variables,
+        )
+
+    async def read_manual_versions(self, work_pool_name: str) -> dict[str, str | None]:
+        """Flow name -> version of the manual deployments of ``work_pool_name``."""
+        deployments = await self.client.read_deployments(
+            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[MANUAL_TAG])),
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool_name])),
+            limit=PAGE_SIZE,
+        )
+        names = await self._flow_names({d.flow_id for d in deployments})
+        return {names.get(d.flow_id, ""): d.version for d in deployments}
+
+    async def apply_manual_deployment(self, spec: ManualSpec) -> UUID:
+        return await self.client.create_deployment(
+            flow_id=await self.flow_id(spec.flow_name),
+            name=MANUAL_NAME,
+            version=spec.version,
+            schedules=[],
+            parameters={},
+            description=spec.description,
+            work_pool_name=spec.work_pool_name,
+            tags=[MANAGED_TAG, MANUAL_TAG, f"{JOB_TAG_PREFIX}{spec.flow_name}"],
+            entrypoint=spec.entrypoint,
+            parameter_openapi_schema=spec.parameter_schema,
+            enforce_parameter_schema=True,
+            job_variables={"env": {HEARTBEAT_ENV: str(HEARTBEAT_S)}},
         )
 
     async def set_paused(self, deployment_id: UUID, paused: bool) -> None:

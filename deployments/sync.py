@@ -20,6 +20,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from prefect.utilities.callables import parameter_schema
 
 from deployments.gateway import Gateway
+from deployments.manual import ManualSpec
 from deployments.plan import Action, Deployed, Plan, Step, plan_deployments, plan_queues
 from deployments.spec import DeploymentSpec, spec_for
 from flows.registered import FLOWS, entrypoint
@@ -46,6 +47,7 @@ class SyncReport:
     duration_s: float = 0.0
     # What Prefect holds afterwards, when known without reading it again (no failures).
     deployed_after: list[Deployed] | None = None
+    manual_written: int = 0
 
     @property
     def ok(self) -> bool:
@@ -163,6 +165,7 @@ async def sync(
             )
         if report.ok:
             report.deployed_after = deployed_after(plan, created)
+        report.manual_written = await _sync_manual_deployments(gateway, settings.work_pool)
     report.duration_s = time.perf_counter() - started
     logger.info(report.summary())
     return report
@@ -219,6 +222,25 @@ async def _apply(
             "the next sync completes it"
         ) from exc
     return failures, created
+
+
+async def _sync_manual_deployments(gateway: Gateway, work_pool: str) -> int:
+    """Create or refresh ``<job>/manual`` for every registered job; returns writes made."""
+    current = await gateway.read_manual_versions(work_pool)
+    schemas = _parameter_schemas()
+    written = 0
+    for name, job_flow in FLOWS.items():
+        spec = ManualSpec(
+            flow_name=name,
+            entrypoint=entrypoint(name),
+            work_pool_name=work_pool,
+            parameter_schema=schemas[name],
+            description=job_flow.description or f"Run {name} on demand",
+        )
+        if current.get(name) != spec.version:
+            await gateway.apply_manual_deployment(spec)
+            written += 1
+    return written
 
 
 def deployed_after(plan: Plan, created: dict[str, UUID]) -> list[Deployed]:

@@ -15,15 +15,22 @@ def prefect_api_url() -> str | None:
     return url.rstrip("/") if url else None
 
 
-def prefect_client(**httpx_settings: Any) -> PrefectClient:
-    """A client of the configured server; never Prefect's in-process ephemeral API.
+def require_prefect_api() -> str:
+    """The configured server's URL; never Prefect's in-process ephemeral API.
 
     The ephemeral API runs no scheduler and no workers: deployments synced into it would
     never run, so a missing ``PREFECT_API_URL`` is an error here.
     """
-    if prefect_api_url() is None:
+    url = prefect_api_url()
+    if url is None:
         raise errors.PrefectUnavailable(
             "PREFECT_API_URL is not set: start the stack with `jobctl up`, "
             "or point PREFECT_API_URL at a Prefect server"
         )
+    return url
+
+
+def prefect_client(**httpx_settings: Any) -> PrefectClient:
+    """A client of the configured server (see ``require_prefect_api``)."""
+    require_prefect_api()
     return get_client(httpx_settings=httpx_settings or None)

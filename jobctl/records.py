@@ -90,5 +90,6 @@ class HistoryFilter:
     since: datetime | None = None
     until: datetime | None = None
     schedule_id: str | None = None
+    flow_run_id: str | None = None
     limit: int = 50
     offset: int = 0

@@ -285,6 +285,8 @@ class Repository:
             statement = statement.where(JobHistory.startAt < query.until)
         if query.schedule_id is not None:
             statement = statement.where(JobHistory.scheduleId == query.schedule_id)
+        if query.flow_run_id is not None:
+            statement = statement.where(JobHistory.flowRunId == query.flow_run_id)
         statement = (
             statement.order_by(JobHistory.startAt.desc(), JobHistory.id.desc())
             .limit(query.limit)

@@ -66,6 +66,14 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How often `jobctl sync --watch` reconciles history."
     )
 
+    api_host: str = Field(default="127.0.0.1", description="Address `jobctl api` binds.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port `jobctl api` binds.")
+    api_token: str | None = Field(
+        default=None,
+        description="Bearer token every endpoint but /health requires "
+        "(unset: `jobctl api` binds to loopback only).",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -9,7 +9,7 @@ import click
 from pydantic import ValidationError
 
 from jobctl import errors
-from jobctl.cli import admin, history, schedule, sync
+from jobctl.cli import admin, api, history, schedule, sync
 from jobctl.cli.context import Context
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
@@ -21,7 +21,7 @@ class ErrorReportingGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (errors.JobctlError, ValidationError) as exc:
+        except (errors.JobctlError, ValidationError) as exc:  # a bad param too
             state = ctx.find_object(Context)
             if state is not None and state.verbose:
                 raise
@@ -33,8 +33,9 @@ def _one_line(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        name = f"JOBCTL_{where.upper()}" if exc.title == "Settings" and where else where
-        return f"invalid setting {name}: {first['msg']}"
+        if exc.title == "Settings":
+            return f"invalid setting JOBCTL_{where.upper()}: {first['msg']}"
+        return f"param does not fit the job ({where or 'value'}): {first['msg']}"
     return " ".join(str(exc).split())
 
 
@@ -61,6 +62,8 @@ cli.add_command(schedule.schedule)
 cli.add_command(history.history)
 cli.add_command(sync.sync)
 cli.add_command(admin.up)
+cli.add_command(api.api)
+cli.add_command(api.call)
 
 
 def main() -> None:

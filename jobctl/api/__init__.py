@@ -1,0 +1,1 @@
+"""The HTTP API: the original system's manual trigger, schedules and history."""

@@ -1,0 +1,68 @@
+"""Running a job by hand: in this process and waiting for it, or submitted to the workers.
+
+Shared by the HTTP API (``POST /v1/job/call-job``) and ``jobctl call``. Only registered
+jobs can be run, and ``param`` must fit the job's signature.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from typing import Any, cast
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.objects import State
+from pydantic import TypeAdapter
+
+from deployments.manual import manual_deployment_name
+from flows.registered import FLOWS
+from jobctl import registry
+from jobctl.records import HistoryFilter
+from jobctl.repository import Repository
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # SUCCESS or FAILED
+    result: Any
+    error: str | None
+    flow_run_id: str | None
+    history_id: int | None
+
+
+def checked_param(job_name: str, param: Any) -> tuple[registry.Job, Any]:
+    """The job and ``param`` validated against its signature.
+
+    Raises ``UnknownJob`` for a name that is not registered (``__init__``, a flow's
+    name...), pydantic's ``ValidationError`` for a param that does not fit.
+    """
+    job = registry.get_job(job_name)
+    annotation = typing.get_type_hints(job.fn).get(job.param_parameter.name, Any)
+    return job, TypeAdapter(annotation).validate_python(param)
+
+
+def run_here(job_name: str, param: Any, user: str, repository: Repository) -> Outcome:
+    """Run the job's flow in this process (a flow run like any other) and wait for it."""
+    job, value = checked_param(job_name, param)
+    state = cast(State, FLOWS[job.name](param=value, user=user, return_state=True))
+    flow_run_id = str(state.state_details.flow_run_id) if state.state_details else None
+    attempts = (
+        repository.list_history(HistoryFilter(flow_run_id=flow_run_id, limit=1))
+        if flow_run_id
+        else []
+    )
+    history_id = attempts[0].id if attempts else None
+    if state.is_completed():
+        return Outcome("SUCCESS", state.result(), None, flow_run_id, history_id)
+    error = attempts[0].error if attempts and attempts[0].error else state.message
+    return Outcome("FAILED", None, (error or "failed").split("\n\n")[0], flow_run_id, history_id)
+
+
+async def submit(job_name: str, param: Any, user: str, client: PrefectClient) -> str:
+    """Create a run of the job's manual deployment for the workers; returns its id."""
+    job, value = checked_param(job_name, param)
+    deployment = await client.read_deployment_by_name(manual_deployment_name(job.name))
+    run = await client.create_flow_run_from_deployment(
+        deployment.id, parameters={"param": value, "user": user}
+    )
+    return str(run.id)
