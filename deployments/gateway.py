@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -26,6 +27,7 @@ from prefect.client.schemas.objects import (
     ConcurrencyLimitStrategy,
     ConcurrencyOptions,
     StateType,
+    WorkPool,
 )
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.events.actions import ChangeFlowRunState
@@ -34,7 +36,7 @@ from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 from prefect.workers.process import ProcessWorker
 
-from deployments.manual import MANUAL_NAME, MANUAL_TAG, ManualSpec
+from deployments.manual import MANUAL_TAG, ManualSpec, manual_name
 from deployments.plan import Deployed, Queue
 from deployments.spec import (
     HEARTBEAT_ENV,
@@ -55,6 +57,7 @@ class Gateway:
     def __init__(self, client: PrefectClient) -> None:
         self.client = client
         self._flow_ids: dict[str, UUID] = {}
+        self._flow_lock = asyncio.Lock()  # concurrent creates need one look-up per flow
 
     # -- reads -------------------------------------------------------------------------
 
@@ -71,39 +74,44 @@ class Gateway:
         """Every deployment of ``work_pool_name`` that carries a schedule tag, page by page.
 
         Filtering by pool as well as by tag lets several jobctl installations share one
-        Prefect server, each with its own pool.
+        Prefect server, each with its own pool. The pages are read as plain JSON, keeping
+        the few fields the plan needs: validating full deployment models (every cron
+        parsed again) costs more than the server's answer at a thousand rows.
         """
-        raw = []
-        offset = 0
+        raw: list[dict[str, Any]] = []
         while True:
-            page = await self.client.read_deployments(
-                deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[MANAGED_TAG])),
-                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool_name])),
-                limit=PAGE_SIZE,
-                offset=offset,
+            response = await self.client.request(
+                "POST",
+                "/deployments/filter",
+                json={
+                    "deployments": {"tags": {"all_": [MANAGED_TAG]}},
+                    "work_pools": {"name": {"any_": [work_pool_name]}},
+                    "sort": "NAME_ASC",
+                    "limit": PAGE_SIZE,
+                    "offset": len(raw),
+                },
             )
+            page = response.json()
             raw.extend(page)
             if len(page) < PAGE_SIZE:
                 break
-            offset += PAGE_SIZE
-        flow_names = await self._flow_names({d.flow_id for d in raw})
-        deployed = []
-        for item in raw:
-            schedule_id = schedule_id_of(item.tags)
-            if schedule_id is None:  # a static deployment (sync-schedules, manual runs)
-                continue
-            deployed.append(
-                Deployed(
-                    id=item.id,
-                    name=item.name,
-                    flow_name=flow_names.get(item.flow_id, ""),
-                    schedule_id=schedule_id,
-                    version=item.version,
-                    paused=bool(item.paused),
-                    work_queue_name=item.work_queue_name,
-                )
+        managed = [(item, schedule_id_of(item["tags"])) for item in raw]
+        flow_names = await self._flow_names(
+            {UUID(item["flow_id"]) for item, schedule_id in managed if schedule_id}
+        )
+        return [
+            Deployed(
+                id=UUID(item["id"]),
+                name=item["name"],
+                flow_name=flow_names.get(UUID(item["flow_id"]), ""),
+                schedule_id=schedule_id,
+                version=item.get("version"),
+                paused=bool(item.get("paused")),
+                work_queue_name=item.get("work_queue_name"),
             )
-        return deployed
+            for item, schedule_id in managed
+            if schedule_id is not None  # not a job's manual deployment
+        ]
 
     async def _flow_names(self, flow_ids: set[UUID]) -> dict[UUID, str]:
         names: dict[UUID, str] = {}
@@ -122,20 +130,22 @@ class Gateway:
         queues = await self.client.read_work_queues(work_pool_name=work_pool_name)
         return [Queue(id=q.id, name=q.name, priority=q.priority or 0) for q in queues]
 
-    async def work_pool_exists(self, name: str) -> bool:
+    async def read_work_pool(self, name: str) -> WorkPool | None:
         try:
-            await self.client.read_work_pool(name)
+            return await self.client.read_work_pool(name)
         except ObjectNotFound:
-            return False
-        return True
+            return None
 
     # -- writes ------------------------------------------------------------------------
 
-    async def ensure_work_pool(self, name: str, concurrency_limit: int | None) -> bool:
-        """Create the process pool if missing, apply its limit; True when it wrote."""
-        try:
-            pool = await self.client.read_work_pool(name)
-        except ObjectNotFound:
+    async def ensure_work_pool(
+        self, name: str, concurrency_limit: int | None, pool: WorkPool | None
+    ) -> bool:
+        """Create the process pool if missing (``pool`` is what was read), apply its limit.
+
+        True when it wrote.
+        """
+        if pool is None:
             try:
                 await self.client.create_work_pool(
                     WorkPoolCreate(
@@ -195,6 +205,10 @@ class Gateway:
         return True
 
     async def flow_id(self, flow_name: str) -> UUID:
+        async with self._flow_lock:
+            return await self._flow_id(flow_name)
+
+    async def _flow_id(self, flow_name: str) -> UUID:
         if flow_name not in self._flow_ids:
             flows = await self.client.read_flows(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])), limit=1
@@ -250,7 +264,7 @@ class Gateway:
     async def apply_manual_deployment(self, spec: ManualSpec) -> UUID:
         return await self.client.create_deployment(
             flow_id=await self.flow_id(spec.flow_name),
-            name=MANUAL_NAME,
+            name=manual_name(spec.work_pool_name),
             version=spec.version,
             schedules=[],
             parameters={},

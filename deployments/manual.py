@@ -13,6 +13,16 @@ from typing import Any
 
 MANUAL_NAME = "manual"
 MANUAL_TAG = "jobctl-manual"
+DEFAULT_POOL = "jobctl"
+
+
+def manual_name(work_pool_name: str) -> str:
+    """``manual`` for the default pool, ``manual-<pool>`` for any other.
+
+    Prefect names deployments per flow, not per pool: two installations sharing a server
+    would otherwise move one ``<job>/manual`` back and forth between their pools.
+    """
+    return MANUAL_NAME if work_pool_name == DEFAULT_POOL else f"{MANUAL_NAME}-{work_pool_name}"
 
 
 @dataclass(frozen=True)
@@ -33,5 +43,5 @@ class ManualSpec:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def manual_deployment_name(job_name: str) -> str:
-    return f"{job_name}/{MANUAL_NAME}"
+def manual_deployment_name(job_name: str, work_pool_name: str) -> str:
+    return f"{job_name}/{manual_name(work_pool_name)}"

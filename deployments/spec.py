@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from jobctl import policy as run_policy
@@ -116,4 +116,4 @@ def spec_for(
         concurrency_limit=limit,
         collision_strategy=strategy,
     )
-    return DeploymentSpec(**{**asdict(spec), "version": spec.config_hash()})
+    return replace(spec, version=spec.config_hash())

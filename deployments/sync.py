@@ -135,14 +135,15 @@ async def sync(
     started = time.perf_counter()
     gateway = Gateway(client)
     await gateway.check_reachable()
-    specs, rejected = desired_state(settings, repository)
+    # A blocking read and some CPU: off the event loop (the watcher listens on it).
+    specs, rejected = await asyncio.to_thread(desired_state, settings, repository)
     deployed = (
         list(known)
         if known is not None
         else await gateway.read_managed_deployments(settings.work_pool)
     )
-    pool_exists = await gateway.work_pool_exists(settings.work_pool)
-    queues = await gateway.read_queues(settings.work_pool) if pool_exists else []
+    pool = await gateway.read_work_pool(settings.work_pool)
+    queues = await gateway.read_queues(settings.work_pool) if pool is not None else []
     steps = plan_deployments(specs, rejected, deployed)
     kept_queues = {
         s.deployed.work_queue_name
@@ -156,7 +157,7 @@ async def sync(
     )
     report = SyncReport(plan=plan, applied=not dry_run)
     if not dry_run:
-        await gateway.ensure_work_pool(settings.work_pool, settings.work_pool_concurrency)
+        await gateway.ensure_work_pool(settings.work_pool, settings.work_pool_concurrency, pool)
         await gateway.ensure_zombie_automation()
         created: dict[str, UUID] = {}
         if not plan.is_noop:

@@ -40,6 +40,7 @@ def is_time_zone(name: str) -> bool:
     return name in _zones()
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and called for every row on every sync
 def normalize_cron(expression: str) -> str:
     """Return the five-field form Prefect should get, or raise ``InvalidCron`` saying why.
 

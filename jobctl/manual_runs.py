@@ -58,11 +58,17 @@ def run_here(job_name: str, param: Any, user: str, repository: Repository) -> Ou
     return Outcome("FAILED", None, (error or "failed").split("\n\n")[0], flow_run_id, history_id)
 
 
-async def submit(job_name: str, param: Any, user: str, client: PrefectClient) -> str:
-    """Create a run of the job's manual deployment for the workers; returns its id."""
+async def submit(
+    job_name: str, param: Any, user: str, client: PrefectClient, work_pool_name: str
+) -> tuple[str, str]:
+    """Create a run of the job's manual deployment for the workers.
+
+    Returns the run's id and the deployment's name.
+    """
     job, value = checked_param(job_name, param)
-    deployment = await client.read_deployment_by_name(manual_deployment_name(job.name))
+    name = manual_deployment_name(job.name, work_pool_name)
+    deployment = await client.read_deployment_by_name(name)
     run = await client.create_flow_run_from_deployment(
         deployment.id, parameters={"param": value, "user": user}
     )
-    return str(run.id)
+    return str(run.id), name

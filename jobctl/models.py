@@ -115,9 +115,9 @@ class JobHistory(Base):
     __tablename__ = "JobHistory"
     __table_args__ = (
         UniqueConstraint("flowRunId", "attempt"),
-        Index("JobHistory_jobName_startAt_idx", "jobName", "startAt"),
+        Index("JobHistory_jobName_startAt_id_idx", "jobName", "startAt", "id"),
         Index("JobHistory_startAt_idx", "startAt"),
-        Index("JobHistory_status_startAt_idx", "status", "startAt"),
+        Index("JobHistory_status_startAt_id_idx", "status", "startAt", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

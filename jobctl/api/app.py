@@ -184,8 +184,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     async def _submit(method: str, param: Any) -> JSONResponse:
         async with prefect_client() as client:
-            flow_run_id = await manual_runs.submit(method, param, API_USER, client)
-        run = SubmittedRun(flowRunId=flow_run_id, deployment=f"{method}/manual")
+            flow_run_id, deployment = await manual_runs.submit(
+                method, param, API_USER, client, settings.work_pool
+            )
+        run = SubmittedRun(flowRunId=flow_run_id, deployment=deployment)
         return JSONResponse(run.model_dump(), status_code=202)
 
     @app.post(

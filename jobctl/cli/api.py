@@ -66,7 +66,10 @@ def call(context: Context, job_name: str, param: Any, no_wait: bool) -> None:
 
         async def submit() -> str:
             async with prefect_client() as client:
-                return await manual_runs.submit(job_name, param, CLI_USER, client)
+                run_id, _ = await manual_runs.submit(
+                    job_name, param, CLI_USER, client, context.settings.work_pool
+                )
+                return run_id
 
         click.echo(asyncio.run(submit()))
         return

@@ -37,9 +37,9 @@ NEW_COLUMNS = {
     "JobHistory": ["scheduleId", "flowRunId", "attempt", "peakMemoryBytes"],
 }
 HISTORY_INDEXES = {
-    "JobHistory_jobName_startAt_idx": ["jobName", "startAt"],
+    "JobHistory_jobName_startAt_id_idx": ["jobName", "startAt", "id"],
     "JobHistory_startAt_idx": ["startAt"],
-    "JobHistory_status_startAt_idx": ["status", "startAt"],
+    "JobHistory_status_startAt_id_idx": ["status", "startAt", "id"],
 }
 UNIQUE_RUN_ATTEMPT = ("JobHistory_flowRunId_attempt_key", ["flowRunId", "attempt"])
 PRISMA_MIGRATIONS_COLUMNS = ["id", "checksum", "finished_at", "migration_name", "started_at"]
