@@ -97,13 +97,17 @@ class Child:
         return self.process.poll() is None
 
     def stop(self) -> None:
-        """SIGTERM the child's whole group; SIGKILL what is left after a grace."""
+        """SIGINT the child's whole group; SIGKILL what is left after a grace.
+
+        SIGINT, not SIGTERM: `prefect worker start` relays SIGTERM to its worker as a
+        SIGINT it then waits on, and took over 20 s to exit here; on SIGINT it exits in 2 s.
+        """
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(self.process.pid, signal.SIGINT)
         try:
             self.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            logger.warning("%s ignored SIGTERM; killing it", self.name)
+            logger.warning("%s ignored SIGINT; killing it", self.name)
         # Flow processes of a worker live in its group and may outlive it.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
