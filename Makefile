@@ -4,13 +4,16 @@ VENV := .venv
 STAMP := $(VENV)/.synced
 UV_VERSION := 0.13.9
 
-.PHONY: run test lint bench
+.PHONY: run test test-slow lint bench
 
 run: $(STAMP)  ## Run the whole system: Prefect server, worker, sync watcher (SQLite default).
 	$(VENV)/bin/jobctl up
 
 test: $(STAMP)  ## Run every test: unit, integration (SQLite and PostgreSQL), end to end.
 	$(VENV)/bin/python -m pytest
+
+test-slow: $(STAMP)  ## The long tests (200 runs on two workers), outside the default run.
+	$(VENV)/bin/python -m pytest -m slow
 
 lint: $(STAMP)  ## ruff and mypy.
 	$(VENV)/bin/ruff check .

@@ -62,7 +62,8 @@ SKIPPED_STATE_NAME = "Skipped"
 
 
 def _misfire(policy: RunPolicy | None) -> State | None:
-    """A Cancelled "Skipped" state if this run started too late and a later one is due.
+    """A Cancelled "Skipped" state if this scheduled run started too late and a later one
+    is due.
 
     After workers were down, Prefect would run every missed run at once. A run later than
     the grace is skipped unless it is the most recent due run of its deployment, which
@@ -72,7 +73,8 @@ def _misfire(policy: RunPolicy | None) -> State | None:
     if policy is None or policy.misfire_grace_s is None or context is None:
         return None
     run = context.flow_run
-    if run is None or run.run_count > 1 or run.deployment_id is None:
+    # Only runs the scheduler created: a backlog of runs asked for by hand all run.
+    if run is None or not run.auto_scheduled or run.run_count > 1 or run.deployment_id is None:
         return None
     if run.expected_start_time is None:
         return None

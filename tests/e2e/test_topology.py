@@ -22,6 +22,7 @@ RUNS = 200
 WORKER_LIMIT = 5  # flow processes per worker at once
 
 
+@pytest.mark.slow  # about ten minutes on two cores: `make test-slow`
 @pytest.mark.parametrize("database_url", ["postgresql"], ids=["postgres"], indirect=True)
 def test_two_workers_execute_each_of_200_runs_exactly_once(
     sync_target: SyncTarget,
@@ -65,7 +66,7 @@ def test_two_workers_execute_each_of_200_runs_exactly_once(
 
     wait_for(
         lambda: asyncio.run(states())["COMPLETED"] == RUNS,
-        timeout_s=900,
+        timeout_s=1500,
         interval_s=5,
         what=f"{RUNS} runs completed",
     )
