@@ -281,6 +281,154 @@ def prefect_server(databases: Databases, **server_env: object) -> Iterator[Prefe
         databases.drop(database)
 
 
+# -- CPU accounting ------------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Other programs using more CPUs than this, on average, make a measurement "contended".
+QUIET_MACHINE_CORES = 0.5
+
+
+def _proc_stat(pid: str) -> tuple[int, int, float] | None:
+    """(process group, start time in ticks, utime + stime in seconds) of one process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[2]), int(fields[19]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _proc_cmdline(pid: str) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
+def _machine_busy_s() -> float:
+    """Busy CPU seconds of the whole machine since boot (``/proc/stat``, all CPUs)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, first[1:9])
+        return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+    return 0.0
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    server_s: float  # the Prefect server's process group
+    postgres_s: float  # the PostgreSQL backends serving the server's database
+    client_s: float  # this process
+    machine_s: float  # every CPU of the machine, busy time (other sessions' load included)
+    at: float
+
+    def __sub__(self, other: CpuSample) -> CpuSample:
+        return CpuSample(
+            self.server_s - other.server_s,
+            self.postgres_s - other.postgres_s,
+            self.client_s - other.client_s,
+            self.machine_s - other.machine_s,
+            self.at - other.at,
+        )
+
+    def others_cores(self) -> float:
+        """CPUs used on average by every other process of the machine (a difference)."""
+        others = self.machine_s - self.server_s - self.postgres_s - self.client_s
+        return max(0.0, others) / self.at if self.at > 0 else 0.0
+
+    def as_json(self) -> dict[str, float]:
+        others = self.machine_s - self.server_s - self.postgres_s - self.client_s
+        return {
+            "wall_s": round(self.at, 3),
+            "prefect_server_cpu_s": round(self.server_s, 3),
+            "postgres_cpu_s": round(self.postgres_s, 3),
+            "bench_client_cpu_s": round(self.client_s, 3),
+            "rest_of_machine_cpu_s": round(max(0.0, others), 3),
+        }
+
+
+class CpuMeter:
+    """CPU seconds spent by the Prefect server, its PostgreSQL backends and this process.
+
+    Every process seen keeps its last reading (keyed by pid and start time), so a backend
+    that exits between two samples does not take its CPU time with it; only what it spent
+    after its last sample is lost.
+    """
+
+    def __init__(self, server: PrefectServer) -> None:
+        self.pgid = server.child.process.pid
+        self.database = server.database
+        self._server: dict[tuple[str, int], float] = {}
+        self._postgres: dict[tuple[str, int], float] = {}
+
+    def sample(self) -> CpuSample:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            stat = _proc_stat(pid)
+            if stat is None:
+                continue
+            pgid, start, cpu = stat
+            key = (pid, start)
+            if pgid == self.pgid:
+                self._server[key] = cpu
+            elif key in self._postgres or self.database in _proc_cmdline(pid):
+                self._postgres[key] = cpu
+        return CpuSample(
+            sum(self._server.values()),
+            sum(self._postgres.values()),
+            time.process_time(),
+            _machine_busy_s(),
+            time.perf_counter(),
+        )
+
+    def settle(
+        self,
+        *,
+        window_s: float = 1.0,
+        idle_cores: float = 0.1,
+        quiet_machine_cores: float = QUIET_MACHINE_CORES,
+        server_wait_s: float = 120.0,
+        machine_wait_s: float = 30.0,
+    ) -> Settled:
+        """Wait until the server is idle and, for a while, until the machine is quiet.
+
+        The Prefect scheduler inserts runs for new deployments in the background, and
+        other programs may share the machine: without this, a measurement pays for what
+        ran before it. The server must go idle (for up to ``server_wait_s``); a busy
+        machine is waited for at most ``machine_wait_s`` more, then the measurement goes
+        ahead (and its result says how contended it was).
+        """
+        started = time.perf_counter()
+        server_idle_at: float | None = None
+        previous = self.sample()
+        quiet = False
+        while True:
+            time.sleep(window_s)
+            current = self.sample()
+            spent = current - previous
+            previous = current
+            server_idle = (spent.server_s + spent.postgres_s) / spent.at < idle_cores
+            quiet = spent.others_cores() < quiet_machine_cores
+            now = time.perf_counter()
+            if server_idle and server_idle_at is None:
+                server_idle_at = now
+            if server_idle and quiet:
+                break
+            if server_idle_at is None and now - started > server_wait_s:
+                break
+            if server_idle_at is not None and server_idle and now - server_idle_at > machine_wait_s:
+                break
+        return Settled(time.perf_counter() - started, quiet)
+
+
+@dataclass(frozen=True)
+class Settled:
+    waited_s: float
+    machine_quiet: bool
+
+
 # -- request counting ----------------------------------------------------------------------
 
 READ_PATH_SUFFIXES = ("/filter", "/health", "/count", "/paginate")
@@ -306,6 +454,7 @@ def endpoint(method: str, path: str) -> str:
 class EndpointStats:
     calls: int = 0
     seconds: float = 0.0
+    response_bytes: int = 0
 
 
 @dataclass
@@ -330,6 +479,7 @@ class RequestLog:
             endpoint(request.method, request.url.path), EndpointStats()
         )
         stats.calls += 1
+        stats.response_bytes += int(response.headers.get("content-length", 0) or 0)
         if started is not None:
             stats.seconds += time.perf_counter() - started
 
@@ -343,6 +493,7 @@ class RequestLog:
                 "calls": stats.calls,
                 "seconds": round(stats.seconds, 4),
                 "ms_per_call": round(1000 * stats.seconds / stats.calls, 2) if stats.calls else 0,
+                "response_bytes": stats.response_bytes,
             }
             for name, stats in ordered
         }
@@ -365,7 +516,13 @@ class Result:
     ratio_of: str | None = None  # what the ratio compares with
     target: str | None = None
     met: bool | None = None
+    # CPUs that other programs of the machine used meanwhile (None: not measured).
+    others_cores: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def contended(self) -> bool:
+        return self.others_cores is not None and self.others_cores >= QUIET_MACHINE_CORES
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -377,8 +534,17 @@ def _fmt(value: float | int | None, spec: str) -> str:
     return format(value, spec)
 
 
+CONTENDED_MARK = "⚠"
+
+
 def print_table(console: Console, title: str, results: Sequence[Result]) -> None:
-    table = Table(title=title, title_justify="left")
+    caption = None
+    if any(result.contended for result in results):
+        caption = (
+            f"{CONTENDED_MARK} other programs used ≥ {QUIET_MACHINE_CORES:g} CPU on average "
+            f"during the measurement (of {os.cpu_count()}): its time is inflated"
+        )
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     table.add_column("rows", justify="right")
     table.add_column("scenario")
     table.add_column("seconds", justify="right")
@@ -395,7 +561,7 @@ def print_table(console: Console, title: str, results: Sequence[Result]) -> None
         table.add_row(
             str(result.rows),
             result.scenario,
-            _fmt(result.seconds, ".3f"),
+            _fmt(result.seconds, ".3f") + (f" {CONTENDED_MARK}" if result.contended else ""),
             _fmt(result.calls, "d"),
             _fmt(result.writes, "d"),
             ratio,

@@ -47,7 +47,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from bench import harness
-from bench.harness import Databases, RequestLog, Result
+from bench.harness import CpuMeter, CpuSample, Databases, RequestLog, Result, Settled
 from deployments import watch as watch_module
 from deployments.gateway import Gateway
 from deployments.plan import Action, Deployed
@@ -71,6 +71,8 @@ EDIT_TIMEOUT_S = 30.0
 COLD_RATIO_TARGET = 1.3
 RESYNC_TARGET_S = 1.0
 LATENCY_P95_TARGET_S = 2.0
+RESYNC_REPEATS = 3
+COLD_ORDER = ("base", "ours", "ours", "base")
 
 T = TypeVar("T")
 
@@ -157,20 +159,74 @@ class Measured(Generic[T]):
     value: T
     seconds: float
     log: RequestLog
+    cpu: CpuSample
+    settled: Settled
+    samples_s: list[float] = field(default_factory=list)
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds of the server, its database and the client: the work, not the wait."""
+        return self.cpu.server_s + self.cpu.postgres_s + self.cpu.client_s
 
 
-async def measured(call: Callable[[PrefectClient], Awaitable[T]]) -> Measured[T]:
-    """Run ``call`` with a fresh client whose every request is counted; time the call."""
-    log = RequestLog()
-    async with get_client(httpx_settings=log.httpx_settings()) as client:
-        started = time.perf_counter()
-        value = await call(client)
-        seconds = time.perf_counter() - started
-    return Measured(value, seconds, log)
+@dataclass
+class Bench:
+    databases: Databases
+    template: str
+    meter: CpuMeter
+    console: Console
+
+    async def measure(self, call: Callable[[PrefectClient], Awaitable[T]]) -> Measured[T]:
+        """Wait for an idle server, then run ``call`` with a fresh, counted client; time it."""
+        settled = await asyncio.to_thread(self.meter.settle)
+        log = RequestLog()
+        async with get_client(httpx_settings=log.httpx_settings()) as client:
+            before = self.meter.sample()
+            started = time.perf_counter()  # after the sample: its /proc scan is not timed
+            value = await call(client)
+            seconds = time.perf_counter() - started
+            cpu = self.meter.sample() - before
+        return Measured(value, seconds, log, cpu, settled, [round(seconds, 4)])
+
+    async def median_of(
+        self, times: int, call: Callable[[PrefectClient], Awaitable[T]]
+    ) -> Measured[T]:
+        """The median of ``times`` runs of a call that changes nothing (all times kept)."""
+        runs = [await self.measure(call) for _ in range(times)]
+        ordered = sorted(runs, key=lambda run: run.seconds)
+        middle = ordered[len(ordered) // 2]
+        middle.samples_s = [round(run.seconds, 4) for run in runs]
+        return middle
+
+    def say(self, rows: int, message: str) -> None:
+        self.console.log(f"[bold]{rows} rows[/]: {message}")
 
 
 def _details(measure: Measured[Any], **extra: Any) -> dict[str, Any]:
-    return {"endpoints": measure.log.breakdown(), **extra}
+    return {
+        "endpoints": measure.log.breakdown(),
+        "cpu": measure.cpu.as_json(),
+        "waited_for_idle_s": round(measure.settled.waited_s, 2),
+        "machine_quiet_before": measure.settled.machine_quiet,
+        "others_cores": round(measure.cpu.others_cores(), 2),
+        "samples_s": measure.samples_s,
+        **extra,
+    }
+
+
+def _result(group: str, rows: int, scenario: str, measure: Measured[Any], **fields: Any) -> Result:
+    extra = fields.pop("details", {})
+    return Result(
+        group,
+        rows,
+        scenario,
+        measure.seconds,
+        measure.log.calls,
+        measure.log.writes,
+        others_cores=measure.cpu.others_cores(),
+        details=_details(measure, **extra),
+        **fields,
+    )
 
 
 def _check(report: SyncReport, what: str) -> None:
@@ -317,139 +373,162 @@ async def count_managed(pool: str) -> int:
         return len(await Gateway(client).read_managed_deployments(pool))
 
 
-async def bench_size(
-    databases: Databases, template: str, rows: int, console: Console
-) -> list[Result]:
-    results: list[Result] = []
+async def warm_up(bench: Bench) -> None:
+    """A small sync first, so that no measurement pays for a cold server."""
+    with group(bench.databases, bench.template, "warmup", 20, seed=1) as warm:
+        async with get_client() as client:
+            _check(await sync(warm.settings, warm.repository, client), "warm-up sync")
+            _check(await sync(warm.settings, warm.repository, client), "warm-up resync")
+
+
+async def _sync_of(settings: Settings, repository: Repository, client: PrefectClient) -> SyncReport:
+    return await sync(settings, repository, client)
+
+
+def best_of(runs: Sequence[Measured[T]]) -> Measured[T]:
+    """The fastest run (the one least disturbed), with every run's time kept."""
+    best = min(runs, key=lambda run: run.seconds)
+    best.samples_s = [round(run.seconds, 4) for run in runs]
+    return best
+
+
+async def bench_size(bench: Bench, rows: int) -> list[Result]:
     changed = max(1, round(rows * CHANGED_FRACTION))
     concurrency = DEFAULT_WRITE_CONCURRENCY
+    baselines: list[tuple[Measured[None], Group]] = []
+    colds: list[tuple[Measured[SyncReport], Group]] = []
 
-    def say(message: str) -> None:
-        console.log(f"[bold]{rows} rows[/]: {message}")
+    with contextlib.ExitStack() as groups:
+        # 1 and 2: cold sync and baseline, each in a fresh pool with rows of its own, in the
+        # order A B B A so that a drift of the server (it fills up) favours neither.
+        for turn, kind in enumerate(COLD_ORDER, start=1):
+            fresh = groups.enter_context(
+                group(bench.databases, bench.template, f"{kind}{rows}n{turn}", rows, seed=rows)
+            )
+            if kind == "base":
+                specs = list(desired_state(fresh.settings, fresh.repository)[0].values())
+                bench.say(rows, f"baseline: create_deployment x{len(specs)}, {concurrency} at once")
+                pool = fresh.settings.work_pool
+                base_run = await bench.measure(
+                    partial(baseline_create, pool=pool, specs=specs, concurrency=concurrency)
+                )
+                if await count_managed(pool) != len(specs):
+                    raise RuntimeError("the baseline did not create every deployment")
+                baselines.append((base_run, fresh))
+            else:
+                bench.say(rows, "cold sync")
+                cold_run = await bench.measure(partial(_sync_of, fresh.settings, fresh.repository))
+                _check(cold_run.value, "cold sync")
+                created = cold_run.value.plan.counts()[Action.CREATE]
+                if created != rows or await count_managed(fresh.settings.work_pool) != rows:
+                    raise RuntimeError(f"the cold sync created {created} deployments, not {rows}")
+                colds.append((cold_run, fresh))
+        baseline = best_of([run for run, _ in baselines])
+        cold = best_of([run for run, _ in colds])
 
-    # 2. baseline, as many creates at a time as the sync makes — measured first, so that
-    # the sync is the one that runs on a server already busy with the baseline's schedules.
-    with group(databases, template, f"base{rows}", rows, seed=rows) as base:
-        specs = list(desired_state(base.settings, base.repository)[0].values())
-        say(f"baseline: create_deployment x{len(specs)}, {concurrency} at a time")
-        baseline = await measured(
-            lambda c: baseline_create(c, base.settings.work_pool, specs, concurrency)
+        # 5. A naive resync of the last baseline's rows, unchanged.
+        base = baselines[-1][1]
+        bench.say(rows, "naive resync: upsert every row")
+        naive = await bench.measure(
+            lambda c: naive_sync(c, base.settings, base.repository, concurrency)
         )
-        if await count_managed(base.settings.work_pool) != len(specs):
-            raise RuntimeError("the baseline did not create every deployment")
 
-        # 5. naive resync of the same, unchanged rows.
-        say("naive resync: upsert every row")
-        naive = await measured(lambda c: naive_sync(c, base.settings, base.repository, concurrency))
-
-    # 1, 3, 4: the sync.
-    with group(databases, template, f"sync{rows}", rows, seed=rows) as ours:
-        say("cold sync")
-        cold = await measured(lambda c: sync(ours.settings, ours.repository, c))
-        _check(cold.value, "cold sync")
-        created = cold.value.plan.counts()[Action.CREATE]
-        if created != rows or await count_managed(ours.settings.work_pool) != rows:
-            raise RuntimeError(f"the cold sync created {created} deployments, not {rows}")
-
-        say("unchanged resync (full read)")
-        full = await measured(lambda c: sync(ours.settings, ours.repository, c))
+        # 3 and 4: resyncs of the last cold sync's rows.
+        last_cold, ours = colds[-1]
+        bench.say(rows, f"unchanged resync (full read) x{RESYNC_REPEATS}")
+        full = await bench.median_of(
+            RESYNC_REPEATS, lambda c: sync(ours.settings, ours.repository, c)
+        )
         _check(full.value, "unchanged resync")
 
-        known_before: list[Deployed] | None = cold.value.deployed_after
-        say("unchanged resync (known state)")
-        known = await measured(
-            lambda c: sync(ours.settings, ours.repository, c, known=known_before)
+        known_before: list[Deployed] | None = last_cold.value.deployed_after
+        bench.say(rows, f"unchanged resync (known state) x{RESYNC_REPEATS}")
+        known = await bench.median_of(
+            RESYNC_REPEATS,
+            lambda c: sync(ours.settings, ours.repository, c, known=known_before),
         )
         _check(known.value, "unchanged resync, known state")
 
         step = rows // changed
         first = ours.ids[::step][:changed]
         change_rows(ours.database, first, "a")
-        say(f"{len(first)} rows changed, sync (full read)")
-        delta = await measured(lambda c: sync(ours.settings, ours.repository, c))
+        bench.say(rows, f"{len(first)} rows changed, sync (full read)")
+        delta = await bench.measure(lambda c: sync(ours.settings, ours.repository, c))
         _check(delta.value, "1 % changed")
 
         second = ours.ids[1::step][:changed]
         change_rows(ours.database, second, "b")
         known_after = delta.value.deployed_after
-        say(f"{len(second)} rows changed, sync (known state)")
-        delta_known = await measured(
+        bench.say(rows, f"{len(second)} rows changed, sync (known state)")
+        delta_known = await bench.measure(
             lambda c: sync(ours.settings, ours.repository, c, known=known_after)
         )
         _check(delta_known.value, "1 % changed, known state")
 
-    # 2'. baseline one at a time, for reference.
-    with group(databases, template, f"seq{rows}", rows, seed=rows) as seq:
+    # 2'. The baseline one at a time, for reference.
+    with group(bench.databases, bench.template, f"seq{rows}", rows, seed=rows) as seq:
         seq_specs = list(desired_state(seq.settings, seq.repository)[0].values())
-        say("baseline: create_deployment one at a time")
-        sequential = await measured(
+        bench.say(rows, "baseline: create_deployment one at a time")
+        sequential = await bench.measure(
             lambda c: baseline_create(c, seq.settings.work_pool, seq_specs, 1)
         )
 
     cold_group = f"Cold sync vs direct creation — {rows} rows"
     ratio = cold.seconds / baseline.seconds
-    results += [
-        Result(
+    results = [
+        _result(
             cold_group,
             rows,
-            "cold sync (ours)",
-            cold.seconds,
-            cold.log.calls,
-            cold.log.writes,
+            f"cold sync (ours), best of {len(colds)}",
+            cold,
             ratio=ratio,
-            ratio_of=f"direct, {concurrency} at a time",
+            ratio_of=f"÷ direct, {concurrency} at once",
             target=f"ratio ≤ {COLD_RATIO_TARGET}",
             met=ratio <= COLD_RATIO_TARGET,
-            details=_details(cold, plan=_plan_counts(cold.value)),
+            details={
+                "plan": _plan_counts(cold.value),
+                # Less sensitive to other programs than wall time: the CPU the work took.
+                "cpu_ratio_vs_baseline": round(cold.cpu_s / baseline.cpu_s, 3),
+                "cpu_ratio_vs_one_at_a_time": round(cold.cpu_s / sequential.cpu_s, 3),
+            },
         ),
-        Result(
+        _result(
             cold_group,
             rows,
-            f"baseline: direct create_deployment, {concurrency} at a time",
-            baseline.seconds,
-            baseline.log.calls,
-            baseline.log.writes,
-            details=_details(baseline),
+            f"baseline: direct creates, {concurrency} at once, best of {len(baselines)}",
+            baseline,
         ),
-        Result(
+        _result(
             cold_group,
             rows,
-            "baseline: direct create_deployment, one at a time",
-            sequential.seconds,
-            sequential.log.calls,
-            sequential.log.writes,
+            "baseline: direct creates, one at a time",
+            sequential,
             ratio=cold.seconds / sequential.seconds,
             ratio_of="ours ÷ this",
-            details=_details(sequential),
         ),
     ]
 
     resync_group = f"Resync — {rows} rows"
-    for label, measure in (("full read", full), ("known state, as the watcher", known)):
+    for label, measure in (("full read", full), ("known state", known)):
         results.append(
-            Result(
+            _result(
                 resync_group,
                 rows,
-                f"unchanged resync ({label})",
-                measure.seconds,
-                measure.log.calls,
-                measure.log.writes,
+                f"unchanged resync, {label} (median of {RESYNC_REPEATS})",
+                measure,
                 ratio=measure.seconds / naive.seconds,
-                ratio_of="naive",
+                ratio_of="÷ naive",
                 target=f"≤ {RESYNC_TARGET_S:g} s, 0 writes",
-                met=measure.seconds <= RESYNC_TARGET_S and measure.log.writes == 0,
-                details=_details(measure, plan=_plan_counts(measure.value)),
+                met=max(measure.samples_s) <= RESYNC_TARGET_S and measure.log.writes == 0,
+                details={"plan": _plan_counts(measure.value)},
             )
         )
     results.append(
-        Result(
+        _result(
             resync_group,
             rows,
-            "naive resync: upsert every row (unchanged)",
-            naive.seconds,
-            naive.log.calls,
-            naive.log.writes,
-            details=_details(naive),
+            "naive resync: upsert every row, unchanged",
+            naive,
         )
     )
     for label, measure, count in (
@@ -458,18 +537,16 @@ async def bench_size(
     ):
         updated = measure.value.plan.counts()[Action.UPDATE]
         results.append(
-            Result(
+            _result(
                 resync_group,
                 rows,
-                f"{count} rows ({CHANGED_FRACTION:.0%}) changed ({label})",
-                measure.seconds,
-                measure.log.calls,
-                measure.log.writes,
+                f"{count} row(s) = {CHANGED_FRACTION:.0%} changed, {label}",
+                measure,
                 ratio=measure.seconds / naive.seconds,
-                ratio_of="naive",
+                ratio_of="÷ naive",
                 target=f"writes = {count}",
                 met=measure.log.writes == count and updated == count,
-                details=_details(measure, plan=_plan_counts(measure.value)),
+                details={"plan": _plan_counts(measure.value)},
             )
         )
     return results
@@ -535,22 +612,23 @@ async def _until(
         await asyncio.sleep(POLL_INTERVAL_S)
 
 
-async def bench_watcher(
-    databases: Databases, template: str, rows: int, edits: int, console: Console
-) -> tuple[list[Result], dict[str, Any]]:
-    with group(databases, template, "watch", rows, seed=7) as watched:
+async def bench_watcher(bench: Bench, rows: int, edits: int) -> tuple[list[Result], dict[str, Any]]:
+    with group(bench.databases, bench.template, "watch", rows, seed=7) as watched:
         sessions = WatchSessions()
         stop = asyncio.Event()
         latencies: list[float] = []
         edit_logs: list[RequestLog] = []
+        settled = await asyncio.to_thread(bench.meter.settle)
         with mock.patch.object(watch_module, "prefect_client", sessions.client):
             started = time.perf_counter()
+            first_cpu = bench.meter.sample()
             task = asyncio.create_task(
                 watch_module.watch(watched.settings, watched.repository, stop=stop)
             )
             try:
                 await _until(lambda: sessions.completed >= 1, task, 600, "the first sync")
                 first_sync_s = time.perf_counter() - started
+                first_others = (bench.meter.sample() - first_cpu).others_cores()
                 first_log = sessions.logs[0]
                 async with get_client() as client:
                     deployed = await Gateway(client).read_managed_deployments(
@@ -559,8 +637,9 @@ async def bench_watcher(
                     ids = {d.schedule_id: d.id for d in deployed}
                     if len(ids) != rows:
                         raise RuntimeError(f"the watcher synced {len(ids)} rows, not {rows}")
-                    console.log(f"watcher: first sync done, {edits} edits by plain SQL")
+                    bench.console.log(f"watcher: first sync done, {edits} edits by plain SQL")
                     dsn = harness.libpq_dsn(watched.database)
+                    edits_cpu = bench.meter.sample()
                     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as db:
                         for index in range(edits):
                             schedule_id = watched.ids[(index * 37) % rows]
@@ -586,6 +665,7 @@ async def bench_watcher(
                                 f"the sync of edit {index}",
                             )
                             edit_logs.append(sessions.logs[sessions.completed - 1])
+                    edits_others = (bench.meter.sample() - edits_cpu).others_cores()
             finally:
                 stop.set()
                 try:
@@ -611,9 +691,18 @@ async def bench_watcher(
             first_sync_s,
             first_log.calls,
             first_log.writes,
+            others_cores=first_others,
             details={"endpoints": first_log.breakdown()},
         ),
-        Result(title, rows, "latency p50", p50, per_edit["calls"], per_edit["writes"]),
+        Result(
+            title,
+            rows,
+            "latency p50",
+            p50,
+            per_edit["calls"],
+            per_edit["writes"],
+            others_cores=edits_others,
+        ),
         Result(
             title,
             rows,
@@ -623,8 +712,9 @@ async def bench_watcher(
             per_edit["writes"],
             target=f"p95 ≤ {LATENCY_P95_TARGET_S:g} s",
             met=p95 <= LATENCY_P95_TARGET_S,
+            others_cores=edits_others,
         ),
-        Result(title, rows, "latency max", worst, calls[-1], writes[-1]),
+        Result(title, rows, "latency max", worst, calls[-1], writes[-1], others_cores=edits_others),
     ]
     details = {
         "latencies_s": [round(value, 4) for value in latencies],
@@ -632,6 +722,8 @@ async def bench_watcher(
         "writes_per_edit": writes,
         "endpoints_of_one_edit": edit_logs[mid].breakdown() if edit_logs else {},
         "poll_interval_s": POLL_INTERVAL_S,
+        "waited_for_idle_s": round(settled.waited_s, 2),
+        "machine_quiet_before": settled.machine_quiet,
     }
     return results, details
 
@@ -640,15 +732,15 @@ async def bench_watcher(
 
 
 async def _run(
-    databases: Databases, sizes: Sequence[int], console: Console
+    databases: Databases, meter: CpuMeter, sizes: Sequence[int], console: Console
 ) -> tuple[list[Result], dict[str, Any]]:
-    template = databases.create_migrated("template")
+    bench = Bench(databases, databases.create_migrated("template"), meter, console)
+    console.log("warm-up sync (20 rows, not measured)")
+    await warm_up(bench)
     results: list[Result] = []
     for rows in sizes:
-        results += await bench_size(databases, template, rows, console)
-    watcher, watcher_details = await bench_watcher(
-        databases, template, WATCH_ROWS, WATCH_EDITS, console
-    )
+        results += await bench_size(bench, rows)
+    watcher, watcher_details = await bench_watcher(bench, WATCH_ROWS, WATCH_EDITS)
     return results + watcher, watcher_details
 
 
@@ -661,7 +753,8 @@ def run(sizes: Sequence[int], console: Console) -> bool:
         with harness.prefect_server(databases) as server:
             console.log(f"Prefect server healthy after {server.start_s:.1f}s at {server.api_url}")
             with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-                results, watcher_details = asyncio.run(_run(databases, sizes, console))
+                meter = CpuMeter(server)
+                results, watcher_details = asyncio.run(_run(databases, meter, sizes, console))
     runtime = time.perf_counter() - started
 
     groups: dict[str, list[Result]] = {}
@@ -682,6 +775,7 @@ def run(sizes: Sequence[int], console: Console) -> bool:
                 "write_concurrency": DEFAULT_WRITE_CONCURRENCY,
                 "watch_rows": WATCH_ROWS,
                 "watch_edits": WATCH_EDITS,
+                "resync_repeats": RESYNC_REPEATS,
             },
             "results": [r.as_json() for r in results],
             "watcher": watcher_details,

@@ -22,7 +22,6 @@ from prefect import Flow
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.context import FlowRunContext
 from pydantic import ValidationError
-from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from jobctl import db, errors
@@ -76,13 +75,18 @@ class HistoryRecorder:
 
     def __init__(self, settings: Callable[[], Settings] = Settings) -> None:
         self._settings = settings
-        self._engine: Engine | None = None
+        self._repository: Repository | None = None
+
+    def use_repository(self, repository: Repository) -> None:
+        """Record into ``repository`` from now on: a process that runs flows in-process
+        (the API, `jobctl call`) is configured by its own settings, not the environment."""
+        self._repository = repository
 
     @property
     def repository(self) -> Repository:
-        if self._engine is None:
-            self._engine = db.create_db_engine(self._settings().database_url)
-        return Repository(self._engine)
+        if self._repository is None:
+            self._repository = Repository(db.create_db_engine(self._settings().database_url))
+        return self._repository
 
     def _write(self, what: str, key: AttemptKey, call: Any) -> None:
         try:

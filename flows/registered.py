@@ -23,10 +23,9 @@ from jobctl.registry import load_jobs
 ENTRYPOINT_MODULE = __name__
 
 _policy = RunPolicy.from_env(os.environ)
-_recorder = HistoryRecorder()
+recorder = HistoryRecorder()
 FLOWS: dict[str, Flow[..., Any]] = {
-    name: build_flow(job, _policy, ENTRYPOINT_MODULE, _recorder)
-    for name, job in load_jobs().items()
+    name: build_flow(job, _policy, ENTRYPOINT_MODULE, recorder) for name, job in load_jobs().items()
 }
 globals().update(FLOWS)
 

@@ -24,6 +24,14 @@ class MigrationsPending(JobctlError):
     """The database schema is not current: run `jobctl db upgrade`."""
 
 
+class InvalidInput(JobctlError):
+    """The database refused a value (a NUL character in text, say)."""
+
+
+class ManualDeploymentMissing(JobctlError):
+    """The job's manual deployment does not exist yet: run `jobctl sync`."""
+
+
 class ScheduleNotFound(JobctlError):
     """No JobSchedule row has that id."""
 

@@ -10,13 +10,15 @@ import typing
 from dataclasses import dataclass
 from typing import Any, cast
 
+import httpx
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import State
+from prefect.exceptions import ObjectNotFound
 from pydantic import TypeAdapter
 
 from deployments.manual import manual_deployment_name
 from flows.registered import FLOWS
-from jobctl import registry
+from jobctl import errors, registry
 from jobctl.records import HistoryFilter
 from jobctl.repository import Repository
 
@@ -42,7 +44,11 @@ def checked_param(job_name: str, param: Any) -> tuple[registry.Job, Any]:
 
 
 def run_here(job_name: str, param: Any, user: str, repository: Repository) -> Outcome:
-    """Run the job's flow in this process (a flow run like any other) and wait for it."""
+    """Run the job's flow in this process (a flow run like any other) and wait for it.
+
+    Its history is written by the process's recorder (``flows.registered.recorder``):
+    callers point it at their database first.
+    """
     job, value = checked_param(job_name, param)
     state = cast(State, FLOWS[job.name](param=value, user=user, return_state=True))
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details else None
@@ -67,8 +73,15 @@ async def submit(
     """
     job, value = checked_param(job_name, param)
     name = manual_deployment_name(job.name, work_pool_name)
-    deployment = await client.read_deployment_by_name(name)
-    run = await client.create_flow_run_from_deployment(
-        deployment.id, parameters={"param": value, "user": user}
-    )
+    try:
+        deployment = await client.read_deployment_by_name(name)
+        run = await client.create_flow_run_from_deployment(
+            deployment.id, parameters={"param": value, "user": user}
+        )
+    except ObjectNotFound as exc:
+        raise errors.ManualDeploymentMissing(
+            f"there is no deployment {name} yet: run `jobctl sync` (or start the watcher)"
+        ) from exc
+    except httpx.TransportError as exc:
+        raise errors.PrefectUnavailable(f"the Prefect API cannot be reached: {exc}") from exc
     return str(run.id), name

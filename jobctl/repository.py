@@ -10,7 +10,13 @@ from typing import Any
 
 from sqlalchemy import Engine, Text, cast, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError, StatementError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    OperationalError,
+    ProgrammingError,
+    StatementError,
+)
 from sqlalchemy.orm import Session
 
 from jobctl import errors
@@ -62,6 +68,10 @@ def translate_errors() -> Iterator[None]:
         raise errors.DatabaseUnavailable(
             f"the jobctl database cannot be reached: {message.strip().splitlines()[0]}"
         ) from exc
+    except DataError as exc:
+        raise errors.InvalidInput(
+            f"the database refused a value: {str(exc.orig).strip().splitlines()[0]}"
+        ) from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise errors.DatabaseUnavailable(
@@ -69,9 +79,17 @@ def translate_errors() -> Iterator[None]:
             ) from exc
         raise
     except StatementError as exc:
+        if isinstance(exc.orig, OverflowError):  # a time beyond what UTC can hold
+            raise errors.InvalidInput(f"a time out of range: {exc.orig}") from exc
         if isinstance(exc.orig, ValueError):  # refused by a column type (a naive datetime)
             raise exc.orig from None
         raise
+
+
+def _can_be_stored(*texts: str | None) -> bool:
+    """False when a text holds NUL, which PostgreSQL text columns cannot hold: no row can
+    match it, and the driver would refuse to even send it."""
+    return not any(text is not None and "\x00" in text for text in texts)
 
 
 def _decode_param(raw: str | None) -> Any:
@@ -134,6 +152,8 @@ class Repository:
             return [_schedule_from_row(row) for row in rows]
 
     def get_schedule_or_none(self, schedule_id: str) -> Schedule | None:
+        if not _can_be_stored(schedule_id):
+            return None
         with self.session() as session:
             row = session.execute(
                 select(*_SCHEDULE_COLUMNS).where(JobSchedule.id == schedule_id)
@@ -161,6 +181,8 @@ class Repository:
         unknown = set(changes) - set(SPEC_FIELDS)
         if unknown:
             raise ValueError(f"not schedule fields: {', '.join(sorted(unknown))}")
+        if not _can_be_stored(schedule_id):
+            raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
         values = {COLUMN_OF_FIELD[name]: value for name, value in changes.items()}
         values["updatedAt"] = utcnow()
         with self.session() as session:
@@ -172,6 +194,8 @@ class Repository:
         return self.get_schedule(schedule_id)
 
     def delete_schedule(self, schedule_id: str) -> None:
+        if not _can_be_stored(schedule_id):
+            raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
         with self.session() as session:
             result = session.execute(delete(JobSchedule).where(JobSchedule.id == schedule_id))
             if result.rowcount == 0:  # type: ignore[attr-defined]
@@ -274,6 +298,8 @@ class Repository:
             return session.execute(statement.returning(JobHistory.id)).first() is not None
 
     def list_history(self, query: HistoryFilter) -> list[Attempt]:
+        if not _can_be_stored(query.job_name, query.schedule_id, query.flow_run_id):
+            return []
         statement = select(JobHistory)
         if query.job_name is not None:
             statement = statement.where(JobHistory.jobName == query.job_name)

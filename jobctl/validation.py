@@ -53,6 +53,14 @@ def problems_of(spec: ScheduleSpec, known_jobs: Collection[str]) -> list[Problem
     if spec.description is not None and not isinstance(spec.description, str):
         problem("description", "must be text")
 
+    for field, value in (
+        ("cron", spec.cron),
+        ("jobName", spec.job_name),
+        ("timezone", spec.timezone),
+        ("description", spec.description),
+    ):
+        if isinstance(value, str) and "\x00" in value:
+            problem(field, "contains a NUL character")
     if isinstance(spec.param, InvalidJson):
         problem("param", f"is not valid JSON: {spec.param.text[:60]!r}")
     else:
@@ -61,6 +69,8 @@ def problems_of(spec: ScheduleSpec, known_jobs: Collection[str]) -> list[Problem
         except (TypeError, ValueError) as exc:
             problem("param", f"is not JSON-serialisable: {exc}")
         else:
+            if "\\u0000" in json.dumps(spec.param):
+                problem("param", "contains a NUL character (\\u0000), which JSON columns refuse")
             if size > MAX_PARAM_BYTES:
                 problem("param", f"is {size} bytes of JSON; at most {MAX_PARAM_BYTES} allowed")
     return problems

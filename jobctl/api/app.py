@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from flows import registered
 from jobctl import db, errors, manual_runs, registry, validation
 from jobctl.api.schemas import (
     AttemptOut,
@@ -47,9 +48,11 @@ FIELD_OF_COLUMN = {column: field for field, column in COLUMN_OF_FIELD.items()}
 API_USER = "api"
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "A body that cannot be parsed (not UTF-8, too deep)"},
     401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
     404: {"model": ErrorOut, "description": "Not found"},
     413: {"model": ErrorOut, "description": "Body over 1 MiB"},
+    409: {"model": ErrorOut, "description": "The job's manual deployment is not synced yet"},
     422: {"model": ErrorOut, "description": "Invalid input"},
     503: {"model": ErrorOut, "description": "Database or Prefect unavailable"},
 }
@@ -58,6 +61,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 def create_app(settings: Settings) -> FastAPI:
     engine = db.create_db_engine(settings.database_url)
     repository = Repository(engine)
+    # Jobs called here run in this process: their history goes to this app's database.
+    registered.recorder.use_repository(repository)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -75,8 +80,9 @@ def create_app(settings: Settings) -> FastAPI:
     def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
         if settings.api_token is None:
             return
-        supplied = (authorization or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(supplied.encode(), settings.api_token.encode()):
+        scheme, _, supplied = (authorization or "").partition(" ")
+        right_token = hmac.compare_digest(supplied.strip().encode(), settings.api_token.encode())
+        if scheme.lower() != "bearer" or not right_token:
             raise HTTPException(401, "missing or wrong bearer token")
 
     @app.middleware("http")
@@ -106,6 +112,14 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(errors.UnknownJob)
     async def not_found(_: Request, exc: errors.JobctlError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(errors.ManualDeploymentMissing)
+    async def not_synced(_: Request, exc: errors.JobctlError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(errors.InvalidInput)
+    async def refused(_: Request, exc: errors.JobctlError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(errors.InvalidSchedule)
     async def invalid_schedule(_: Request, exc: errors.InvalidSchedule) -> JSONResponse:
@@ -277,6 +291,7 @@ def _instant(name: str, value: str | None) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(422, f"{name}: not an ISO-8601 time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise HTTPException(422, f"{name}: not an ISO-8601 time within years 1-9999") from None

@@ -11,6 +11,7 @@ from typing import Any
 import click
 import uvicorn
 
+from flows import registered
 from jobctl import errors, manual_runs
 from jobctl.api.app import create_app
 from jobctl.cli.context import Context, pass_context
@@ -74,6 +75,7 @@ def call(context: Context, job_name: str, param: Any, no_wait: bool) -> None:
         click.echo(asyncio.run(submit()))
         return
     require_prefect_api()
+    registered.recorder.use_repository(context.repository)
     outcome = manual_runs.run_here(job_name, param, CLI_USER, context.repository)
     click.echo(
         json.dumps(
