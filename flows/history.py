@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from jobctl import db, errors
 from jobctl.models import JobStatus
+from jobctl.outcomes import outcome_of
 from jobctl.policy import SCHEDULE_ID_ENV
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -52,17 +53,6 @@ def describe_exception(exc: BaseException) -> str:
     if len(lines) > TRACEBACK_LINES:
         tail.insert(0, f"... ({len(lines) - TRACEBACK_LINES} earlier lines trimmed)")
     return headline + "\n\n" + "\n".join(tail)
-
-
-def describe_state(state: State) -> str:
-    """The error of an attempt that ended without the body seeing it."""
-    kind = {
-        "TimedOut": "timed out",
-        "Crashed": "crashed",
-        "Cancelled": "cancelled",
-        "Cancelling": "cancelled",
-    }.get(state.name or "", (state.name or state.type.value).lower())
-    return f"{kind}: {state.message or state.type.value}"
 
 
 def peak_memory_bytes() -> int:
@@ -138,7 +128,8 @@ class HistoryRecorder:
             param=(flow_run.parameters or {}).get("param"),
             schedule_id=schedule_id_of_this_process(),
         )
-        self.finished(key, JobStatus.FAILED, describe_state(state))
+        status, error = outcome_of(state)
+        self.finished(key, status, error)
 
 
 def schedule_id_of_this_process() -> str | None:

@@ -37,6 +37,7 @@ from prefect.states import Crashed
 
 from jobctl import registry
 from jobctl.models import JobStatus
+from jobctl.outcomes import outcome_of
 from jobctl.policy import SCHEDULE_ID_ENV, RunPolicy
 from jobctl.records import Attempt
 from jobctl.repository import Repository
@@ -61,18 +62,6 @@ class ReconcileReport:
             f"history: {self.closed} attempt(s) closed from Prefect, {self.crashed} dead "
             f"run(s) marked crashed, {self.backfilled} attempt(s) backfilled"
         )
-
-
-def outcome_of(state: State) -> tuple[JobStatus, str | None]:
-    if state.type is StateType.COMPLETED:
-        return JobStatus.SUCCESS, None
-    kind = {
-        "TimedOut": "timed out",
-        StateType.CRASHED: "crashed",
-        StateType.CANCELLED: "cancelled",
-    }
-    label = kind.get(state.name or "") or kind.get(state.type) or "failed"
-    return JobStatus.FAILED, f"{label}: {state.message or state.type.value}"
 
 
 DeploymentEnvs = dict[UUID, dict[str, str]]
