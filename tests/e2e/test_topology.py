@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -15,9 +18,10 @@ from jobctl.records import HistoryFilter
 from tests.conftest import ScheduleFactory
 from tests.e2e.test_runs import NEVER_DUE
 from tests.fixtures.prefect import WorkerFactory
-from tests.fixtures.processes import wait_for
+from tests.fixtures.processes import base_env, wait_for
 from tests.fixtures.sync import SyncTarget
 
+JOBCTL = str(Path(sys.executable).with_name("jobctl"))
 RUNS = 200
 WORKER_LIMIT = 5  # flow processes per worker at once
 
@@ -78,3 +82,26 @@ def test_two_workers_execute_each_of_200_runs_exactly_once(
     assert set(per_run) == {str(run_id) for run_id in run_ids}
     assert set(per_run.values()) == {1}  # each executed exactly once
     assert {a.status for a in attempts} == {JobStatus.SUCCESS}
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], ids=["postgres"], indirect=True)
+def test_two_sync_processes_at_once_converge(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory, database_url: str
+) -> None:
+    rows = [sync_target.repository.add_schedule(schedule_factory()) for _ in range(20)]
+    env = base_env(
+        PREFECT_API_URL=sync_target.server.api_url,
+        JOBCTL_DATABASE_URL=database_url,
+        JOBCTL_WORK_POOL=sync_target.settings.work_pool,
+    )
+    syncs = [
+        subprocess.Popen(
+            [JOBCTL, "sync"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for _ in range(2)
+    ]
+    outputs = [sync.communicate(timeout=180)[0].decode() for sync in syncs]
+
+    assert [sync.returncode for sync in syncs] == [0, 0], outputs
+    assert set(sync_target.deployments()) == {row.id for row in rows}  # one per row
+    assert sync_target.sync().plan.is_noop

@@ -68,9 +68,12 @@ def test_the_deployments_page_lists_every_synced_row(
     deployments = sync_target.deployments()
     base = sync_target.server.ui_url
 
-    # The list page shows every deployment of the rows...
+    # The pool's deployments list shows every deployment of the rows (the server is shared
+    # by the whole test session: its all-deployments page shows ten per page)...
+    pool_page = f"{base}/work-pools/work-pool/{sync_target.settings.work_pool}?tab=Deployments"
+
     def listing_with_all() -> str | None:
-        text = _text(_render(f"{base}/deployments", tmp_path / "profile", "--dump-dom"))
+        text = _text(_render(pool_page, tmp_path / "profile", "--dump-dom"))
         return text if all(deployments[r.id].name in text for r in rows) else None
 
     listing = wait_for(
@@ -89,9 +92,5 @@ def test_the_deployments_page_lists_every_synced_row(
         )
         assert row.description in page
 
-    _render(
-        f"{base}/deployments",
-        tmp_path / "profile",
-        f"--screenshot={tmp_path / 'deployments.png'}",
-    )
+    _render(pool_page, tmp_path / "profile", f"--screenshot={tmp_path / 'deployments.png'}")
     assert (tmp_path / "deployments.png").stat().st_size > 10_000
