@@ -53,6 +53,35 @@ ZOMBIE_AUTOMATION = "jobctl: crash zombie flow runs"
 ZOMBIE_MISSED_HEARTBEATS = 2
 
 
+def _zombie_automation() -> AutomationCore:
+    silent_s = HEARTBEAT_S * ZOMBIE_MISSED_HEARTBEATS
+    return AutomationCore(
+        name=ZOMBIE_AUTOMATION,
+        description="jobctl: mark Crashed a flow run that stopped sending heartbeats",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Running"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=silent_s),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"no heartbeat for {silent_s} s: its process is gone",
+            )
+        ],
+    )
+
+
 class Gateway:
     def __init__(self, client: PrefectClient) -> None:
         self.client = client
@@ -169,39 +198,23 @@ class Gateway:
     async def ensure_zombie_automation(self) -> bool:
         """Prefect's recipe for runs whose process died: no heartbeat for a while -> Crashed.
 
-        Needs the flow processes to send heartbeats (``HEARTBEAT_ENV`` in the deployments'
-        job variables). True when it created the automation.
+        Armed by the run entering Running as well as by a heartbeat, so that a run killed
+        before its first heartbeat reached the server is caught too. Needs the flow
+        processes to send heartbeats (``HEARTBEAT_ENV`` in the deployments' job
+        variables). True when it wrote.
         """
-        if await self.client.read_automations_by_name(ZOMBIE_AUTOMATION):
+        wanted = _zombie_automation()
+        existing = await self.client.read_automations_by_name(ZOMBIE_AUTOMATION)
+        if not existing:
+            await self.client.create_automation(wanted)
+            return True
+        current = existing[0]
+        fields = ("after", "expect", "within", "posture")  # triggers carry fresh ids
+        if all(
+            getattr(current.trigger, name, None) == getattr(wanted.trigger, name) for name in fields
+        ):
             return False
-        await self.client.create_automation(
-            AutomationCore(
-                name=ZOMBIE_AUTOMATION,
-                description="jobctl: mark Crashed a flow run that stopped sending heartbeats",
-                trigger=EventTrigger(
-                    after={"prefect.flow-run.heartbeat"},
-                    expect={
-                        "prefect.flow-run.heartbeat",
-                        "prefect.flow-run.Completed",
-                        "prefect.flow-run.Failed",
-                        "prefect.flow-run.Cancelled",
-                        "prefect.flow-run.Crashed",
-                    },
-                    match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
-                    for_each={"prefect.resource.id"},
-                    posture=Posture.Proactive,
-                    threshold=1,
-                    within=timedelta(seconds=HEARTBEAT_S * ZOMBIE_MISSED_HEARTBEATS),
-                ),
-                actions=[
-                    ChangeFlowRunState(
-                        state=StateType.CRASHED,
-                        message=f"no heartbeat for {HEARTBEAT_S * ZOMBIE_MISSED_HEARTBEATS} s: "
-                        "its process is gone",
-                    )
-                ],
-            )
-        )
+        await self.client.update_automation(current.id, wanted)
         return True
 
     async def flow_id(self, flow_name: str) -> UUID:
