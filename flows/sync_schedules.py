@@ -7,7 +7,7 @@ from prefect.artifacts import acreate_markdown_artifact
 from prefect.client.orchestration import get_client
 
 from deployments import sync as schedule_sync
-from jobctl import db
+from jobctl import db, history_reconciler
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
@@ -21,8 +21,11 @@ async def sync_schedules(dry_run: bool = False) -> dict[str, int]:
     settings = Settings()
     engine = db.create_db_engine(settings.database_url)
     try:
+        repository = Repository(engine)
         async with get_client() as client:
-            report = await schedule_sync.sync(settings, Repository(engine), client, dry_run=dry_run)
+            report = await schedule_sync.sync(settings, repository, client, dry_run=dry_run)
+            if not dry_run:
+                await history_reconciler.reconcile_with_settings(settings, repository, client)
     finally:
         engine.dispose()
     await acreate_markdown_artifact(

@@ -6,7 +6,10 @@ One pass:
 2. a run still Running past its timeout plus a grace, with nobody left to end it (worker
    and flow process both dead), is marked Crashed in Prefect and FAILED here;
 3. runs of our jobs that ended recently with no history at all (the database was down
-   while they ran) are backfilled from their state history, one row per attempt.
+   while they ran) are backfilled from their state history, one row per attempt;
+4. a run that crashed (its worker or flow process died, or it outlived its timeout) is
+   retried when its row allows another attempt: Prefect retries Failed runs, not Crashed
+   ones, so the reconciler puts it back as AwaitingRetry after the row's retry delay.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from prefect.client.schemas.filters import (
     WorkPoolFilterName,
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
-from prefect.states import Crashed
+from prefect.states import AwaitingRetry, Crashed
 
 from jobctl import registry
 from jobctl.models import JobStatus
@@ -55,12 +58,14 @@ class ReconcileReport:
     closed: int = 0
     crashed: int = 0
     backfilled: int = 0
+    retried: int = 0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
             f"history: {self.closed} attempt(s) closed from Prefect, {self.crashed} dead "
-            f"run(s) marked crashed, {self.backfilled} attempt(s) backfilled"
+            f"run(s) marked crashed, {self.backfilled} attempt(s) backfilled, "
+            f"{self.retried} crashed run(s) retried"
         )
 
 
@@ -145,10 +150,11 @@ async def reconcile(
             if message is not None:
                 _close(repository, attempt, JobStatus.FAILED, message)
                 report.crashed += 1
-    report.backfilled = await _backfill(
-        repository, client, job_names, work_pool_name, now - backfill_window
-    )
-    if report.closed or report.crashed or report.backfilled:
+    since = now - backfill_window
+    ended = await _ended_runs(client, job_names, work_pool_name, since)
+    report.backfilled = await _backfill(repository, client, ended)
+    report.retried = await _retry_crashed(client, ended, now)
+    if report.closed or report.crashed or report.backfilled or report.retried:
         logger.info(report.summary())
     return report
 
@@ -179,14 +185,15 @@ async def _crash_if_dead(
     Returns the error recorded, or None when the run may still be alive. A run without a
     timeout is never judged here; Prefect's heartbeats are the tool for those.
     """
-    if policy is None or not policy.timeout_s or run.start_time is None:
+    if policy is None or not policy.timeout_s or run.state is None:
         return None
-    deadline = run.start_time + timedelta(seconds=policy.timeout_s) + grace
+    # The current attempt's start: ``run.start_time`` is the first attempt's.
+    deadline = run.state.timestamp + timedelta(seconds=policy.timeout_s) + grace
     if now < deadline:
         return None
     message = (
         f"crashed: still Running {policy.timeout_s:g} s timeout + {grace.total_seconds():g} s "
-        "grace after it started, with nobody to end it (worker and flow process gone)"
+        "grace after the attempt started, with nobody to end it (worker and flow process gone)"
     )
     await client.set_flow_run_state(run.id, Crashed(message=message), force=True)
     return message
@@ -205,17 +212,11 @@ def _close(repository: Repository, attempt: Attempt, status: JobStatus, error: s
     )
 
 
-async def _backfill(
-    repository: Repository,
-    client: PrefectClient,
-    job_names: list[str],
-    work_pool_name: str,
-    since: datetime,
-) -> int:
-    """Write the attempts of recently ended runs of our jobs that have no history at all.
-
-    Only runs of our pool: other installations sharing the Prefect server keep their own.
-    """
+async def _ended_runs(
+    client: PrefectClient, job_names: list[str], work_pool_name: str, since: datetime
+) -> list[FlowRun]:
+    """Runs of our jobs that ended since ``since`` (skipped ones aside), in our pool only:
+    other installations sharing the Prefect server keep their own."""
     ended: list[FlowRun] = []
     offset = 0
     while True:
@@ -232,8 +233,38 @@ async def _backfill(
             if run.state and run.state.type in FINAL_TYPES and run.state.name != SKIPPED
         )
         if len(page) < PAGE_SIZE:
-            break
+            return ended
         offset += PAGE_SIZE
+
+
+async def _retry_crashed(client: PrefectClient, ended: list[FlowRun], now: datetime) -> int:
+    """Put crashed runs with attempts left back as AwaitingRetry; returns how many.
+
+    The retried run keeps its id and its ``run_count``, so its next attempt is numbered
+    after the crashed one and Prefect's own retry limit still counts it.
+    """
+    crashed = [run for run in ended if run.state and run.state.type is StateType.CRASHED]
+    envs = await _deployment_envs(client, crashed)
+    retried = 0
+    for run in crashed:
+        policy = RunPolicy.from_env(_env_of(run, envs))
+        if policy is None or run.run_count > policy.retries:
+            continue
+        delay_s = policy.retry_delay_before(run.run_count)
+        await client.set_flow_run_state(
+            run.id,
+            AwaitingRetry(
+                scheduled_time=now + timedelta(seconds=delay_s),
+                message=f"retrying after a crash (attempt {run.run_count} of {policy.retries + 1})",
+            ),
+            force=True,
+        )
+        retried += 1
+    return retried
+
+
+async def _backfill(repository: Repository, client: PrefectClient, ended: list[FlowRun]) -> int:
+    """Write the attempts of recently ended runs of our jobs that have no history at all."""
     known = repository.flow_runs_with_history([str(run.id) for run in ended])
     missing = [run for run in ended if str(run.id) not in known]
     flow_names = await _flow_names(client, {run.flow_id for run in missing})

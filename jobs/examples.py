@@ -63,3 +63,13 @@ class DemoFailure(RuntimeError):
 def fail(param: str | None, user: str) -> None:
     """Always raise, with ``param`` as the message (demos and tests of retries)."""
     raise DemoFailure(param or "failed on purpose")
+
+
+@job
+def leak(param: float, user: str) -> None:
+    """Hold on to ``param`` MiB more every second and never return: a runaway job, for
+    demos and tests of a timeout bounding it."""
+    held: list[bytearray] = []
+    while True:
+        held.append(bytearray(int(param * 2**20)))  # bytearray pages are really written
+        time.sleep(1)

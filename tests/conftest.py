@@ -29,6 +29,7 @@ pytest_plugins = [
     "tests.fixtures.prefect",
     "tests.fixtures.sync",
     "tests.fixtures.http_target",
+    "tests.fixtures.postgres_cluster",
 ]
 
 # The maintenance database: used only to CREATE and DROP the test databases.

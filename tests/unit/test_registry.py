@@ -13,6 +13,7 @@ EXAMPLE_JOBS = {
     "httpCall": examples.http_call,
     "sleep": examples.sleep,
     "fail": examples.fail,
+    "leak": examples.leak,
 }
 
 

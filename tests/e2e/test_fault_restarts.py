@@ -1,0 +1,217 @@
+"""Restarts under load: PostgreSQL and the Prefect server go away and come back.
+
+This module owns both: a PostgreSQL cluster of its own for the tables (the machine's
+shared cluster also holds every other test's databases) and a Prefect server of its own
+(the session's server is shared). Both are real and restarted for real.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from jobctl import db
+from jobctl.models import JobStatus
+from jobctl.records import Attempt
+from jobctl.repository import Repository
+from jobctl.settings import Settings
+from tests.conftest import ScheduleFactory
+from tests.e2e.test_history import _attempts, _wait_processing
+from tests.e2e.test_runs import NEVER_DUE, _run_now, _wait_final
+from tests.fixtures.postgres_cluster import PostgresCluster
+from tests.fixtures.prefect import PrefectServer, WorkerFactory, running_prefect_server
+from tests.fixtures.processes import Child, base_env, descendants, wait_for
+from tests.fixtures.sync import SyncTarget
+
+JOBCTL = str(Path(sys.executable).with_name("jobctl"))
+
+
+@pytest.fixture(scope="module")
+def own_server(
+    prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrefectServer]:
+    # After the session's server, so that its PREFECT_API_URL setting is restored after.
+    with running_prefect_server(tmp_path_factory.mktemp("restarted-prefect")) as server:
+        yield server
+
+
+@pytest.fixture
+def target(
+    own_server: PrefectServer, postgres_cluster: PostgresCluster, work_pool_name: str
+) -> Iterator[SyncTarget]:
+    """Tables on the restartable cluster, deployments on the restartable server."""
+    database_url = postgres_cluster.create_migrated_database(f"faults_{uuid.uuid4().hex[:8]}")
+    engine = db.create_db_engine(database_url)
+    settings = Settings(database_url=database_url, work_pool=work_pool_name)
+    yield SyncTarget(settings=settings, repository=Repository(engine), server=own_server)
+    engine.dispose()
+
+
+JobctlFactory = Callable[..., Child]
+
+
+@pytest.fixture
+def jobctl(target: SyncTarget, tmp_path: Path) -> Iterator[JobctlFactory]:
+    """Start ``jobctl <args>`` on the target's tables, server and pool; stopped at teardown."""
+    children: list[Child] = []
+
+    def start(*args: str, **env: object) -> Child:
+        child = Child(
+            [JOBCTL, *args],
+            env=base_env(
+                PREFECT_API_URL=target.server.api_url,
+                JOBCTL_DATABASE_URL=target.settings.database_url,
+                JOBCTL_WORK_POOL=target.settings.work_pool,
+                **env,
+            ),
+            log_path=tmp_path / f"jobctl-{len(children)}.log",
+        )
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        child.stop()
+
+
+def _flow_processes(worker: Child) -> list[int]:
+    return [pid for pid, cmd in descendants(worker.pid) if "prefect.engine" in cmd]
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------
+
+
+def test_postgres_down_during_syncs_deletes_nothing_and_the_watcher_converges_after(
+    target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    postgres_cluster: PostgresCluster,
+    jobctl: JobctlFactory,
+) -> None:
+    rows = [target.repository.add_schedule(schedule_factory()) for _ in range(20)]
+    watcher = jobctl("sync", "--watch", JOBCTL_WATCH_INTERVAL_S=0.5,
+                     JOBCTL_FULL_RESYNC_INTERVAL_S=1)  # fmt: skip
+    wait_for(lambda: len(target.deployments()) == len(rows), timeout_s=120,
+             what="the watcher's first sync")  # fmt: skip
+
+    postgres_cluster.stop()
+    try:
+        one_shot = jobctl("sync")
+        assert one_shot.process.wait(timeout=120) != 0
+        assert "database" in one_shot.log().lower(), one_shot.log()
+        failures_before = watcher.log().count("sync failed, retrying")
+        wait_for(lambda: watcher.log().count("sync failed, retrying") >= failures_before + 3,
+                 timeout_s=60, what="three more failed watcher passes")  # fmt: skip
+        assert set(target.deployments()) == {row.id for row in rows}  # nothing deleted
+    finally:
+        postgres_cluster.start()
+
+    removed, edited = rows[0], rows[1]
+    with target.repository.engine.begin() as conn:
+        conn.execute(text('DELETE FROM "JobSchedule" WHERE id = :id'), {"id": removed.id})
+        conn.execute(
+            text('UPDATE "JobSchedule" SET description = :d WHERE id = :id'),
+            {"d": "edited after the restart", "id": edited.id},
+        )
+    wait_for(
+        lambda: (
+            (d := target.deployments()).keys() == {r.id for r in rows[1:]}
+            and d[edited.id].description == "edited after the restart"
+        ),
+        timeout_s=60,
+        what="the watcher converged after PostgreSQL returned",
+    )
+    assert watcher.alive()
+
+
+def test_postgres_down_while_jobs_run_loses_no_attempt_and_leaves_none_processing(
+    target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    postgres_cluster: PostgresCluster,
+    start_worker: WorkerFactory,
+    jobctl: JobctlFactory,
+) -> None:
+    row = target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=4, overlap="allow",
+                         max_retries=0, timeout_ms=0)
+    )  # fmt: skip
+    target.sync()
+    worker = start_worker(target.settings.work_pool, database_url=target.settings.database_url,
+                          server=target.server)  # fmt: skip
+    run_ids = [_run_now(target, row.id) for _ in range(3)]
+    for run_id in run_ids:
+        _wait_processing(target.repository, run_id)
+
+    postgres_cluster.stop()
+    try:  # the jobs end, and try to write their outcome, while the database is down
+        runs = [_wait_final(run_id) for run_id in run_ids]
+        wait_for(lambda: not _flow_processes(worker), timeout_s=60, what="flow processes gone")
+    finally:
+        postgres_cluster.start()
+
+    assert all(run.state is not None and run.state.is_completed() for run in runs)
+    reconcile = jobctl("history", "reconcile")
+    assert reconcile.process.wait(timeout=120) == 0, reconcile.log()
+    for run_id in run_ids:
+        [attempt] = _attempts(target.repository, run_id)
+        assert attempt.status is JobStatus.SUCCESS
+        assert attempt.end_at is not None
+    assert target.repository.list_processing() == []
+
+
+# -- the Prefect server --------------------------------------------------------------------
+
+
+def test_a_sync_interrupted_by_a_prefect_restart_resumes_and_converges(
+    target: SyncTarget, schedule_factory: ScheduleFactory, jobctl: JobctlFactory
+) -> None:
+    rows = [target.repository.add_schedule(schedule_factory()) for _ in range(60)]
+    sync = jobctl("sync")
+    wait_for(lambda: len(target.deployments()) >= 10, timeout_s=120, interval_s=0.1,
+             what="the sync under way")  # fmt: skip
+    assert sync.alive(), sync.log()
+
+    target.server.stop()
+    target.server.start()
+
+    # Prefect's client retries a refused connection for about a minute: the sync goes on.
+    assert sync.process.wait(timeout=180) == 0, sync.log()
+    assert set(target.deployments()) == {row.id for row in rows}  # one per row
+    assert target.sync().plan.is_noop
+
+
+def test_runs_in_flight_through_a_prefect_restart_end_with_true_history(
+    target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+) -> None:
+    row = target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=4, overlap="allow",
+                         max_retries=0, timeout_ms=0)
+    )  # fmt: skip
+    target.sync()
+    worker = start_worker(target.settings.work_pool, database_url=target.settings.database_url,
+                          server=target.server)  # fmt: skip
+    run_ids = [_run_now(target, row.id) for _ in range(3)]
+    for run_id in run_ids:
+        _wait_processing(target.repository, run_id)
+
+    target.server.stop()
+    target.server.start()
+
+    runs = [_wait_final(run_id, timeout_s=180) for run_id in run_ids]
+    assert all(run.state is not None and run.state.is_completed() for run in runs), [
+        run.state for run in runs
+    ]
+
+    def all_closed() -> list[Attempt] | None:
+        found = [a for run_id in run_ids for a in _attempts(target.repository, run_id)]
+        return found if len(found) == len(run_ids) and all(a.end_at for a in found) else None
+
+    closed = wait_for(all_closed, timeout_s=30, what="every attempt closed")
+    assert [a.status for a in closed] == [JobStatus.SUCCESS] * len(run_ids)
+    assert worker.alive()

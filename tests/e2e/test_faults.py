@@ -1,0 +1,202 @@
+"""Faults on the running system: workers killed mid-run, runaway jobs, a sync killed half-way.
+
+Real processes throughout: ``prefect worker start``, ``jobctl sync --watch`` and
+``jobctl sync`` as children, killed with real signals; PostgreSQL tables. Restarts of
+PostgreSQL and of the Prefect server are in ``test_fault_restarts.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from jobctl.models import JobStatus
+from tests.conftest import ScheduleFactory
+from tests.e2e.test_history import _attempts, _wait_processing
+from tests.e2e.test_history_reconciler import _reconcile
+from tests.e2e.test_runs import NEVER_DUE, _read_run, _run_now, _wait_final
+from tests.fixtures.prefect import WorkerFactory
+from tests.fixtures.processes import Child, base_env, descendants, wait_for
+from tests.fixtures.sync import SyncTarget
+
+pytestmark = pytest.mark.parametrize(
+    "database_url", ["postgresql"], ids=["postgres"], indirect=True
+)
+
+JOBCTL = str(Path(sys.executable).with_name("jobctl"))
+
+
+JobctlFactory = Callable[..., Child]
+
+
+@pytest.fixture
+def jobctl(sync_target: SyncTarget, tmp_path: Path) -> Iterator[JobctlFactory]:
+    """Start ``jobctl <args>`` on the test's tables and pool; stopped at teardown."""
+    children: list[Child] = []
+
+    def start(*args: str, **env: object) -> Child:
+        child = Child(
+            [JOBCTL, *args],
+            env=base_env(
+                PREFECT_API_URL=sync_target.server.api_url,
+                JOBCTL_DATABASE_URL=sync_target.settings.database_url,
+                JOBCTL_WORK_POOL=sync_target.settings.work_pool,
+                **env,
+            ),
+            log_path=tmp_path / f"jobctl-{len(children)}.log",
+        )
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        child.stop()
+
+
+def _kill_worker_and_its_runs(worker: Child) -> None:
+    """kill -9 of the worker and its flow processes: a machine lost, the OOM killer."""
+    for pid, _ in descendants(worker.pid):
+        os.kill(pid, signal.SIGKILL)
+    worker.signal_group(signal.SIGKILL)
+    worker.process.wait(timeout=10)
+
+
+def _stop_worker(worker: Child) -> None:
+    """SIGTERM to the worker alone, as ``systemctl stop`` or ``docker stop`` sends it."""
+    worker.process.send_signal(signal.SIGTERM)
+    worker.process.wait(timeout=60)
+
+
+@pytest.mark.parametrize(
+    "end_worker",
+    [
+        pytest.param(_kill_worker_and_its_runs, id="sigkill"),
+        pytest.param(_stop_worker, id="sigterm"),
+    ],
+)
+def test_a_run_whose_worker_dies_is_failed_with_a_reason_and_retried_when_the_row_allows(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+    database_url: str,
+    jobctl: JobctlFactory,
+    end_worker: Callable[[Child], None],
+) -> None:
+    row = sync_target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=6, timeout_ms=12_000,
+                         max_retries=1, retry_delay_ms=0)
+    )  # fmt: skip
+    sync_target.sync()
+    # The watcher reconciles history: it finds the dead run and retries it.
+    jobctl("sync", "--watch", JOBCTL_RECONCILE_INTERVAL_S=1, JOBCTL_DEAD_RUN_GRACE_S=1)
+    first_worker = start_worker(sync_target.settings.work_pool, database_url=database_url)
+    run_id = _run_now(sync_target, row.id)
+    _wait_processing(sync_target.repository, run_id)
+
+    end_worker(first_worker)
+    start_worker(sync_target.settings.work_pool, database_url=database_url)  # its replacement
+    # Crashed is final too: wait for the second attempt to end.
+    run = wait_for(
+        lambda: (r := _wait_final(run_id, timeout_s=180)).run_count == 2 and r,
+        timeout_s=180,
+        interval_s=1,
+        what="a second attempt ended",
+    )
+
+    assert run.state is not None and run.state.is_completed(), run.state
+    first, second = _attempts(sync_target.repository, run_id)
+    assert (first.attempt, first.status) == (1, JobStatus.FAILED)
+    assert first.error is not None and first.error.startswith("crashed"), first.error
+    assert (second.attempt, second.status) == (2, JobStatus.SUCCESS)
+
+
+def test_a_crashed_run_is_not_retried_beyond_the_rows_retries(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+    database_url: str,
+) -> None:
+    row = sync_target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=60, timeout_ms=2_000,
+                         max_retries=0)
+    )  # fmt: skip
+    sync_target.sync()
+    worker = start_worker(sync_target.settings.work_pool, database_url=database_url)
+    run_id = _run_now(sync_target, row.id)
+    _wait_processing(sync_target.repository, run_id)
+
+    _kill_worker_and_its_runs(worker)
+    wait_for(lambda: _reconcile(sync_target, grace_s=1).crashed, timeout_s=30, interval_s=1,
+             what="the dead run crashed")  # fmt: skip
+    report = _reconcile(sync_target, grace_s=1)
+
+    assert report.retried == 0
+    assert _read_run(run_id).state.is_crashed()  # type: ignore[union-attr]
+    [attempt] = _attempts(sync_target.repository, run_id)
+    assert attempt.status is JobStatus.FAILED
+
+
+@pytest.mark.parametrize(
+    ("job_name", "param"),
+    [pytest.param("sleep", 1e9, id="never-returns"), pytest.param("leak", 40, id="leaks-memory")],
+)
+def test_a_runaway_job_is_bounded_by_its_timeout_and_the_worker_survives(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+    database_url: str,
+    job_name: str,
+    param: float,
+) -> None:
+    runaway = sync_target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name=job_name, param=param, timeout_ms=4_000,
+                         max_retries=0)
+    )  # fmt: skip
+    quick = sync_target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="processData", param=["after"])
+    )
+    sync_target.sync()
+    worker = start_worker(sync_target.settings.work_pool, database_url=database_url, limit=1)
+
+    run = _wait_final(_run_now(sync_target, runaway.id))
+
+    assert run.state is not None and run.state.name == "TimedOut", run.state
+    [attempt] = _attempts(sync_target.repository, run.id)
+    assert attempt.status is JobStatus.FAILED
+    assert attempt.error is not None and attempt.error.startswith("timed out")
+    assert worker.alive()
+    after = _wait_final(_run_now(sync_target, quick.id))
+    assert after.state is not None and after.state.is_completed()
+    if job_name == "leak":  # it did grow, by MiBs a second, until the timeout stopped it
+        [quick_attempt] = _attempts(sync_target.repository, after.id)
+        assert attempt.peak_memory_bytes and quick_attempt.peak_memory_bytes
+        assert attempt.peak_memory_bytes - quick_attempt.peak_memory_bytes > 2 * param * 2**20
+    wait_for(
+        lambda: not [cmd for _, cmd in descendants(worker.pid) if "prefect.engine" in cmd],
+        timeout_s=30,
+        what="no flow process left under the worker",
+    )
+
+
+def test_a_sync_killed_half_way_through_its_plan_is_completed_by_the_next_sync(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory, jobctl: JobctlFactory
+) -> None:
+    rows = [sync_target.repository.add_schedule(schedule_factory()) for _ in range(120)]
+    sync = jobctl("sync")
+    wait_for(lambda: len(sync_target.deployments()) >= 10, timeout_s=120,
+             interval_s=0.1, what="the sync under way")  # fmt: skip
+    assert sync.alive(), sync.log()
+    sync.signal_group(signal.SIGKILL)
+    sync.process.wait(timeout=10)
+    assert len(sync_target.deployments()) < len(rows)  # it really was cut half-way
+
+    again = jobctl("sync")
+    assert again.process.wait(timeout=180) == 0, again.log()
+
+    assert set(sync_target.deployments()) == {row.id for row in rows}  # one per row
+    assert sync_target.sync().plan.is_noop
