@@ -28,6 +28,8 @@ from tests.fixtures.prefect import PrefectServer, WorkerFactory, running_prefect
 from tests.fixtures.processes import Child, base_env, descendants, wait_for
 from tests.fixtures.sync import SyncTarget
 
+pytestmark = pytest.mark.reliability
+
 JOBCTL = str(Path(sys.executable).with_name("jobctl"))
 
 
@@ -92,6 +94,12 @@ def test_postgres_down_during_syncs_deletes_nothing_and_the_watcher_converges_af
     postgres_cluster: PostgresCluster,
     jobctl: JobctlFactory,
 ) -> None:
+    """Done: with 20 rows synced by ``jobctl sync --watch``, PostgreSQL is stopped; a one-shot
+    ``jobctl sync`` runs and the watcher keeps trying; PostgreSQL starts again and a row is
+    deleted and another edited by plain SQL.
+    Checked: the one-shot sync fails naming the database; after three failed watcher
+    passes all 20 deployments still exist; once PostgreSQL is back the watcher (still alive)
+    deletes one deployment and updates the other."""
     rows = [target.repository.add_schedule(schedule_factory()) for _ in range(20)]
     watcher = jobctl("sync", "--watch", JOBCTL_WATCH_INTERVAL_S=0.5,
                      JOBCTL_FULL_RESYNC_INTERVAL_S=1)  # fmt: skip
@@ -135,6 +143,10 @@ def test_postgres_down_while_jobs_run_loses_no_attempt_and_leaves_none_processin
     start_worker: WorkerFactory,
     jobctl: JobctlFactory,
 ) -> None:
+    """Done: three runs are PROCESSING when PostgreSQL stops; they end (and fail to write
+    their outcome) while it is down; it starts again and ``jobctl history reconcile`` runs.
+    Checked: every run has exactly one attempt, SUCCESS with an end time; no attempt is
+    left PROCESSING."""
     row = target.repository.add_schedule(
         schedule_factory(cron=NEVER_DUE, job_name="sleep", param=4, overlap="allow",
                          max_retries=0, timeout_ms=0)
@@ -169,6 +181,10 @@ def test_postgres_down_while_jobs_run_loses_no_attempt_and_leaves_none_processin
 def test_a_sync_interrupted_by_a_prefect_restart_resumes_and_converges(
     target: SyncTarget, schedule_factory: ScheduleFactory, jobctl: JobctlFactory
 ) -> None:
+    """Done: the Prefect server is stopped and started again while ``jobctl sync`` applies a
+    plan of 60 creates (10 done).
+    Checked: the same sync process resumes (Prefect's client retries a refused connection)
+    and exits 0; exactly one deployment per row; a sync after it plans nothing."""
     rows = [target.repository.add_schedule(schedule_factory()) for _ in range(60)]
     sync = jobctl("sync")
     wait_for(lambda: len(target.deployments()) >= 10, timeout_s=120, interval_s=0.1,
@@ -189,6 +205,9 @@ def test_runs_in_flight_through_a_prefect_restart_end_with_true_history(
     schedule_factory: ScheduleFactory,
     start_worker: WorkerFactory,
 ) -> None:
+    """Done: the Prefect server is stopped and started again while three runs are PROCESSING.
+    Checked: every run ends Completed, every attempt SUCCESS with an end time, the worker
+    is alive."""
     row = target.repository.add_schedule(
         schedule_factory(cron=NEVER_DUE, job_name="sleep", param=4, overlap="allow",
                          max_retries=0, timeout_ms=0)

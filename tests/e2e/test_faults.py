@@ -24,9 +24,10 @@ from tests.fixtures.prefect import WorkerFactory
 from tests.fixtures.processes import Child, base_env, descendants, wait_for
 from tests.fixtures.sync import SyncTarget
 
-pytestmark = pytest.mark.parametrize(
-    "database_url", ["postgresql"], ids=["postgres"], indirect=True
-)
+pytestmark = [
+    pytest.mark.reliability,
+    pytest.mark.parametrize("database_url", ["postgresql"], ids=["postgres"], indirect=True),
+]
 
 JOBCTL = str(Path(sys.executable).with_name("jobctl"))
 
@@ -87,6 +88,11 @@ def test_a_run_whose_worker_dies_is_failed_with_a_reason_and_retried_when_the_ro
     jobctl: JobctlFactory,
     end_worker: Callable[[Child], None],
 ) -> None:
+    """Done: a run of a row with one retry (sleep 6 s, timeout 12 s) is under way when its
+    worker is killed with SIGKILL together with its flow process, or stopped with SIGTERM;
+    a replacement worker starts; ``jobctl sync --watch`` runs beside them.
+    Checked: attempt 1 is FAILED with a "crashed" reason, the run is retried, attempt 2 is
+    SUCCESS and the run ends Completed."""
     row = sync_target.repository.add_schedule(
         schedule_factory(cron=NEVER_DUE, job_name="sleep", param=6, timeout_ms=12_000,
                          max_retries=1, retry_delay_ms=0)
@@ -121,6 +127,8 @@ def test_a_crashed_run_is_not_retried_beyond_the_rows_retries(
     start_worker: WorkerFactory,
     database_url: str,
 ) -> None:
+    """Done: a run of a row without retries loses its worker and flow process (SIGKILL).
+    Checked: the reconciler crashes it and fails its attempt, and does not retry it."""
     row = sync_target.repository.add_schedule(
         schedule_factory(cron=NEVER_DUE, job_name="sleep", param=60, timeout_ms=2_000,
                          max_retries=0)
@@ -153,6 +161,11 @@ def test_a_runaway_job_is_bounded_by_its_timeout_and_the_worker_survives(
     job_name: str,
     param: float,
 ) -> None:
+    """Done: a job that never returns, and one that takes 40 MiB more every second, run with
+    a 4 s timeout on a worker limited to one run at a time.
+    Checked: the run ends TimedOut, its attempt FAILED "timed out" (the leak's peak memory
+    grew by over 80 MiB), the worker is alive, its next run completes and no flow process
+    is left behind."""
     runaway = sync_target.repository.add_schedule(
         schedule_factory(cron=NEVER_DUE, job_name=job_name, param=param, timeout_ms=4_000,
                          max_retries=0)
@@ -186,6 +199,9 @@ def test_a_runaway_job_is_bounded_by_its_timeout_and_the_worker_survives(
 def test_a_sync_killed_half_way_through_its_plan_is_completed_by_the_next_sync(
     sync_target: SyncTarget, schedule_factory: ScheduleFactory, jobctl: JobctlFactory
 ) -> None:
+    """Done: ``jobctl sync`` of 120 new rows is killed with SIGKILL once 10 deployments exist.
+    Checked: fewer deployments than rows existed; the next ``jobctl sync`` exits 0 with
+    exactly one deployment per row, and a sync after it plans nothing."""
     rows = [sync_target.repository.add_schedule(schedule_factory()) for _ in range(120)]
     sync = jobctl("sync")
     wait_for(lambda: len(sync_target.deployments()) >= 10, timeout_s=120,

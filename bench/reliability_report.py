@@ -1,0 +1,196 @@
+"""docs/RELIABILITY.md, written from the last runs: the reliability tests and the load runs.
+
+    .venv/bin/python -m bench.reliability_report --run   # run the tests, then write the report
+    .venv/bin/python -m bench.reliability_report         # write it from the last recorded runs
+
+The tests are those marked ``reliability`` (faults, properties, bad input); ``--run``
+records their outcome as JUnit XML in ``bench/results/reliability-<UTC time>.xml``. The
+load runs are ``python -m bench.load_bench``, whose ``bench/results/load-*.json`` is read
+as it is. What each test did and checked is its docstring; the report quotes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+REPORT = ROOT / "docs" / "RELIABILITY.md"
+PARAMS = re.compile(r"\[(?P<params>.*)\]$")
+
+
+@dataclass(frozen=True)
+class Case:
+    module: str
+    function: str
+    params: str
+    outcome: str  # passed | failed | skipped
+    seconds: float
+    detail: str
+
+    @property
+    def symbol(self) -> str:
+        return {"passed": "✅ passed", "failed": "❌ failed"}.get(self.outcome, "⚠️ skipped")
+
+
+def run_tests(stamp: str) -> Path:
+    xml_path = RESULTS / f"reliability-{stamp}.xml"
+    command = [sys.executable, "-m", "pytest", "-m", "reliability", "-p", "no:cacheprovider",
+               f"--junitxml={xml_path}", "-q"]  # fmt: skip
+    subprocess.run(command, cwd=ROOT, check=False)
+    return xml_path
+
+
+def read_cases(xml_path: Path) -> list[Case]:
+    cases: list[Case] = []
+    for testcase in ET.parse(xml_path).getroot().iter("testcase"):
+        name = testcase.get("name", "")
+        match = PARAMS.search(name)
+        problem = testcase.find("failure")
+        if problem is None:
+            problem = testcase.find("error")
+        skipped = testcase.find("skipped")
+        outcome = (
+            "failed" if problem is not None else "skipped" if skipped is not None else "passed"
+        )
+        detail = problem if problem is not None else skipped
+        cases.append(
+            Case(
+                module=testcase.get("classname", ""),
+                function=PARAMS.sub("", name),
+                params=match["params"] if match else "",
+                outcome=outcome,
+                seconds=float(testcase.get("time", 0)),
+                detail=(detail.get("message", "") if detail is not None else "")[:300],
+            )
+        )
+    return cases
+
+
+def _docstring(module: str, function: str | None = None) -> str:
+    try:
+        target: Any = importlib.import_module(module)
+        if function is not None:
+            target = getattr(target, function)
+    except (ImportError, AttributeError):
+        return ""
+    return inspect.cleandoc(target.__doc__ or "")
+
+
+def _humane(function: str) -> str:
+    return function.removeprefix("test_").replace("_", " ").capitalize()
+
+
+def _what_was_done(doc: str) -> list[str]:
+    """A test's docstring "Done: ... Checked: ..." as two sub-items."""
+    text = " ".join(doc.split())
+    if not text:
+        return []
+    done, _, checked = text.partition("Checked:")
+    items = [f"  - done: {done.removeprefix('Done:').strip()}"]
+    return [*items, f"  - checked: {checked.strip()}"] if checked else items
+
+
+def _tests_section(xml_path: Path, cases: list[Case]) -> list[str]:
+    failed = sum(case.outcome == "failed" for case in cases)
+    lines = [
+        "## Faults, properties and bad input",
+        "",
+        f"From `{xml_path.relative_to(ROOT)}`: {len(cases)} tests, "
+        f"{len(cases) - failed} passed, {failed} failed, "
+        f"{sum(case.seconds for case in cases):.0f} s in all. They also run in `make test`.",
+        "",
+    ]
+    sys.path.insert(0, str(ROOT))
+    for module in dict.fromkeys(case.module for case in cases):
+        in_module = [case for case in cases if case.module == module]
+        intro = _docstring(module).split("\n\n")[0].replace("\n", " ")
+        lines += [f"### `{module}`", "", intro, ""]
+        for function in dict.fromkeys(case.function for case in in_module):
+            runs = [case for case in in_module if case.function == function]
+            lines.append(f"- **{_humane(function)}**")
+            lines += _what_was_done(_docstring(module, function))
+            for case in runs:
+                label = f"`[{case.params}]` " if case.params else ""
+                note = f" — {case.detail}" if case.detail else ""
+                lines.append(f"  - {label}{case.symbol} in {case.seconds:.1f} s{note}")
+        lines.append("")
+    return lines
+
+
+def _load_section(load_path: Path | None) -> list[str]:
+    lines = ["## Load", ""]
+    if load_path is None:
+        return [*lines, "No load run recorded yet: `.venv/bin/python -m bench.load_bench`.", ""]
+    data = json.loads(load_path.read_text())
+    lines += [f"From `{load_path.relative_to(ROOT)}` (`python -m bench.load_bench`).", ""]
+    machine = data.get("machine")
+    if machine:
+        lines += [f"Machine: `{json.dumps(machine, sort_keys=True)}`", ""]
+    lines += ["| check | done | checked | result | figures |", "| --- | --- | --- | --- | --- |"]
+    for check in data.get("checks", []):
+        figures = ", ".join(f"{key} {value}" for key, value in check.get("figures", {}).items())
+        result = "✅ pass" if check.get("result") == "pass" else "❌ fail"
+        lines.append(
+            f"| {check.get('name', '')} | {check.get('done', '')} | {check.get('checked', '')} "
+            f"| {result} | {figures} |"
+        )
+    return [*lines, ""]
+
+
+def _latest(pattern: str) -> Path | None:
+    found = sorted(RESULTS.glob(pattern))
+    return found[-1] if found else None
+
+
+def write_report(xml_path: Path, load_path: Path | None) -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    lines = [
+        "# Reliability",
+        "",
+        "What goes wrong in production, done on purpose to the real system: real processes,",
+        "real signals, a real PostgreSQL and a real Prefect server. Generated by",
+        "`python -m bench.reliability_report` from the last runs; do not edit by hand.",
+        "",
+        f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit `{commit}`.",
+        "",
+        *_tests_section(xml_path, read_cases(xml_path)),
+        *_load_section(load_path),
+    ]
+    text = "\n".join(lines).rstrip() + "\n"
+    REPORT.write_text(text)
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", action="store_true", help="run the reliability tests first")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.run:
+        xml_path: Path | None = run_tests(f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+    else:
+        xml_path = _latest("reliability-*.xml")
+    if xml_path is None or not xml_path.exists():
+        print("no reliability test run recorded: use --run", file=sys.stderr)
+        return 2
+    write_report(xml_path, _latest("load-*.json"))
+    print(f"wrote {REPORT.relative_to(ROOT)}")
+    failed = [case for case in read_cases(xml_path) if case.outcome == "failed"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
