@@ -253,7 +253,8 @@ class Gateway:
             concurrency_limit=spec.concurrency_limit,
             concurrency_options=options,
             parameters=spec.parameters,
-            description=spec.description,
+            # Prefect's client turns None into the text "None": no description is "".
+            description=spec.description or "",
             work_pool_name=spec.work_pool_name,
             work_queue_name=spec.work_queue_name,
             tags=spec.tags,

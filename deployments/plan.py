@@ -133,6 +133,27 @@ def plan_deployments(
     return steps
 
 
+def plan_sync(
+    specs: Mapping[str, DeploymentSpec],
+    rejected: Mapping[str, str],
+    deployed: Iterable[Deployed],
+    queues: Iterable[Queue],
+) -> Plan:
+    """The whole plan of one sync: a step per row and per stray deployment, and the queue
+    changes, keeping the queues that a rejected row's remaining deployment still uses."""
+    steps = plan_deployments(specs, rejected, deployed)
+    kept_queues = {
+        s.deployed.work_queue_name
+        for s in steps
+        if s.spec is None and s.action is not Action.DELETE and s.deployed is not None
+        if s.deployed.work_queue_name
+    }
+    return Plan(
+        steps=steps,
+        queues=plan_queues({s.priority for s in specs.values()}, queues, kept_queues),
+    )
+
+
 def plan_queues(
     priorities: Iterable[int], current: Iterable[Queue], in_use: Iterable[str] = ()
 ) -> QueuePlan:

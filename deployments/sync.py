@@ -18,10 +18,11 @@ import httpx
 from prefect.client.orchestration import PrefectClient
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.utilities.callables import parameter_schema
+from pydantic import ValidationError
 
 from deployments.gateway import Gateway
 from deployments.manual import ManualSpec
-from deployments.plan import Action, Deployed, Plan, Step, plan_deployments, plan_queues
+from deployments.plan import Action, Deployed, Plan, Step, plan_sync
 from deployments.spec import DeploymentSpec, spec_for
 from flows.registered import FLOWS, entrypoint
 from jobctl import errors, registry, validation
@@ -144,17 +145,7 @@ async def sync(
     )
     pool = await gateway.read_work_pool(settings.work_pool)
     queues = await gateway.read_queues(settings.work_pool) if pool is not None else []
-    steps = plan_deployments(specs, rejected, deployed)
-    kept_queues = {
-        s.deployed.work_queue_name
-        for s in steps
-        if s.spec is None and s.action is not Action.DELETE and s.deployed is not None
-        if s.deployed.work_queue_name
-    }
-    plan = Plan(
-        steps=steps,
-        queues=plan_queues({s.priority for s in specs.values()}, queues, kept_queues),
-    )
+    plan = plan_sync(specs, rejected, deployed, queues)
     report = SyncReport(plan=plan, applied=not dry_run)
     if not dry_run:
         await gateway.ensure_work_pool(settings.work_pool, settings.work_pool_concurrency, pool)
@@ -188,6 +179,11 @@ async def _apply(
             except PrefectHTTPStatusError as exc:
                 detail = exc.response.text[:300]
                 failures.append(Failure(step, f"{exc.response.status_code}: {detail}"))
+                logger.error("schedule %s: %s failed: %s", step.schedule_id, step.action, detail)
+                return
+            except ValidationError as exc:  # refused by Prefect's client before any request
+                detail = str(exc)[:300]
+                failures.append(Failure(step, f"refused by the Prefect client: {detail}"))
                 logger.error("schedule %s: %s failed: %s", step.schedule_id, step.action, detail)
                 return
             if isinstance(result, UUID):

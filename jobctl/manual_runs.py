@@ -6,7 +6,6 @@ jobs can be run, and ``param`` must fit the job's signature.
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -14,11 +13,10 @@ import httpx
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound
-from pydantic import TypeAdapter
 
 from deployments.manual import manual_deployment_name
 from flows.registered import FLOWS
-from jobctl import errors, registry
+from jobctl import errors, registry, validation
 from jobctl.records import HistoryFilter
 from jobctl.repository import Repository
 
@@ -36,11 +34,15 @@ def checked_param(job_name: str, param: Any) -> tuple[registry.Job, Any]:
     """The job and ``param`` validated against its signature.
 
     Raises ``UnknownJob`` for a name that is not registered (``__init__``, a flow's
-    name...), pydantic's ``ValidationError`` for a param that does not fit.
+    name...), pydantic's ``ValidationError`` for a param that does not fit,
+    ``InvalidInput`` for one that holds a NUL character.
     """
     job = registry.get_job(job_name)
-    annotation = typing.get_type_hints(job.fn).get(job.param_parameter.name, Any)
-    return job, TypeAdapter(annotation).validate_python(param)
+    value = job.check_param(param)
+    if validation.contains_nul(value):
+        # Prefect's server on PostgreSQL cannot store it: the run would never be created.
+        raise errors.InvalidInput("param: contains a NUL character (\\u0000)")
+    return job, value
 
 
 def run_here(job_name: str, param: Any, user: str, repository: Repository) -> Outcome:

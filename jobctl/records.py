@@ -15,9 +15,11 @@ OVERLAP_POLICIES = ("allow", "skip", "queue")
 
 @dataclass(frozen=True)
 class InvalidJson:
-    """A ``param`` value stored as text that does not parse as JSON (plain SQL can do that)."""
+    """A ``param`` value stored as text that does not parse as JSON (plain SQL can do that),
+    or JSON nested too deeply to decode."""
 
     text: str
+    reason: str = "not valid JSON"
 
 
 @dataclass(frozen=True, kw_only=True)

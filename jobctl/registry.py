@@ -6,11 +6,15 @@ so they are looked up in this registry and never resolved with ``getattr``.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
+
+from pydantic import TypeAdapter
 
 from jobctl import errors
 
@@ -34,6 +38,17 @@ class Job:
     @property
     def param_parameter(self) -> inspect.Parameter:
         return next(iter(inspect.signature(self.fn).parameters.values()))
+
+    def check_param(self, param: Any) -> Any:
+        """``param`` validated against the job's signature, as a flow run validates it;
+        pydantic's ``ValidationError`` when it does not fit."""
+        return _param_adapter(self.fn).validate_python(param)
+
+
+@functools.cache
+def _param_adapter(fn: JobFunction) -> TypeAdapter[Any]:
+    parameter = next(iter(inspect.signature(fn).parameters.values()))
+    return TypeAdapter(typing.get_type_hints(fn).get(parameter.name, Any))
 
 
 _jobs: dict[str, Job] = {}

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Text, cast, delete, func, select, text, update
+from sqlalchemy import Engine, Text, cast, delete, func, select, text, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import (
     DataError,
@@ -18,6 +18,7 @@ from sqlalchemy.exc import (
     StatementError,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.sqltypes import NullType
 
 from jobctl import errors
 from jobctl.db import session_factory
@@ -99,11 +100,25 @@ def _decode_param(raw: str | None) -> Any:
         return json.loads(raw)
     except ValueError:
         return InvalidJson(raw)
+    except RecursionError:  # valid JSON, but deeper than Python decodes
+        return InvalidJson(raw, reason="JSON nested too deeply")
+
+
+def _decode_active(raw: Any) -> Any:
+    """``isActive`` as stored: SQLite keeps 0/1, and plain SQL can put any value there.
+
+    Read raw, not through the Boolean type (which makes ``'false'`` true): a value that is
+    not a boolean stays as it is, for validation to reject.
+    """
+    if not isinstance(raw, bool) and isinstance(raw, int | float) and raw in (0, 1):
+        return bool(raw)
+    return raw
 
 
 def _schedule_from_row(row: Any) -> Schedule:
     values = {name: getattr(row, column) for name, column in COLUMN_OF_FIELD.items()}
     values["param"] = _decode_param(row.param)
+    values["is_active"] = _decode_active(row.isActive)
     return Schedule(id=row.id, created_at=row.createdAt, updated_at=row.updatedAt, **values)
 
 
@@ -124,13 +139,19 @@ def _attempt_from_row(row: JobHistory) -> Attempt:
 
 
 # ``param`` is read as text and decoded per row: on SQLite plain SQL can store text that
-# is not JSON, and one such row must not make the whole table unreadable.
+# is not JSON, and one such row must not make the whole table unreadable. ``isActive`` is
+# read raw for the same reason (see ``_decode_active``).
 _SCHEDULE_COLUMNS = [
     JobSchedule.id,
     JobSchedule.createdAt,
     JobSchedule.updatedAt,
-    *(getattr(JobSchedule, column) for name, column in COLUMN_OF_FIELD.items() if name != "param"),
+    *(
+        getattr(JobSchedule, column)
+        for name, column in COLUMN_OF_FIELD.items()
+        if name not in ("param", "is_active")
+    ),
     cast(JobSchedule.param, Text).label("param"),
+    type_coerce(JobSchedule.isActive, NullType()).label("isActive"),
 ]
 
 

@@ -6,6 +6,9 @@ import json
 from collections.abc import Collection
 from typing import Any
 
+from pydantic import ValidationError
+
+from jobctl import registry
 from jobctl.cron import InvalidCron, is_time_zone, normalize_cron
 from jobctl.errors import InvalidSchedule, Problem
 from jobctl.records import OVERLAP_POLICIES, RETRY_BACKOFFS, InvalidJson, ScheduleSpec
@@ -13,6 +16,11 @@ from jobctl.records import OVERLAP_POLICIES, RETRY_BACKOFFS, InvalidJson, Schedu
 MAX_PARAM_BYTES = 64 * 1024
 MAX_RETRIES = 100
 MAX_INT32 = 2**31 - 1
+# A message quotes at most this much of a bad value.
+SHOWN_CHARS = 100
+# Prefect refuses these in a deployment name, and a row's id is part of its deployment's name.
+ID_BANNED_CHARACTERS = ("/", "%", "&", ">", "<", "\x00")
+MAX_ID_CHARS = 200
 
 
 def problems_of(spec: ScheduleSpec, known_jobs: Collection[str]) -> list[Problem]:
@@ -31,12 +39,11 @@ def problems_of(spec: ScheduleSpec, known_jobs: Collection[str]) -> list[Problem
             problem("cron", str(exc))
 
     if not isinstance(spec.job_name, str) or spec.job_name not in known_jobs:
-        shown = spec.job_name if isinstance(spec.job_name, str) else repr(spec.job_name)
-        problem("jobName", f"{str(shown)[:100]!r} is not a registered job")
+        problem("jobName", f"{_shown(spec.job_name)} is not a registered job")
 
     if spec.timezone is not None:
         if not isinstance(spec.timezone, str) or not is_time_zone(spec.timezone):
-            problem("timezone", f"{str(spec.timezone)[:100]!r} is not an IANA time zone")
+            problem("timezone", f"{_shown(spec.timezone)} is not an IANA time zone")
 
     _check_int(problem, "timeout", spec.timeout_ms, minimum=0, unit="ms")
     _check_int(problem, "maxRetries", spec.max_retries, minimum=0, maximum=MAX_RETRIES)
@@ -45,11 +52,12 @@ def problems_of(spec: ScheduleSpec, known_jobs: Collection[str]) -> list[Problem
     _check_int(problem, "misfireGrace", spec.misfire_grace_ms, minimum=0, unit="ms")
 
     if spec.retry_backoff not in RETRY_BACKOFFS:
-        problem("retryBackoff", f"{spec.retry_backoff!r} is not one of {', '.join(RETRY_BACKOFFS)}")
+        shown = _shown(spec.retry_backoff)
+        problem("retryBackoff", f"{shown} is not one of {', '.join(RETRY_BACKOFFS)}")
     if spec.overlap not in OVERLAP_POLICIES:
-        problem("overlap", f"{spec.overlap!r} is not one of {', '.join(OVERLAP_POLICIES)}")
+        problem("overlap", f"{_shown(spec.overlap)} is not one of {', '.join(OVERLAP_POLICIES)}")
     if not isinstance(spec.is_active, bool) and spec.is_active not in (0, 1):
-        problem("isActive", f"must be true or false, not {spec.is_active!r}")
+        problem("isActive", f"must be true or false, not {_shown(spec.is_active)}")
     if spec.description is not None and not isinstance(spec.description, str):
         problem("description", "must be text")
 
@@ -62,18 +70,87 @@ def problems_of(spec: ScheduleSpec, known_jobs: Collection[str]) -> list[Problem
         if isinstance(value, str) and "\x00" in value:
             problem(field, "contains a NUL character")
     if isinstance(spec.param, InvalidJson):
-        problem("param", f"is not valid JSON: {spec.param.text[:60]!r}")
+        problem("param", f"is {spec.param.reason}: {spec.param.text[:60]!r}")
     else:
         try:
-            size = len(json.dumps(spec.param, allow_nan=False).encode())
-        except (TypeError, ValueError) as exc:
-            problem("param", f"is not JSON-serialisable: {exc}")
+            encoded = json.dumps(spec.param, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            problem("param", f"is not JSON-serialisable: {str(exc)[:200]}")
         else:
-            if "\\u0000" in json.dumps(spec.param):
+            size = len(encoded.encode())
+            if contains_nul(spec.param):
                 problem("param", "contains a NUL character (\\u0000), which JSON columns refuse")
-            if size > MAX_PARAM_BYTES:
+            elif size > MAX_PARAM_BYTES:
                 problem("param", f"is {size} bytes of JSON; at most {MAX_PARAM_BYTES} allowed")
+            elif isinstance(spec.job_name, str) and spec.job_name in known_jobs:
+                misfit = _param_misfit(spec.job_name, spec.param)
+                if misfit:
+                    problem("param", misfit)
     return problems
+
+
+def contains_nul(value: Any) -> bool:
+    """Whether a JSON value holds a NUL character in any string or key, which PostgreSQL's
+    jsonb (ours, or a Prefect server's) refuses. Iterative: JSON can nest deeply."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return False
+
+
+def _shown(value: Any) -> str:
+    """``value``'s repr, cut to ``SHOWN_CHARS``: a message quotes a bad value, never all of it."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"a {value.bit_length()}-bit number"  # repr() refuses over 4300 digits
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        value = value[:SHOWN_CHARS] + "…"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int of over 4300 digits deep inside
+        return f"a {type(value).__name__}"
+    return text if len(text) <= SHOWN_CHARS + 2 else text[:SHOWN_CHARS] + "…"
+
+
+def _param_misfit(job_name: str, param: Any) -> str | None:
+    """Why ``param`` does not fit the job's signature (every run would fail), or None.
+
+    Checked as the flow run checks its parameters, so a row is refused exactly when its
+    runs could not start. Names that are not registered here (tests pass made-up names)
+    are not checked.
+    """
+    job = registry.load_jobs().get(job_name)
+    if job is None:
+        return None
+    try:
+        job.check_param(param)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "value"
+        return f"does not fit {job_name}'s parameter ({where[:50]}): {first['msg'][:150]}"
+    return None
+
+
+def id_problems(schedule_id: Any) -> list[Problem]:
+    """Problems of a row's id: it names the row's deployment, and Prefect refuses some names.
+
+    Plain SQL can store any text as an id; the original system stores UUIDs.
+    """
+    if not isinstance(schedule_id, str) or not schedule_id:
+        return [Problem("id", f"must be non-empty text, not {_shown(schedule_id)}")]
+    if len(schedule_id) > MAX_ID_CHARS:
+        return [Problem("id", f"is {len(schedule_id)} characters; at most {MAX_ID_CHARS}")]
+    banned = sorted({c for c in ID_BANNED_CHARACTERS if c in schedule_id})
+    if banned:
+        return [Problem("id", f"contains {', '.join(map(repr, banned))}, which Prefect refuses")]
+    return []
 
 
 def _check_int(
@@ -88,17 +165,20 @@ def _check_int(
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int):
-        problem(field, f"must be a whole number, not {value!r}"[:200])
+        problem(field, f"must be a whole number, not {_shown(value)}")
     elif not minimum <= value <= maximum:
         suffix = f" {unit}" if unit else ""
-        problem(field, f"must be between {minimum} and {maximum}{suffix}, not {value}")
+        problem(field, f"must be between {minimum} and {maximum}{suffix}, not {_shown(value)}")
 
 
 def validated(
     spec: ScheduleSpec, known_jobs: Collection[str], schedule_id: str | None = None
 ) -> ScheduleSpec:
-    """``spec`` with its cron normalised, or ``InvalidSchedule`` listing every problem."""
+    """``spec`` with its cron normalised, or ``InvalidSchedule`` listing every problem
+    (those of ``schedule_id`` too, when given)."""
     problems = problems_of(spec, known_jobs)
+    if schedule_id is not None:
+        problems = id_problems(schedule_id) + problems
     if problems:
         raise InvalidSchedule(problems, schedule_id)
     return spec.replace(cron=normalize_cron(spec.cron), is_active=bool(spec.is_active))

@@ -39,7 +39,10 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
         if not match:
             self.fail(f"{value!r} is not a duration such as 30d, 12h, 15m or 90s", param, ctx)
         amount, unit = match.groups()
-        return timedelta(seconds=int(amount) * _UNIT_SECONDS[unit])
+        try:
+            return timedelta(seconds=int(amount) * _UNIT_SECONDS[unit])
+        except (OverflowError, ValueError):  # beyond timedelta, or over 4300 digits
+            self.fail(f"{value!s:.50} is longer than any duration this can hold", param, ctx)
 
 
 class Instant(click.ParamType):  # type: ignore[type-arg]
@@ -54,7 +57,10 @@ class Instant(click.ParamType):  # type: ignore[type-arg]
             return value
         text = str(value)
         if _DURATION.match(text):
-            return datetime.now(UTC) - Duration().convert(text, param, ctx)
+            try:
+                return datetime.now(UTC) - Duration().convert(text, param, ctx)
+            except OverflowError:
+                self.fail(f"{text:.50} ago is before the year 1", param, ctx)
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:

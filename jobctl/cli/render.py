@@ -9,14 +9,24 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from jobctl import registry, validation
 from jobctl.cron import next_fire_times
 from jobctl.records import Attempt, InvalidJson, Schedule
 
+# Every text that comes from a row goes through ``escape``: rich reads ``[...]`` as markup,
+# and a description such as ``[/]`` would otherwise fail the whole table.
 # Wide when piped, so tables stay readable in logs and CI output.
 console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _cell(value: Any, limit: int = 60) -> str:
+    """A row's text for a table cell: cut to ``limit`` (one bad row must not flood or
+    squeeze the table; ``show`` prints more), NUL made visible, markup escaped."""
+    text = str(value).replace("\x00", "\\x00")
+    return escape(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def _compact_json(value: Any, limit: int = 40) -> str:
@@ -26,13 +36,13 @@ def _compact_json(value: Any, limit: int = 40) -> str:
         text = value
     else:
         text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return escape(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def _next_runs(row: Schedule, default_zone: str, at: datetime) -> str:
-    problems = validation.problems_of(row, registry.job_names())
+    problems = validation.id_problems(row.id) + validation.problems_of(row, registry.job_names())
     if problems:
-        return "[red]invalid: " + "; ".join(str(p) for p in problems) + "[/red]"
+        return "[red]invalid: " + escape("; ".join(str(p) for p in problems)) + "[/red]"
     zone = row.timezone or default_zone
     times = next_fire_times(row.cron, zone, at)
     return "\n".join(t.strftime("%Y-%m-%d %H:%M %Z") for t in times)
@@ -43,26 +53,26 @@ def schedules(rows: Sequence[Schedule], default_zone: str, at: datetime) -> None
     table.add_column("id", no_wrap=True)
     for column in ("job", "cron", "zone", "active", "prio", "timeout ms", "retries"):
         table.add_column(column, overflow="fold")
-    table.add_column("next runs", no_wrap=True)
+    table.add_column("next runs", no_wrap=True, max_width=40, overflow="ellipsis")
     table.add_column("param / description", overflow="fold")
     for row in rows:
         table.add_row(
-            row.id,
-            str(row.job_name),
-            str(row.cron),
-            row.timezone or default_zone,
+            _cell(row.id, limit=40),
+            _cell(row.job_name),
+            _cell(row.cron),
+            _cell(row.timezone or default_zone),
             "yes" if row.is_active else "no",
             "" if row.priority is None else str(row.priority),
             "" if not row.timeout_ms else str(row.timeout_ms),
             "" if row.max_retries is None else str(row.max_retries),
             _next_runs(row, default_zone, at),
-            "\n".join(filter(None, [_compact_json(row.param), row.description])),
+            "\n".join(filter(None, [_compact_json(row.param), _cell(row.description or "")])),
         )
     console.print(table)
 
 
 def schedule_detail(row: Schedule, default_zone: str, at: datetime) -> None:
-    table = Table(show_header=False, title=f"schedule {row.id}")
+    table = Table(show_header=False, title=f"schedule {_cell(row.id, limit=2_000)}")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for name in (
@@ -70,7 +80,8 @@ def schedule_detail(row: Schedule, default_zone: str, at: datetime) -> None:
         "retry_delay_ms", "retry_backoff", "overlap", "misfire_grace_ms", "description",
         "created_at", "updated_at",
     ):  # fmt: skip
-        table.add_row(name, "" if getattr(row, name) is None else str(getattr(row, name)))
+        value = getattr(row, name)
+        table.add_row(name, "" if value is None else _cell(value, limit=2_000))
     table.add_row("param", _compact_json(row.param, limit=2_000))
     table.add_row("next runs", _next_runs(row, default_zone, at))
     console.print(table)
@@ -100,14 +111,14 @@ def attempts(rows: Sequence[Attempt]) -> None:
         style = _STATUS_STYLE[row.status.value]
         table.add_row(
             str(row.id),
-            row.job_name,
-            (row.schedule_id or "manual")[:8],
+            escape(row.job_name),
+            escape((row.schedule_id or "manual")[:8]),
             "" if row.attempt is None else str(row.attempt),
             f"[{style}]{row.status.value}[/{style}]",
             row.start_at.strftime("%Y-%m-%d %H:%M:%S"),
             _duration(row),
             _memory(row),
-            (row.error or "").splitlines()[0] if row.error else "",
+            escape(row.error.splitlines()[0]) if row.error else "",
         )
     console.print(table)
 
@@ -116,10 +127,10 @@ def attempt_detail(row: Attempt) -> None:
     table = Table(show_header=False, title=f"attempt {row.id}")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    table.add_row("job", row.job_name)
+    table.add_row("job", escape(row.job_name))
     table.add_row("status", row.status.value)
-    table.add_row("schedule", row.schedule_id or "manual")
-    table.add_row("flow run", row.flow_run_id or "")
+    table.add_row("schedule", escape(row.schedule_id or "manual"))
+    table.add_row("flow run", escape(row.flow_run_id or ""))
     table.add_row("attempt", "" if row.attempt is None else str(row.attempt))
     table.add_row("started", row.start_at.isoformat())
     table.add_row("ended", row.end_at.isoformat() if row.end_at else "")

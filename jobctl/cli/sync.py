@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from deployments import sync as schedule_sync
@@ -29,14 +30,16 @@ def print_report(report: schedule_sync.SyncReport) -> None:
         rejected.add_column("schedule", no_wrap=True)
         rejected.add_column("reason", overflow="fold")
         for step in report.plan.rejected:
-            rejected.add_row(step.schedule_id, step.reason or "")
+            rejected.add_row(escape(step.schedule_id), escape(step.reason or ""))
         console.print(rejected)
     if report.failures:
         failed = Table(title="changes Prefect refused")
         for column in ("schedule", "action", "error"):
             failed.add_column(column, overflow="fold")
         for failure in report.failures:
-            failed.add_row(failure.step.schedule_id, failure.step.action.value, failure.error)
+            failed.add_row(
+                escape(failure.step.schedule_id), failure.step.action.value, escape(failure.error)
+            )
         console.print(failed)
 
 

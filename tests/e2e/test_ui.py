@@ -58,11 +58,14 @@ def chromium() -> str:
 def test_the_deployments_page_lists_every_synced_row(
     chromium: str, sync_target: SyncTarget, schedule_factory: ScheduleFactory, tmp_path: Path
 ) -> None:
+    jobs = {"processData": ["alpha"], "sleep": 1, "httpCall": {"url": "http://127.0.0.1:9/"}}
     rows = [
         sync_target.repository.add_schedule(
-            schedule_factory(description=f"ui check {n}: 每日資料清理任務", job_name=job)
+            schedule_factory(
+                description=f"ui check {n}: 每日資料清理任務", job_name=job, param=param
+            )
         )
-        for n, job in enumerate(["processData", "sleep", "httpCall"])
+        for n, (job, param) in enumerate(jobs.items())
     ]
     sync_target.sync()
     deployments = sync_target.deployments()

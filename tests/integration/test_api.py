@@ -1126,6 +1126,7 @@ def _shown(failures: dict[str, str]) -> str:
     return "\n\n".join(f"{operation}:\n{failure}" for operation, failure in failures.items())
 
 
+@pytest.mark.reliability
 @ON_SQLITE
 def test_every_operation_conforms_to_its_openapi_schema(
     api_schema: schemathesis.BaseSchema, sync_target: SyncTarget
@@ -1152,14 +1153,33 @@ def test_every_operation_conforms_to_its_openapi_schema(
     assert cases_run > len(SECURED_OPERATIONS) * 25
 
 
+# The Authorization header a fuzzed request carries (None: whatever schemathesis generates
+# for the operation's optional ``authorization`` header, or none at all), and examples per
+# operation.
+UNAUTHENTICATED_HEADERS = {
+    "empty": ({"Authorization": ""}, 10),
+    "wrong-token": ({"Authorization": "Bearer wrong"}, 5),
+    "generated": (None, 10),
+}
+
+
+@pytest.mark.reliability
 @ON_SQLITE
+@pytest.mark.parametrize(
+    ("headers", "examples"), UNAUTHENTICATED_HEADERS.values(), ids=UNAUTHENTICATED_HEADERS
+)
 def test_without_a_token_every_secured_operation_answers_401(
-    api_schema: schemathesis.BaseSchema,
+    api_schema: schemathesis.BaseSchema, headers: dict[str, str] | None, examples: int
 ) -> None:
     statuses: dict[str, set[int]] = {}
+    generated: set[str] = set()
 
     def check(case: schemathesis.Case[Any]) -> None:
-        response = case.call(headers={"Authorization": ""})
+        if headers is None:  # a generated header is never the right token
+            sent = {name.lower(): value for name, value in (case.headers or {}).items()}
+            assume(TOKEN not in str(sent))
+            generated.add(str(sent.get("authorization")))
+        response = case.call(headers=headers)
         statuses.setdefault(case.operation.label, set()).add(response.status_code)
         if case.operation.path != "/health":
             assert response.status_code == 401, (case.operation.label, response.text)
@@ -1167,13 +1187,15 @@ def test_without_a_token_every_secured_operation_answers_401(
     failures, _ = _fuzz(
         api_schema,
         check,
-        {schemathesis.GenerationMode.POSITIVE: settings(FUZZ_SETTINGS, max_examples=10)},
+        {schemathesis.GenerationMode.POSITIVE: settings(FUZZ_SETTINGS, max_examples=examples)},
     )
 
     assert failures == {}, _shown(failures)
     assert statuses.pop("GET /health") <= {200}
     assert len(statuses) == len(SECURED_OPERATIONS)
     assert set().union(*statuses.values()) == {401}
+    if headers is None:  # the fuzzer did send headers of its own, not only none
+        assert len(generated - {"None"}) > 1, generated
 
 
 @ON_SQLITE

@@ -70,7 +70,7 @@ def test_sync_creates_one_deployment_per_row(
     [
         {"cron": "15 3 * * *"},
         {"timezone": "America/New_York"},
-        {"param": {"nested": ["value", 1]}},
+        {"param": ["changed", "values"]},
         {"priority": 3},
         {"max_retries": 5, "retry_delay_ms": 2_000, "retry_backoff": "exponential"},
         {"timeout_ms": 1_000},

@@ -79,6 +79,12 @@ def test_normalize_cron_rejects_sub_minute_six_field_crons(expression: str):
         ("   \t\n", "empty"),
         ("@reboot", "unknown alias"),
         ("@every 5m", "unknown alias"),
+        # croniter takes these, Prefect does not: the sync would fail applying them.
+        ("R * * * *", "refused by Prefect"),
+        ("0 0 1W * *", "refused by Prefect"),
+        # Valid fields, but no such date: the deployment would never run.
+        ("0 0 30 2 *", "never fires"),
+        ("0 0 31 4 *", "never fires"),
     ],
 )
 def test_normalize_cron_rejects_invalid_expressions(expression: str, message: str):

@@ -11,6 +11,13 @@ from jobctl.records import InvalidJson, ScheduleSpec
 
 KNOWN_JOBS = frozenset({"processData", "httpCall", "sleep", "fail"})
 LIMIT = validation.MAX_PARAM_BYTES
+# A param that fits each known job's signature (the factory's default fits processData).
+FITTING_PARAMS: dict[str, Any] = {
+    "processData": ["alpha"],
+    "httpCall": {"url": "http://127.0.0.1:9/"},
+    "sleep": 1.5,
+    "fail": "boom",
+}
 
 MakeSpec = Callable[..., ScheduleSpec]
 
@@ -27,7 +34,10 @@ GOOD = [
     pytest.param({"cron": "@daily"}, id="cron-alias"),
     pytest.param({"cron": "0 */5 * * * *"}, id="cron-six-fields-zero-seconds"),
     pytest.param({"cron": "  0  3 * * * "}, id="cron-extra-whitespace"),
-    *(pytest.param({"job_name": name}, id=f"job-{name}") for name in sorted(KNOWN_JOBS)),
+    *(
+        pytest.param({"job_name": name, "param": FITTING_PARAMS[name]}, id=f"job-{name}")
+        for name in sorted(KNOWN_JOBS)
+    ),
     pytest.param({"timezone": None}, id="timezone-default"),
     pytest.param({"timezone": "UTC"}, id="timezone-utc"),
     pytest.param({"timezone": "America/Argentina/Buenos_Aires"}, id="timezone-deep"),
@@ -50,11 +60,15 @@ GOOD = [
     pytest.param({"misfire_grace_ms": None}, id="misfire-grace-none"),
     pytest.param({"misfire_grace_ms": 0}, id="misfire-grace-zero"),
     pytest.param({"param": None}, id="param-none"),
-    pytest.param({"param": {}}, id="param-empty-object"),
-    pytest.param({"param": "text"}, id="param-string"),
-    pytest.param({"param": 1.5}, id="param-number"),
-    pytest.param({"param": {"任務": "每日資料清理任務", "n": [1, None, True]}}, id="param-unicode"),
-    pytest.param({"param": "x" * (LIMIT - 2)}, id="param-exactly-64KiB"),
+    pytest.param({"job_name": "httpCall", "param": {}}, id="param-empty-object"),
+    pytest.param({"job_name": "fail", "param": "text"}, id="param-string"),
+    pytest.param({"job_name": "sleep", "param": 1.5}, id="param-number"),
+    pytest.param({"job_name": "sleep", "param": "1.5"}, id="param-coerced-as-a-run-would"),
+    pytest.param(
+        {"job_name": "httpCall", "param": {"任務": "每日資料清理任務", "n": [1, None, True]}},
+        id="param-unicode",
+    ),
+    pytest.param({"job_name": "fail", "param": "x" * (LIMIT - 2)}, id="param-exactly-64KiB"),
     pytest.param({"is_active": True}, id="active-true"),
     pytest.param({"is_active": False}, id="active-false"),
     pytest.param({"is_active": 1}, id="active-int-1-as-sqlite-stores-it"),
@@ -118,6 +132,11 @@ BAD = [
     pytest.param({"param": {"ratio": float("nan")}}, "param", id="param-nan"),
     pytest.param({"param": {1, 2}}, "param", id="param-set"),
     pytest.param({"param": {"when": object()}}, "param", id="param-object"),
+    pytest.param({"param": {"a": 1}}, "param", id="param-object-for-a-list-job"),
+    pytest.param({"param": [1, 2]}, "param", id="param-numbers-for-a-list-of-text"),
+    pytest.param({"job_name": "sleep", "param": "soon"}, "param", id="param-text-for-a-number"),
+    pytest.param({"job_name": "httpCall", "param": ["x"]}, "param", id="param-list-for-a-dict"),
+    pytest.param({"job_name": "sleep", "param": None}, "param", id="param-null-for-a-number"),
     pytest.param({"is_active": 2}, "isActive", id="active-int-2"),
     pytest.param({"is_active": "yes"}, "isActive", id="active-string"),
     pytest.param({"is_active": None}, "isActive", id="active-none"),
