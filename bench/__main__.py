@@ -1,28 +1,67 @@
-"""``python -m bench``: run every benchmark, print its tables, write its JSON results."""
+"""``python -m bench [NAME ...] [--quick]``: run benchmarks, print their tables, write JSON.
+
+Without a name, every benchmark runs, in the order below.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from rich.console import Console
 
-from bench import history_bench, sync_bench
+from bench import (
+    footprint_bench,
+    history_bench,
+    precision_bench,
+    processes,
+    scale_bench,
+    sync_bench,
+    throughput_bench,
+)
 
 
-def _history(sizes: Sequence[int], quick: bool, console: Console) -> bool:
-    return bool(history_bench.run(quick, console=console)["all_met"])
+@dataclass(frozen=True)
+class Options:
+    rows: list[int]
+    scale_rows: list[int]
+    quick: bool
 
 
-def _sync(sizes: Sequence[int], quick: bool, console: Console) -> bool:
-    return sync_bench.run(sizes, console)
+def _sync(options: Options, console: Console) -> bool:
+    return sync_bench.run(options.rows, console)
 
 
-# name -> run(sizes, quick, console) -> every target met
-BENCHMARKS: dict[str, Callable[[Sequence[int], bool, Console], bool]] = {
-    sync_bench.NAME: _sync,
+def _scale(options: Options, console: Console) -> bool:
+    return scale_bench.run(options.scale_rows, console)
+
+
+def _history(options: Options, console: Console) -> bool:
+    return bool(history_bench.run(options.quick, console=console)["all_met"])
+
+
+def _precision(options: Options, console: Console) -> bool:
+    return precision_bench.run(options.quick, console)
+
+
+def _throughput(options: Options, console: Console) -> bool:
+    return throughput_bench.run(options.quick, console)
+
+
+def _footprint(options: Options, console: Console) -> bool:
+    return footprint_bench.run(options.quick, console)
+
+
+# name -> run(options, console) -> every target met
+BENCHMARKS: dict[str, Callable[[Options, Console], bool]] = {
+    "sync": _sync,
+    "scale": _scale,
     "history": _history,
+    "precision": _precision,
+    "throughput": _throughput,
+    "footprint": _footprint,
 }
 
 
@@ -39,24 +78,50 @@ def _sizes(text: str) -> list[int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run, of: {', '.join(BENCHMARKS)} (default: all)",
+    )
+    parser.add_argument(
         "--rows",
         type=_sizes,
-        default=list(sync_bench.DEFAULT_ROWS),
-        help="comma-separated table sizes (default: %(default)s)",
+        default=None,
+        help="table sizes of the sync benchmark (default: "
+        f"{','.join(map(str, sync_bench.DEFAULT_ROWS))})",
+    )
+    parser.add_argument(
+        "--scale-rows",
+        type=_sizes,
+        default=None,
+        help="table sizes of the scale benchmark (default: "
+        f"{','.join(map(str, scale_bench.DEFAULT_ROWS))})",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"a smoke run: only {','.join(map(str, sync_bench.QUICK_ROWS))} rows",
+        help="a smoke run: fewer rows, runs and minutes everywhere",
     )
     args = parser.parse_args(argv)
-    sizes: list[int] = list(sync_bench.QUICK_ROWS) if args.quick else args.rows
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(
+            f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}"
+        )
+    quick = bool(args.quick)
+    options = Options(
+        rows=args.rows or list(sync_bench.QUICK_ROWS if quick else sync_bench.DEFAULT_ROWS),
+        scale_rows=args.scale_rows
+        or list(scale_bench.QUICK_ROWS if quick else scale_bench.DEFAULT_ROWS),
+        quick=quick,
+    )
     # A wide table even when the output is a file or a pipe (rich's default there: 80).
     console = Console() if sys.stdout.isatty() else Console(width=150)
     all_met = True
-    for name, run in BENCHMARKS.items():
-        console.rule(f"benchmark: {name} — rows {', '.join(map(str, sizes))}")
-        all_met = run(sizes, args.quick, console) and all_met
+    for name in args.names or list(BENCHMARKS):
+        note = processes.load_text(processes.load_note())
+        console.rule(f"benchmark: {name}{' (quick)' if quick else ''} — {note}")
+        all_met = BENCHMARKS[name](options, console) and all_met
     return 0 if all_met else 1
 
 

@@ -587,6 +587,9 @@ def machine_info() -> dict[str, Any]:
         "prefect": prefect.__version__,
         "platform": platform.platform(),
         "machine": platform.machine(),
+        # Shared machine: the load when the results were written (1, 5, 15 min).
+        "loadavg": [round(value, 2) for value in os.getloadavg()],
+        "memory_mb": _memory_mb(),
     }
     with contextlib.suppress(psycopg.Error):
         with psycopg.connect(PG_ADMIN_DSN, connect_timeout=5) as conn:
@@ -603,6 +606,14 @@ def machine_info() -> dict[str, Any]:
         ).stdout.strip()
         info["git_commit"] = commit or None
     return info
+
+
+def _memory_mb() -> int | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return None
 
 
 def utc_stamp() -> str:

@@ -52,7 +52,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, event, func, select, text
 
-from bench import harness
+from bench import harness, history_surfaces
 from bench.harness import CpuMeter, CpuSample, Databases, Settled
 from deployments.spec import HEARTBEAT_S
 from flows.history import HistoryRecorder
@@ -705,6 +705,12 @@ def bench_large_history(
                 f"expected 50 and {min(failed_last_24h, 1000)}"
             )
 
+        console.log("history: the same queries through `jobctl history` and `jobctl api`")
+        surfaces = history_surfaces.cli_timings(harness.psycopg_url(database))
+        with tempfile.TemporaryDirectory(prefix="jobctl-bench-api-") as directory:
+            surfaces |= history_surfaces.api_timings(harness.psycopg_url(database), Path(directory))
+        surfaces_load = load_note()
+
         cutoff = datetime.now(UTC) - timedelta(days=PURGE_DAYS)
         expected_purge = count_where(engine, JobHistory.startAt < cutoff)
         console.log(f"history: purging {expected_purge:,} rows older than {PURGE_DAYS} days")
@@ -723,6 +729,16 @@ def bench_large_history(
     measures = [Measure(section, "fill: INSERT … SELECT generate_series + ANALYZE", fill_s, "s")]
     for query in queries:
         measures += query.measures(section)
+    for what, samples in surfaces.items():
+        measures.append(
+            Measure(
+                section,
+                f"{what} (median of {len(samples)})",
+                history_surfaces.median_ms(samples),
+                "ms",
+                details={**summary_s(samples), **surfaces_load},
+            )
+        )
     measures += [
         Measure(section, f"purge older than {PURGE_DAYS} days: rows deleted", purged, "rows"),
         Measure(
