@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
 from croniter import croniter
-from prefect.client.schemas.schedules import CronSchedule as ClientCronSchedule
-from prefect.server.schemas.schedules import CronSchedule
 from pydantic import ValidationError
+
+from jobctl.errors import SHOWN_CHARS, shown
 
 ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -23,8 +23,6 @@ ALIASES = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-# An expression is shown whole in messages up to this many characters.
-SHOWN_CHARS = 100
 # Where the check that an expression fires at all starts: fixed, nothing here reads the clock.
 FIRST_FIRE_SEARCH_START = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -60,7 +58,7 @@ def normalize_cron(expression: str) -> str:
     if stripped.startswith("@"):
         if stripped.lower() not in ALIASES:
             raise InvalidCron(
-                f"unknown alias {_shown(stripped)} (use one of {', '.join(sorted(ALIASES))})"
+                f"unknown alias {shown(stripped)} (use one of {', '.join(sorted(ALIASES))})"
             )
         return stripped.lower()
     fields = stripped.split(" ")
@@ -68,42 +66,42 @@ def normalize_cron(expression: str) -> str:
         seconds, *rest = fields
         if seconds != "0":
             raise InvalidCron(
-                f"{_shown(stripped)} runs at second {_shown(seconds)}: sub-minute schedules are "
+                f"{shown(stripped)} runs at second {shown(seconds)}: sub-minute schedules are "
                 "not supported (a six-field cron is seconds-first and needs 0 seconds)"
             )
         fields = rest
     elif len(fields) != 5:
         raise InvalidCron(
-            f"{_shown(stripped)} has {len(fields)} fields; expected 5 (or 6, seconds first)"
+            f"{shown(stripped)} has {len(fields)} fields; expected 5 (or 6, seconds first)"
         )
     five = " ".join(fields)
     if not croniter.is_valid(five):
-        raise InvalidCron(f"{_shown(five)} is not a valid cron expression: {_reason(five)}")
+        raise InvalidCron(f"{shown(five)} is not a valid cron expression: {_reason(five)}")
     _check_prefect_accepts(five)
     return five
-
-
-def _shown(text: str) -> str:
-    """``text`` quoted, cut to ``SHOWN_CHARS``: a message quotes the input, never all of it."""
-    return repr(text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…")
 
 
 def _check_prefect_accepts(five: str) -> None:
     """Prefect refuses some of what croniter takes (``R``, ``1W``), and a date Prefect's
     scheduler never finds (``0 0 30 2 *``; ``0 0 30 FEB MON``, which croniter alone would
     read as every Monday of February) would leave the deployment without runs: refuse both."""
+    # Imported here: importing Prefect's schedules (its server too) costs every command
+    # that only reads the tables a second or more.
+    from prefect.client.schemas.schedules import CronSchedule as ClientCronSchedule
+    from prefect.server.schemas.schedules import CronSchedule
+
     try:
         ClientCronSchedule(cron=five, timezone="UTC")
     except ValidationError as exc:
         reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise InvalidCron(f"{_shown(five)} is refused by Prefect: {reason[:200]}") from None
+        raise InvalidCron(f"{shown(five)} is refused by Prefect: {reason[:200]}") from None
     schedule = CronSchedule(cron=five, timezone="UTC")
     try:  # computed as Prefect's scheduler computes it
         fires = list(schedule._get_dates_generator(n=1, start=FIRST_FIRE_SEARCH_START))
     except ValueError:  # the croniter that Prefect vendors: "failed to find next date"
         fires = []
     if not fires:
-        raise InvalidCron(f"{_shown(five)} never fires (no such date)")
+        raise InvalidCron(f"{shown(five)} never fires (no such date)")
 
 
 def _reason(expression: str) -> str:
@@ -124,6 +122,8 @@ def next_fire_times(expression: str, timezone: str, at: datetime, count: int = 3
     """
     if at.tzinfo is None:
         raise ValueError("`at` must be timezone-aware")
+    from prefect.server.schemas.schedules import CronSchedule
+
     five = normalize_cron(expression)
     schedule = CronSchedule(cron=ALIASES.get(five, five), timezone=timezone)
     # get_dates() is a coroutine around this generator; callers here are synchronous.

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+# A message quotes a bad value up to this many characters, never all of it.
+SHOWN_CHARS = 100
 
 
 class JobctlError(Exception):
@@ -67,3 +71,16 @@ class InvalidSchedule(JobctlError):
         self.schedule_id = schedule_id
         where = f"invalid schedule {schedule_id}: " if schedule_id else "invalid schedule: "
         super().__init__(where + "; ".join(str(p) for p in problems))
+
+
+def shown(value: Any) -> str:
+    """``value``'s repr, cut to ``SHOWN_CHARS``: a message quotes a bad value, never all of it."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"a {value.bit_length()}-bit number"  # repr() refuses over 4300 digits
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        value = value[:SHOWN_CHARS] + "…"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int of over 4300 digits deep inside
+        return f"a {type(value).__name__}"
+    return text if len(text) <= SHOWN_CHARS + 2 else text[:SHOWN_CHARS] + "…"

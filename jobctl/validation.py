@@ -10,14 +10,13 @@ from pydantic import ValidationError
 
 from jobctl import registry
 from jobctl.cron import InvalidCron, is_time_zone, normalize_cron
-from jobctl.errors import InvalidSchedule, Problem
+from jobctl.errors import InvalidSchedule, Problem, shown
 from jobctl.records import OVERLAP_POLICIES, RETRY_BACKOFFS, InvalidJson, ScheduleSpec
 
 MAX_PARAM_BYTES = 64 * 1024
 MAX_RETRIES = 100
 MAX_INT32 = 2**31 - 1
 # A message quotes at most this much of a bad value.
-SHOWN_CHARS = 100
 # Prefect refuses these in a deployment name, and a row's id is part of its deployment's name.
 ID_BANNED_CHARACTERS = ("/", "%", "&", ">", "<", "\x00")
 MAX_ID_CHARS = 200
@@ -39,11 +38,11 @@ def problems_of(spec: ScheduleSpec, known_jobs: Collection[str]) -> list[Problem
             problem("cron", str(exc))
 
     if not isinstance(spec.job_name, str) or spec.job_name not in known_jobs:
-        problem("jobName", f"{_shown(spec.job_name)} is not a registered job")
+        problem("jobName", f"{shown(spec.job_name)} is not a registered job")
 
     if spec.timezone is not None:
         if not isinstance(spec.timezone, str) or not is_time_zone(spec.timezone):
-            problem("timezone", f"{_shown(spec.timezone)} is not an IANA time zone")
+            problem("timezone", f"{shown(spec.timezone)} is not an IANA time zone")
 
     _check_int(problem, "timeout", spec.timeout_ms, minimum=0, unit="ms")
     _check_int(problem, "maxRetries", spec.max_retries, minimum=0, maximum=MAX_RETRIES)
@@ -52,12 +51,12 @@ def problems_of(spec: ScheduleSpec, known_jobs: Collection[str]) -> list[Problem
     _check_int(problem, "misfireGrace", spec.misfire_grace_ms, minimum=0, unit="ms")
 
     if spec.retry_backoff not in RETRY_BACKOFFS:
-        shown = _shown(spec.retry_backoff)
-        problem("retryBackoff", f"{shown} is not one of {', '.join(RETRY_BACKOFFS)}")
+        backoff = shown(spec.retry_backoff)
+        problem("retryBackoff", f"{backoff} is not one of {', '.join(RETRY_BACKOFFS)}")
     if spec.overlap not in OVERLAP_POLICIES:
-        problem("overlap", f"{_shown(spec.overlap)} is not one of {', '.join(OVERLAP_POLICIES)}")
+        problem("overlap", f"{shown(spec.overlap)} is not one of {', '.join(OVERLAP_POLICIES)}")
     if not isinstance(spec.is_active, bool) and spec.is_active not in (0, 1):
-        problem("isActive", f"must be true or false, not {_shown(spec.is_active)}")
+        problem("isActive", f"must be true or false, not {shown(spec.is_active)}")
     if spec.description is not None and not isinstance(spec.description, str):
         problem("description", "must be text")
 
@@ -106,19 +105,6 @@ def contains_nul(value: Any) -> bool:
     return False
 
 
-def _shown(value: Any) -> str:
-    """``value``'s repr, cut to ``SHOWN_CHARS``: a message quotes a bad value, never all of it."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
-        return f"a {value.bit_length()}-bit number"  # repr() refuses over 4300 digits
-    if isinstance(value, str) and len(value) > SHOWN_CHARS:
-        value = value[:SHOWN_CHARS] + "…"
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):  # an int of over 4300 digits deep inside
-        return f"a {type(value).__name__}"
-    return text if len(text) <= SHOWN_CHARS + 2 else text[:SHOWN_CHARS] + "…"
-
-
 def _param_misfit(job_name: str, param: Any) -> str | None:
     """Why ``param`` does not fit the job's signature (every run would fail), or None.
 
@@ -144,7 +130,7 @@ def id_problems(schedule_id: Any) -> list[Problem]:
     Plain SQL can store any text as an id; the original system stores UUIDs.
     """
     if not isinstance(schedule_id, str) or not schedule_id:
-        return [Problem("id", f"must be non-empty text, not {_shown(schedule_id)}")]
+        return [Problem("id", f"must be non-empty text, not {shown(schedule_id)}")]
     if len(schedule_id) > MAX_ID_CHARS:
         return [Problem("id", f"is {len(schedule_id)} characters; at most {MAX_ID_CHARS}")]
     banned = sorted({c for c in ID_BANNED_CHARACTERS if c in schedule_id})
@@ -165,10 +151,10 @@ def _check_int(
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int):
-        problem(field, f"must be a whole number, not {_shown(value)}")
+        problem(field, f"must be a whole number, not {shown(value)}")
     elif not minimum <= value <= maximum:
         suffix = f" {unit}" if unit else ""
-        problem(field, f"must be between {minimum} and {maximum}{suffix}, not {_shown(value)}")
+        problem(field, f"must be between {minimum} and {maximum}{suffix}, not {shown(value)}")
 
 
 def validated(

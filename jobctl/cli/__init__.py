@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -9,14 +10,42 @@ import click
 from pydantic import ValidationError
 
 from jobctl import errors
-from jobctl.cli import admin, api, history, schedule, sync
 from jobctl.cli.context import Context
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
 
+# Each subcommand is imported when it runs: `jobctl history` must not pay for importing
+# Prefect's engine and Alembic, which `up`, `sync` and `db` need (seconds per command).
+SUBCOMMANDS = {
+    "api": "jobctl.cli.api:api",
+    "call": "jobctl.cli.api:call",
+    "db": "jobctl.cli.admin:db",
+    "healthcheck": "jobctl.cli.admin:healthcheck",
+    "history": "jobctl.cli.history:history",
+    "jobs": "jobctl.cli.admin:jobs",
+    "schedule": "jobctl.cli.schedule:schedule",
+    "sync": "jobctl.cli.sync:sync",
+    "up": "jobctl.cli.admin:up",
+}
 
-class ErrorReportingGroup(click.Group):
-    """Turns jobctl errors into one line on stderr and exit code 1 (traceback with ``-v``)."""
+
+class JobctlGroup(click.Group):
+    """Loads subcommands on use; turns jobctl errors into one line on stderr and exit 1.
+
+    With ``-v`` the traceback is shown instead.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -39,7 +68,7 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
-@click.group(cls=ErrorReportingGroup, context_settings=CONTEXT_SETTINGS)
+@click.group(cls=JobctlGroup, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--database-url",
     envvar="JOBCTL_DATABASE_URL",
@@ -53,17 +82,6 @@ def cli(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
     """jobctl: a JobSchedule table mirrored into Prefect deployments, every attempt recorded."""
     ctx.obj = Context(database_url=database_url, verbose=verbose)
     ctx.call_on_close(ctx.obj.close)
-
-
-cli.add_command(admin.db)
-cli.add_command(admin.jobs)
-cli.add_command(admin.healthcheck)
-cli.add_command(schedule.schedule)
-cli.add_command(history.history)
-cli.add_command(sync.sync)
-cli.add_command(admin.up)
-cli.add_command(api.api)
-cli.add_command(api.call)
 
 
 def main() -> None:

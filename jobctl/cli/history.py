@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 
-from jobctl import history_reconciler
 from jobctl.cli import render
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.parsing import DURATION, INSTANT
 from jobctl.models import JobStatus
-from jobctl.prefect_api import prefect_client
 from jobctl.records import HistoryFilter
+
+if TYPE_CHECKING:
+    from jobctl.history_reconciler import ReconcileReport
 
 
 @click.group(invoke_without_command=True)
@@ -78,8 +80,10 @@ def purge(context: Context, older_than: timedelta | None) -> None:
 @pass_context
 def reconcile(context: Context) -> None:
     """Close attempts from Prefect's record: finished runs, dead runs, missed history."""
+    from jobctl import history_reconciler  # Prefect's client: only this subcommand needs it
+    from jobctl.prefect_api import prefect_client
 
-    async def once() -> history_reconciler.ReconcileReport:
+    async def once() -> ReconcileReport:
         async with prefect_client() as client:
             return await history_reconciler.reconcile_with_settings(
                 context.settings, context.repository, client
