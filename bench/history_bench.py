@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import os
 import random
 import re
 import statistics
@@ -54,6 +53,7 @@ from sqlalchemy import Engine, event, func, select, text
 
 from bench import harness, history_surfaces
 from bench.harness import CpuMeter, CpuSample, Databases, Settled
+from bench.processes import load_note
 from deployments.spec import HEARTBEAT_S
 from flows.history import HistoryRecorder
 from flows.job_flows import build_flow
@@ -164,16 +164,6 @@ def wall_and_cpu(call: Callable[[], object]) -> tuple[float, float]:
     started = time.perf_counter()
     call()
     return time.perf_counter() - started, time.process_time() - cpu_started
-
-
-def load_note() -> dict[str, float]:
-    """The machine's load averages: the bench shares the machine with whatever else runs."""
-    one, five, fifteen = os.getloadavg()
-    return {
-        "loadavg_1m": round(one, 2),
-        "loadavg_5m": round(five, 2),
-        "loadavg_15m": round(fifteen, 2),
-    }
 
 
 # -- 1. history overhead per flow run ------------------------------------------------------

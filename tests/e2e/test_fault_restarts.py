@@ -7,10 +7,8 @@ shared cluster also holds every other test's databases) and a Prefect server of 
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -25,12 +23,10 @@ from tests.e2e.test_history import _attempts, _wait_processing
 from tests.e2e.test_runs import NEVER_DUE, _run_now, _wait_final
 from tests.fixtures.postgres_cluster import PostgresCluster
 from tests.fixtures.prefect import PrefectServer, WorkerFactory, running_prefect_server
-from tests.fixtures.processes import Child, base_env, descendants, wait_for
-from tests.fixtures.sync import SyncTarget
+from tests.fixtures.processes import Child, descendants, wait_for
+from tests.fixtures.sync import JobctlFactory, SyncTarget
 
 pytestmark = pytest.mark.reliability
-
-JOBCTL = str(Path(sys.executable).with_name("jobctl"))
 
 
 @pytest.fixture(scope="module")
@@ -54,31 +50,26 @@ def target(
     engine.dispose()
 
 
-JobctlFactory = Callable[..., Child]
-
-
 @pytest.fixture
-def jobctl(target: SyncTarget, tmp_path: Path) -> Iterator[JobctlFactory]:
-    """Start ``jobctl <args>`` on the target's tables, server and pool; stopped at teardown."""
-    children: list[Child] = []
+def jobctl(jobctl_for: Callable[[SyncTarget], JobctlFactory], target: SyncTarget) -> JobctlFactory:
+    return jobctl_for(target)
 
-    def start(*args: str, **env: object) -> Child:
-        child = Child(
-            [JOBCTL, *args],
-            env=base_env(
-                PREFECT_API_URL=target.server.api_url,
-                JOBCTL_DATABASE_URL=target.settings.database_url,
-                JOBCTL_WORK_POOL=target.settings.work_pool,
-                **env,
-            ),
-            log_path=tmp_path / f"jobctl-{len(children)}.log",
-        )
-        children.append(child)
-        return child
 
-    yield start
-    for child in children:
-        child.stop()
+def _three_runs_in_flight(
+    target: SyncTarget, schedule_factory: ScheduleFactory, start_worker: WorkerFactory
+) -> tuple[Child, list[uuid.UUID]]:
+    """A worker and three runs of a 4 s job, each PROCESSING in history."""
+    row = target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=4, overlap="allow",
+                         max_retries=0, timeout_ms=0)
+    )  # fmt: skip
+    target.sync()
+    worker = start_worker(target.settings.work_pool, database_url=target.settings.database_url,
+                          server=target.server)  # fmt: skip
+    run_ids = [_run_now(target, row.id) for _ in range(3)]
+    for run_id in run_ids:
+        _wait_processing(target.repository, run_id)
+    return worker, run_ids
 
 
 def _flow_processes(worker: Child) -> list[int]:
@@ -147,16 +138,7 @@ def test_postgres_down_while_jobs_run_loses_no_attempt_and_leaves_none_processin
     their outcome) while it is down; it starts again and ``jobctl history reconcile`` runs.
     Checked: every run has exactly one attempt, SUCCESS with an end time; no attempt is
     left PROCESSING."""
-    row = target.repository.add_schedule(
-        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=4, overlap="allow",
-                         max_retries=0, timeout_ms=0)
-    )  # fmt: skip
-    target.sync()
-    worker = start_worker(target.settings.work_pool, database_url=target.settings.database_url,
-                          server=target.server)  # fmt: skip
-    run_ids = [_run_now(target, row.id) for _ in range(3)]
-    for run_id in run_ids:
-        _wait_processing(target.repository, run_id)
+    worker, run_ids = _three_runs_in_flight(target, schedule_factory, start_worker)
 
     postgres_cluster.stop()
     try:  # the jobs end, and try to write their outcome, while the database is down
@@ -208,16 +190,7 @@ def test_runs_in_flight_through_a_prefect_restart_end_with_true_history(
     """Done: the Prefect server is stopped and started again while three runs are PROCESSING.
     Checked: every run ends Completed, every attempt SUCCESS with an end time, the worker
     is alive."""
-    row = target.repository.add_schedule(
-        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=4, overlap="allow",
-                         max_retries=0, timeout_ms=0)
-    )  # fmt: skip
-    target.sync()
-    worker = start_worker(target.settings.work_pool, database_url=target.settings.database_url,
-                          server=target.server)  # fmt: skip
-    run_ids = [_run_now(target, row.id) for _ in range(3)]
-    for run_id in run_ids:
-        _wait_processing(target.repository, run_id)
+    worker, run_ids = _three_runs_in_flight(target, schedule_factory, start_worker)
 
     target.server.stop()
     target.server.start()

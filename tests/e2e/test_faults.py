@@ -7,64 +7,31 @@ PostgreSQL and of the Prefect server are in ``test_fault_restarts.py``.
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from jobctl.models import JobStatus
 from tests.conftest import ScheduleFactory
-from tests.e2e.test_history import _attempts, _wait_processing
+from tests.e2e.test_history import _attempts, _wait_processing, _worker_and_processing_run
 from tests.e2e.test_history_reconciler import _reconcile
 from tests.e2e.test_runs import NEVER_DUE, _read_run, _run_now, _wait_final
 from tests.fixtures.prefect import WorkerFactory
-from tests.fixtures.processes import Child, base_env, descendants, wait_for
-from tests.fixtures.sync import SyncTarget
+from tests.fixtures.processes import Child, descendants, kill_worker_and_its_runs, wait_for
+from tests.fixtures.sync import JobctlFactory, SyncTarget
 
 pytestmark = [
     pytest.mark.reliability,
     pytest.mark.parametrize("database_url", ["postgresql"], ids=["postgres"], indirect=True),
 ]
 
-JOBCTL = str(Path(sys.executable).with_name("jobctl"))
-
-
-JobctlFactory = Callable[..., Child]
-
 
 @pytest.fixture
-def jobctl(sync_target: SyncTarget, tmp_path: Path) -> Iterator[JobctlFactory]:
-    """Start ``jobctl <args>`` on the test's tables and pool; stopped at teardown."""
-    children: list[Child] = []
-
-    def start(*args: str, **env: object) -> Child:
-        child = Child(
-            [JOBCTL, *args],
-            env=base_env(
-                PREFECT_API_URL=sync_target.server.api_url,
-                JOBCTL_DATABASE_URL=sync_target.settings.database_url,
-                JOBCTL_WORK_POOL=sync_target.settings.work_pool,
-                **env,
-            ),
-            log_path=tmp_path / f"jobctl-{len(children)}.log",
-        )
-        children.append(child)
-        return child
-
-    yield start
-    for child in children:
-        child.stop()
-
-
-def _kill_worker_and_its_runs(worker: Child) -> None:
-    """kill -9 of the worker and its flow processes: a machine lost, the OOM killer."""
-    for pid, _ in descendants(worker.pid):
-        os.kill(pid, signal.SIGKILL)
-    worker.signal_group(signal.SIGKILL)
-    worker.process.wait(timeout=10)
+def jobctl(
+    jobctl_for: Callable[[SyncTarget], JobctlFactory], sync_target: SyncTarget
+) -> JobctlFactory:
+    return jobctl_for(sync_target)
 
 
 def _stop_worker(worker: Child) -> None:
@@ -76,7 +43,7 @@ def _stop_worker(worker: Child) -> None:
 @pytest.mark.parametrize(
     "end_worker",
     [
-        pytest.param(_kill_worker_and_its_runs, id="sigkill"),
+        pytest.param(kill_worker_and_its_runs, id="sigkill"),
         pytest.param(_stop_worker, id="sigterm"),
     ],
 )
@@ -128,17 +95,17 @@ def test_a_crashed_run_is_not_retried_beyond_the_rows_retries(
     database_url: str,
 ) -> None:
     """Done: a run of a row without retries loses its worker and flow process (SIGKILL).
-    Checked: the reconciler crashes it and fails its attempt, and does not retry it."""
-    row = sync_target.repository.add_schedule(
+    Checked: the reconciler crashes it within timeout + grace, fails its attempt with a
+    "crashed" reason, and does not retry it."""
+    worker, run_id = _worker_and_processing_run(
+        sync_target, start_worker, database_url,
         schedule_factory(cron=NEVER_DUE, job_name="sleep", param=60, timeout_ms=2_000,
-                         max_retries=0)
+                         max_retries=0),
     )  # fmt: skip
-    sync_target.sync()
-    worker = start_worker(sync_target.settings.work_pool, database_url=database_url)
-    run_id = _run_now(sync_target, row.id)
-    _wait_processing(sync_target.repository, run_id)
 
-    _kill_worker_and_its_runs(worker)
+    kill_worker_and_its_runs(worker)
+    assert _read_run(run_id).state.is_running()  # type: ignore[union-attr]
+    # Within the bound: timeout (2 s) + grace (1 s) after the run started.
     wait_for(lambda: _reconcile(sync_target, grace_s=1).crashed, timeout_s=30, interval_s=1,
              what="the dead run crashed")  # fmt: skip
     report = _reconcile(sync_target, grace_s=1)
@@ -147,6 +114,7 @@ def test_a_crashed_run_is_not_retried_beyond_the_rows_retries(
     assert _read_run(run_id).state.is_crashed()  # type: ignore[union-attr]
     [attempt] = _attempts(sync_target.repository, run_id)
     assert attempt.status is JobStatus.FAILED
+    assert attempt.error is not None and attempt.error.startswith("crashed")
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from prefect.client.orchestration import get_client
 from prefect.states import Cancelling
 
 from jobctl.models import JobStatus
-from jobctl.records import Attempt, HistoryFilter
+from jobctl.records import Attempt, HistoryFilter, ScheduleSpec
 from jobctl.repository import Repository
 from tests.conftest import ScheduleFactory
 from tests.e2e.test_runs import NEVER_DUE, _http_row, _run_now, _wait_final
@@ -121,6 +121,18 @@ def _wait_processing(repo: Repository, run_id: UUID) -> Attempt:
 
 
 @pytest.mark.usefixtures("worker")
+def _worker_and_processing_run(
+    sync_target: SyncTarget, start_worker: WorkerFactory, database_url: str, spec: ScheduleSpec
+) -> tuple[Child, UUID]:
+    """A worker, and a run of a new row of ``spec`` asked for now, PROCESSING in history."""
+    row = sync_target.repository.add_schedule(spec)
+    sync_target.sync()
+    worker = start_worker(sync_target.settings.work_pool, database_url=database_url)
+    run_id = _run_now(sync_target, row.id)
+    _wait_processing(sync_target.repository, run_id)
+    return worker, run_id
+
+
 def test_a_run_cancelled_through_the_api_is_failed_as_cancelled(
     sync_target: SyncTarget, schedule_factory: ScheduleFactory
 ) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,11 +14,11 @@ from deployments.spec import HEARTBEAT_S
 from jobctl import history_reconciler, registry
 from jobctl.models import JobStatus
 from tests.conftest import ScheduleFactory
-from tests.e2e.test_history import _attempts, _wait_processing
+from tests.e2e.test_history import _attempts, _worker_and_processing_run
 from tests.e2e.test_runs import NEVER_DUE, _http_row, _read_run, _run_now, _wait_final
 from tests.fixtures.http_target import HttpTarget
 from tests.fixtures.prefect import WorkerFactory
-from tests.fixtures.processes import descendants, wait_for
+from tests.fixtures.processes import kill_worker_and_its_runs, wait_for
 from tests.fixtures.sync import SyncTarget
 
 UNREACHABLE_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/down"
@@ -40,42 +38,6 @@ def _reconcile(target: SyncTarget, *, grace_s: float = 60) -> history_reconciler
             )
 
     return asyncio.run(once())
-
-
-def test_a_run_whose_worker_and_process_died_is_crashed_and_failed(
-    sync_target: SyncTarget,
-    schedule_factory: ScheduleFactory,
-    start_worker: WorkerFactory,
-    database_url: str,
-) -> None:
-    row = sync_target.repository.add_schedule(
-        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=120, timeout_ms=2_000,
-                         max_retries=0)
-    )  # fmt: skip
-    sync_target.sync()
-    worker = start_worker(sync_target.settings.work_pool, database_url=database_url)
-    run_id = _run_now(sync_target, row.id)
-    _wait_processing(sync_target.repository, run_id)
-
-    for pid, _ in descendants(worker.pid):
-        os.kill(pid, signal.SIGKILL)
-    worker.signal_group(signal.SIGKILL)
-    worker.process.wait(timeout=10)
-    assert _read_run(run_id).state.is_running()  # type: ignore[union-attr]
-
-    # Within the bound: timeout (2 s) + grace (1 s) after the run started.
-    report = wait_for(
-        lambda: (r := _reconcile(sync_target, grace_s=1)).crashed and r,
-        timeout_s=30,
-        interval_s=1,
-        what="the dead run detected",
-    )
-
-    assert report.crashed == 1
-    assert _read_run(run_id).state.is_crashed()  # type: ignore[union-attr]
-    [attempt] = _attempts(sync_target.repository, run_id)
-    assert attempt.status is JobStatus.FAILED
-    assert attempt.error is not None and attempt.error.startswith("crashed")
 
 
 def test_history_missed_while_the_database_was_down_is_backfilled(
@@ -153,19 +115,12 @@ def test_a_dead_run_without_a_timeout_is_crashed_by_missed_heartbeats(
     start_worker: WorkerFactory,
     database_url: str,
 ) -> None:
-    row = sync_target.repository.add_schedule(
+    worker, run_id = _worker_and_processing_run(
+        sync_target, start_worker, database_url,
         schedule_factory(cron=NEVER_DUE, job_name="sleep", param=600, timeout_ms=0,
-                         max_retries=0)
+                         max_retries=0),
     )  # fmt: skip
-    sync_target.sync()
-    worker = start_worker(sync_target.settings.work_pool, database_url=database_url)
-    run_id = _run_now(sync_target, row.id)
-    _wait_processing(sync_target.repository, run_id)
-
-    for pid, _ in descendants(worker.pid):  # kill -9 of the worker and its flow process
-        os.kill(pid, signal.SIGKILL)
-    worker.signal_group(signal.SIGKILL)
-    worker.process.wait(timeout=10)
+    kill_worker_and_its_runs(worker)
 
     # Prefect's zombie automation (created by the sync) crashes the silent run...
     wait_for(
