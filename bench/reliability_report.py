@@ -5,8 +5,9 @@
 
 The tests are those marked ``reliability`` (faults, properties, bad input); ``--run``
 records their outcome as JUnit XML in ``bench/results/reliability-<UTC time>.xml``. The
-load runs are ``python -m bench.load_bench``, whose ``bench/results/load-*.json`` is read
-as it is. What each test did and checked is its docstring; the report quotes it.
+load runs are ``python -m bench.load_bench``: each part (sync, history) is read from the
+newest ``bench/results/load-*.json`` that ran it. What each test did and checked is its
+docstring; the report quotes it.
 """
 
 from __future__ import annotations
@@ -129,24 +130,50 @@ def _tests_section(xml_path: Path, cases: list[Case]) -> list[str]:
     return lines
 
 
-def _load_section(load_path: Path | None) -> list[str]:
+LOAD_PARTS = ("sync", "history")
+
+
+def latest_load_runs() -> list[tuple[Path, dict[str, Any], list[dict[str, Any]]]]:
+    """For each part of the load bench, the newest run that did it, and its checks.
+
+    A run may do one part only (``--only sync``): each part is reported from its own run.
+    """
+    runs = sorted(RESULTS.glob("load-*.json"), reverse=True)
+    found = []
+    for part in LOAD_PARTS:
+        for path in runs:
+            data = json.loads(path.read_text())
+            prefix = f"{part} load"
+            checks = [c for c in data.get("checks", []) if c.get("name", "").startswith(prefix)]
+            if checks:
+                found.append((path, data, checks))
+                break
+    return found
+
+
+def _load_section(runs: list[tuple[Path, dict[str, Any], list[dict[str, Any]]]]) -> list[str]:
     lines = ["## Load", ""]
-    if load_path is None:
+    if not runs:
         return [*lines, "No load run recorded yet: `.venv/bin/python -m bench.load_bench`.", ""]
-    data = json.loads(load_path.read_text())
-    lines += [f"From `{load_path.relative_to(ROOT)}` (`python -m bench.load_bench`).", ""]
-    machine = data.get("machine")
-    if machine:
-        lines += [f"Machine: `{json.dumps(machine, sort_keys=True)}`", ""]
     lines += ["| check | done | checked | result | figures |", "| --- | --- | --- | --- | --- |"]
-    for check in data.get("checks", []):
-        figures = ", ".join(f"{key} {value}" for key, value in check.get("figures", {}).items())
-        result = "✅ pass" if check.get("result") == "pass" else "❌ fail"
-        lines.append(
-            f"| {check.get('name', '')} | {check.get('done', '')} | {check.get('checked', '')} "
-            f"| {result} | {figures} |"
+    sources = []
+    for path, data, checks in runs:
+        config = data.get("config", {})
+        machine = data.get("machine", {})
+        source = (
+            f"- `{path.relative_to(ROOT)}`: {json.dumps(config, sort_keys=True)}; "
+            f"machine `{json.dumps(machine, sort_keys=True)}`"
         )
-    return [*lines, ""]
+        if source not in sources:
+            sources.append(source)
+        for check in checks:
+            figures = ", ".join(f"{key} {value}" for key, value in check.get("figures", {}).items())
+            result = "✅ pass" if check.get("result") == "pass" else "❌ fail"
+            lines.append(
+                f"| {check.get('name', '')} | {check.get('done', '')} | "
+                f"{check.get('checked', '')} | {result} | {figures} |"
+            )
+    return [*lines, "", "From (`python -m bench.load_bench`):", "", *sources, ""]
 
 
 def _latest(pattern: str) -> Path | None:
@@ -154,7 +181,9 @@ def _latest(pattern: str) -> Path | None:
     return found[-1] if found else None
 
 
-def write_report(xml_path: Path, load_path: Path | None) -> str:
+def write_report(
+    xml_path: Path, load_runs: list[tuple[Path, dict[str, Any], list[dict[str, Any]]]]
+) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()  # fmt: skip
     lines = [
@@ -167,7 +196,7 @@ def write_report(xml_path: Path, load_path: Path | None) -> str:
         f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit `{commit}`.",
         "",
         *_tests_section(xml_path, read_cases(xml_path)),
-        *_load_section(load_path),
+        *_load_section(load_runs),
     ]
     text = "\n".join(lines).rstrip() + "\n"
     REPORT.write_text(text)
@@ -186,7 +215,7 @@ def main() -> int:
     if xml_path is None or not xml_path.exists():
         print("no reliability test run recorded: use --run", file=sys.stderr)
         return 2
-    write_report(xml_path, _latest("load-*.json"))
+    write_report(xml_path, latest_load_runs())
     print(f"wrote {REPORT.relative_to(ROOT)}")
     failed = [case for case in read_cases(xml_path) if case.outcome == "failed"]
     return 1 if failed else 0
