@@ -48,6 +48,7 @@ from jobctl.db import create_db_engine
 from jobctl.records import ScheduleSpec
 from jobctl.repository import Repository
 from jobctl.settings import Settings
+from jobctl.stack import WORKER_TUNING
 
 NAME = "precision"
 P99_TARGET_S = 1.0
@@ -72,13 +73,16 @@ DEFAULTS = Profile(
     "Prefect defaults (query 10 s, prefetch 10 s)",
     WorkerTuning(),
     {},
-    "what `jobctl up` and `prefect worker start` use today",
+    "a worker started without jobctl's settings",
 )
+_QUERY_S = float(WORKER_TUNING["PREFECT_WORKER_QUERY_SECONDS"])
+_PREFETCH_S = float(WORKER_TUNING["PREFECT_WORKER_PREFETCH_SECONDS"])
 TUNED = Profile(
-    "tuned (query 2 s, prefetch 40 s)",
-    WorkerTuning(query_s=2, prefetch_s=40),
+    f"jobctl's (query {_QUERY_S:g} s, prefetch {_PREFETCH_S:g} s)",
+    WorkerTuning(query_s=_QUERY_S, prefetch_s=_PREFETCH_S),
     {},
-    "the flow process starts up to 40 s early and waits for its time in the engine",
+    "what `jobctl up` and deploy/env.example set: the flow process starts up to "
+    f"{_PREFETCH_S:g} s early and waits for its time in the engine",
 )
 
 

@@ -31,6 +31,11 @@ def _alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _environ(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
+
+
 def _port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -73,8 +78,13 @@ def test_up_runs_schedules_and_ctrl_c_stops_everything(
             interval_s=2,
             what="a scheduled run recorded as SUCCESS",
         )  # fmt: skip
-        children = [pid for pid, _ in descendants(up.pid)]
+        processes = descendants(up.pid)
+        children = [pid for pid, _ in processes]
         assert len(children) >= 2  # the server and the worker at least
+        worker = next(pid for pid, command in processes if "worker start" in command)
+        tuning = _environ(worker)
+        assert tuning["PREFECT_WORKER_QUERY_SECONDS"] == "2"
+        assert tuning["PREFECT_WORKER_PREFETCH_SECONDS"] == "40"
 
         up.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert up.process.wait(timeout=90) == 0, up.log()[-3000:]
