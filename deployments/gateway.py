@@ -15,13 +15,9 @@ from prefect.client.schemas.actions import (
     WorkPoolUpdate,
 )
 from prefect.client.schemas.filters import (
-    DeploymentFilter,
-    DeploymentFilterTags,
     FlowFilter,
     FlowFilterId,
     FlowFilterName,
-    WorkPoolFilter,
-    WorkPoolFilterName,
 )
 from prefect.client.schemas.objects import (
     ConcurrencyLimitStrategy,
@@ -49,6 +45,9 @@ from deployments.spec import (
 from jobctl import errors
 
 PAGE_SIZE = 200  # the most Prefect returns in one read
+# Pages read at once: the server spends most of a read building the answer, and a
+# 10,000-row read is 50 pages.
+READ_CONCURRENCY = 4
 ZOMBIE_AUTOMATION = "jobctl: crash zombie flow runs"
 ZOMBIE_MISSED_HEARTBEATS = 2
 
@@ -107,23 +106,7 @@ class Gateway:
         the few fields the plan needs: validating full deployment models (every cron
         parsed again) costs more than the server's answer at a thousand rows.
         """
-        raw: list[dict[str, Any]] = []
-        while True:
-            response = await self.client.request(
-                "POST",
-                "/deployments/filter",
-                json={
-                    "deployments": {"tags": {"all_": [MANAGED_TAG]}},
-                    "work_pools": {"name": {"any_": [work_pool_name]}},
-                    "sort": "NAME_ASC",
-                    "limit": PAGE_SIZE,
-                    "offset": len(raw),
-                },
-            )
-            page = response.json()
-            raw.extend(page)
-            if len(page) < PAGE_SIZE:
-                break
+        raw = await self._filter_deployments(MANAGED_TAG, work_pool_name)
         managed = [(item, schedule_id_of(item["tags"])) for item in raw]
         flow_names = await self._flow_names(
             {UUID(item["flow_id"]) for item, schedule_id in managed if schedule_id}
@@ -141,6 +124,28 @@ class Gateway:
             for item, schedule_id in managed
             if schedule_id is not None  # not a job's manual deployment
         ]
+
+    async def _filter_deployments(self, tag: str, work_pool_name: str) -> list[dict[str, Any]]:
+        """Every deployment of the pool with ``tag``, as JSON, the pages read at once."""
+        where = {
+            "deployments": {"tags": {"all_": [tag]}},
+            "work_pools": {"name": {"any_": [work_pool_name]}},
+        }
+        count = (await self.client.request("POST", "/deployments/count", json=where)).json()
+        gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+        async def page(offset: int) -> list[dict[str, Any]]:
+            body = {**where, "sort": "NAME_ASC", "limit": PAGE_SIZE, "offset": offset}
+            async with gate:
+                response = await self.client.request("POST", "/deployments/filter", json=body)
+            items: list[dict[str, Any]] = response.json()
+            return items
+
+        # One page more than counted: deployments created meanwhile are read too. One
+        # shifted by a concurrent change may be read twice (kept once) or missed, which the
+        # plan takes as "create", an upsert.
+        pages = await asyncio.gather(*(page(o) for o in range(0, count + PAGE_SIZE, PAGE_SIZE)))
+        return list({item["id"]: item for items in pages for item in items}.values())
 
     async def _flow_names(self, flow_ids: set[UUID]) -> dict[UUID, str]:
         names: dict[UUID, str] = {}
@@ -267,13 +272,9 @@ class Gateway:
 
     async def read_manual_versions(self, work_pool_name: str) -> dict[str, str | None]:
         """Flow name -> version of the manual deployments of ``work_pool_name``."""
-        deployments = await self.client.read_deployments(
-            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[MANUAL_TAG])),
-            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool_name])),
-            limit=PAGE_SIZE,
-        )
-        names = await self._flow_names({d.flow_id for d in deployments})
-        return {names.get(d.flow_id, ""): d.version for d in deployments}
+        raw = await self._filter_deployments(MANUAL_TAG, work_pool_name)
+        names = await self._flow_names({UUID(item["flow_id"]) for item in raw})
+        return {names.get(UUID(item["flow_id"]), ""): item.get("version") for item in raw}
 
     async def apply_manual_deployment(self, spec: ManualSpec) -> UUID:
         return await self.client.create_deployment(

@@ -136,13 +136,17 @@ async def sync(
     started = time.perf_counter()
     gateway = Gateway(client)
     await gateway.check_reachable()
-    # A blocking read and some CPU: off the event loop (the watcher listens on it).
-    specs, rejected = await asyncio.to_thread(desired_state, settings, repository)
-    deployed = (
-        list(known)
-        if known is not None
-        else await gateway.read_managed_deployments(settings.work_pool)
-    )
+    # The table is read (a blocking read and some CPU: off the event loop, which the
+    # watcher listens on) while Prefect answers.
+    rows_read = asyncio.create_task(asyncio.to_thread(desired_state, settings, repository))
+    try:
+        deployed = (
+            list(known)
+            if known is not None
+            else await gateway.read_managed_deployments(settings.work_pool)
+        )
+    finally:
+        specs, rejected = await rows_read
     pool = await gateway.read_work_pool(settings.work_pool)
     queues = await gateway.read_queues(settings.work_pool) if pool is not None else []
     plan = plan_sync(specs, rejected, deployed, queues)

@@ -8,6 +8,7 @@ import json
 import pytest
 from sqlalchemy import text
 
+from deployments import gateway
 from deployments.plan import Action
 from deployments.spec import deployment_name, queue_name
 from jobctl import errors
@@ -156,6 +157,23 @@ def test_an_unchanged_resync_makes_no_write_request(
     assert second.requests, "the resync must have read Prefect"
     assert second.writes == []
     assert sync_target.deployments()[inactive.id].paused is True
+
+
+def test_a_resync_reads_every_page_of_prefects_deployments(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gateway, "PAGE_SIZE", 3)  # 10 rows: 4 pages, read 4 at a time
+    rows = [sync_target.repository.add_schedule(schedule_factory()) for _ in range(10)]
+    sync_target.sync()
+
+    log = RequestLog()
+    report = sync_target.sync(log=log)
+
+    # A page missed would plan a create, a page read twice a duplicate.
+    assert report.plan.counts() == {Action.UNCHANGED: len(rows)}
+    assert log.writes == []
+    pages = [path for _, path in log.requests if path.endswith("/deployments/filter")]
+    assert len(pages) >= 4
 
 
 def test_queues_follow_the_order_of_row_priorities(
