@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -352,6 +353,21 @@ def test_history_filters_shows_one_attempt_and_purges_old_ones(
 
 
 # -- 6. healthcheck --------------------------------------------------------------------
+
+
+def test_reading_history_imports_neither_prefect_nor_alembic(env: dict[str, str]) -> None:
+    """Importing them is most of a command's time (2.4 s against 0.5 s here)."""
+    probe = (
+        "import sys\n"
+        "from jobctl.cli import cli\n"
+        "cli.main(args=['history', '--limit', '5'], prog_name='jobctl', standalone_mode=False)\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'prefect', 'alembic'}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
 
 
 def test_healthcheck_passes_with_a_migrated_database_and_a_prefect_api(
