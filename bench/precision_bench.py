@@ -1,6 +1,6 @@
 """Precision: how late a cron run starts on a process worker (start time - scheduled time).
 
-For each worker profile (the tuned one, then Prefect's defaults), on a fresh
+For each worker profile (jobctl's settings, then Prefect's defaults), on a fresh
 PostgreSQL-backed ``prefect server start`` and jobctl tables of its own:
 
 1. ``ROWS`` rows ``* * * * *`` of ``processData`` added through ``Repository.add_schedule``
@@ -304,6 +304,6 @@ def run(quick: bool, console: Console) -> bool:
         },
     )
     console.print(f"results written to {path}")
-    # The tuned profile carries the target; the defaults are the comparison.
+    # jobctl's profile carries the target; the defaults are the comparison.
     tuned = [outcome for outcome in outcomes if outcome.profile is TUNED]
     return bool(tuned) and tuned[0].quantile(99) <= P99_TARGET_S
