@@ -518,7 +518,10 @@ def test_sync_dry_run_changes_nothing_then_sync_creates_and_a_second_sync_is_unc
 
 def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths: list[tuple[str, ...]] = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):  # jobctl's group loads its commands on use
+        command = group.get_command(context, name)
+        assert command is not None, name
         paths.append((*prefix, name))
         if isinstance(command, click.Group):
             paths.extend(_command_paths(command, (*prefix, name)))

@@ -120,7 +120,6 @@ def _wait_processing(repo: Repository, run_id: UUID) -> Attempt:
     return wait_for(processing, timeout_s=90, what="a PROCESSING attempt")
 
 
-@pytest.mark.usefixtures("worker")
 def _worker_and_processing_run(
     sync_target: SyncTarget, start_worker: WorkerFactory, database_url: str, spec: ScheduleSpec
 ) -> tuple[Child, UUID]:
@@ -133,6 +132,7 @@ def _worker_and_processing_run(
     return worker, run_id
 
 
+@pytest.mark.usefixtures("worker")
 def test_a_run_cancelled_through_the_api_is_failed_as_cancelled(
     sync_target: SyncTarget, schedule_factory: ScheduleFactory
 ) -> None:
