@@ -26,5 +26,5 @@ bench: $(STAMP)  ## The benchmarks of bench/ (see bench/README.md).
 $(STAMP): pyproject.toml uv.lock
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/uv sync --frozen --quiet --compile-bytecode
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/uv sync --frozen --all-extras --quiet --compile-bytecode
 	touch $@
