@@ -45,9 +45,9 @@ from tests.fixtures.sync import SyncTarget
 
 JOBCTL = str(Path(sys.executable).with_name("jobctl"))
 WORKER_LIMIT = 5  # flow processes per worker at once
-# Each run is a flow process: about 7 CPU-seconds here with Prefect's, the worker's and the
-# server's share. 200 take 8 to 11 minutes of both cores, which does not fit beside the rest
-# of `make test` in CI's 20 minutes; `make test-slow` runs them.
+# Each run is a flow process: 6.6 CPU-seconds here with the worker's and the server's share.
+# 200 take 12 minutes of both cores, which does not fit beside the rest of `make test` in
+# CI's 20 minutes; `make test-slow` runs them.
 FULL_RUNS = pytest.param(200, marks=[pytest.mark.slow, pytest.mark.timeout(1800)], id="200")
 
 
@@ -67,37 +67,13 @@ def test_two_workers_on_one_pool_execute_each_run_exactly_once(
     sync_target.sync()
     deployment = sync_target.deployments()[row.id]
 
-    async def create_runs() -> list[UUID]:
-        async with get_client() as client:
-            limit = asyncio.Semaphore(10)
-
-            async def one() -> UUID:
-                async with limit:
-                    return (await client.create_flow_run_from_deployment(deployment.id)).id
-
-            return list(await asyncio.gather(*(one() for _ in range(runs))))
-
-    run_ids = asyncio.run(create_runs())
+    run_ids = asyncio.run(_create_runs(deployment.id, runs))
     workers = [
         start_worker(sync_target.settings.work_pool, database_url=database_url, limit=WORKER_LIMIT)
         for _ in range(2)
     ]
-
-    async def states() -> Counter[str]:
-        async with get_client() as client:
-            counts: Counter[str] = Counter()
-            for start in range(0, runs, 200):
-                found = await client.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(
-                        id=FlowRunFilterId(any_=run_ids[start : start + 200])
-                    ),
-                    limit=200,
-                )
-                counts.update(run.state.type.value for run in found if run.state)
-            return counts
-
     wait_for(
-        lambda: asyncio.run(states())["COMPLETED"] == runs,
+        lambda: asyncio.run(_states(run_ids))["COMPLETED"] == runs,
         timeout_s=1500,
         interval_s=2,
         what=f"{runs} runs completed",
@@ -288,18 +264,28 @@ def test_two_api_replicas_and_one_services_process_work_as_one_server_through_re
 
 async def _create_runs(deployment_id: UUID, count: int, **kwargs: Any) -> list[UUID]:
     async with get_client() as client:
-        return [
-            (await client.create_flow_run_from_deployment(deployment_id, **kwargs)).id
-            for _ in range(count)
-        ]
+        at_once = asyncio.Semaphore(10)
+
+        async def one() -> UUID:
+            async with at_once:
+                return (await client.create_flow_run_from_deployment(deployment_id, **kwargs)).id
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
 async def _states(run_ids: list[UUID]) -> Counter[str]:
+    """How many of the runs are in each state type, read 200 (a page) at a time."""
     async with get_client() as client:
-        runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids))
-        )
-        return Counter(run.state.type.value for run in runs if run.state)
+        counts: Counter[str] = Counter()
+        for start in range(0, len(run_ids), 200):
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=run_ids[start : start + 200])
+                ),
+                limit=200,
+            )
+            counts.update(run.state.type.value for run in runs if run.state)
+        return counts
 
 
 async def _scheduled_runs(deployment_id: UUID) -> list[UUID]:
