@@ -2,7 +2,7 @@
 
 A Prefect server (unless PREFECT_API_URL points at one), the static deployments of
 prefect.yaml, one process worker in the project folder, and the sync watcher. Every child
-runs in its own process group and is stopped, group and all, when ``up`` ends.
+runs in its own process group and is stopped, group, flow runs and all, when ``up`` ends.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments import sync as schedule_sync
 from deployments import watch as schedule_watch
-from jobctl import db, errors, migrate
+from jobctl import db, errors, migrate, processes
 from jobctl.models import JobStatus
 from jobctl.prefect_api import prefect_api_url, prefect_client
 from jobctl.records import HistoryFilter, ScheduleSpec
@@ -105,18 +105,22 @@ class Child:
         return self.process.poll() is None
 
     def stop(self) -> None:
-        """SIGINT the child's whole group; SIGKILL what is left after a grace.
+        """SIGINT the child's whole group, end the processes it started, and SIGKILL what
+        is left after a grace.
 
         SIGINT, not SIGTERM: `prefect worker start` relays SIGTERM to its worker as a
-        SIGINT it then waits on, and took over 20 s to exit here; on SIGINT it exits in 2 s.
+        SIGINT it then waits on, and took over 20 s to exit here; on SIGINT it exits in 2 s,
+        unless a flow run is in flight: the worker waits for it. Prefect starts flow runs in
+        sessions of their own, out of reach of the group's signal, so they are ended here.
         """
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGINT)
+        started = [pid for pid, _ in processes.descendants(self.process.pid)]
+        processes.end(started, grace_s=STOP_TIMEOUT_S / 2)
         try:
             self.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             logger.warning("%s ignored SIGINT; killing it", self.name)
-        # Flow processes of a worker live in its group and may outlive it.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=STOP_TIMEOUT_S)
@@ -231,6 +235,8 @@ class Stack:
         for child in reversed(self.children):
             child.stop()
         self.children.clear()
+        # What outlived its parent (a worker that died mid-run) was adopted by `up`.
+        processes.end([pid for pid, _ in processes.descendants(os.getpid())], grace_s=5)
 
 
 def absolute_database_url(url: str) -> str:
@@ -315,6 +321,7 @@ def up(settings: Settings, *, demo: bool, state_dir: Path, status_every_s: float
         update={"database_url": absolute_database_url(settings.database_url)}
     )
     with single_instance(state_dir):
+        processes.adopt_orphans()
         engine = db.create_db_engine(settings.database_url)
         migrate.upgrade(engine)
         repository = Repository(engine)

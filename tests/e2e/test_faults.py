@@ -14,12 +14,13 @@ from collections.abc import Callable
 import pytest
 
 from jobctl.models import JobStatus
+from jobctl.processes import descendants
 from tests.conftest import ScheduleFactory
 from tests.e2e.test_history import _attempts, _wait_processing, _worker_and_processing_run
 from tests.e2e.test_history_reconciler import _reconcile
 from tests.e2e.test_runs import NEVER_DUE, _read_run, _run_now, _wait_final
 from tests.fixtures.prefect import WorkerFactory
-from tests.fixtures.processes import Child, descendants, kill_worker_and_its_runs, wait_for
+from tests.fixtures.processes import Child, kill_worker_and_its_runs, wait_for
 from tests.fixtures.sync import JobctlFactory, SyncTarget
 
 pytestmark = [

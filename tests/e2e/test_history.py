@@ -12,13 +12,14 @@ from prefect.client.orchestration import get_client
 from prefect.states import Cancelling
 
 from jobctl.models import JobStatus
+from jobctl.processes import descendants
 from jobctl.records import Attempt, HistoryFilter, ScheduleSpec
 from jobctl.repository import Repository
 from tests.conftest import ScheduleFactory
 from tests.e2e.test_runs import NEVER_DUE, _http_row, _run_now, _wait_final
 from tests.fixtures.http_target import HttpTarget
 from tests.fixtures.prefect import WorkerFactory
-from tests.fixtures.processes import Child, descendants, wait_for
+from tests.fixtures.processes import Child, wait_for
 from tests.fixtures.sync import SyncTarget
 
 

@@ -8,27 +8,21 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from jobctl import stack as stack_module
 from jobctl.models import JobStatus
+from jobctl.processes import alive, descendants
 from jobctl.records import HistoryFilter
 from jobctl.repository import Repository
+from jobctl.settings import Settings
 from tests.conftest import ScheduleFactory
-from tests.fixtures.processes import Child, base_env, descendants, wait_for
+from tests.fixtures.processes import Child, base_env, wait_for
 
 JOBCTL = str(Path(sys.executable).with_name("jobctl"))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purpose.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _environ(pid: int) -> dict[str, str]:
@@ -46,6 +40,11 @@ def test_up_runs_schedules_and_ctrl_c_stops_everything(
     database_url: str, repo: Repository, schedule_factory: ScheduleFactory, tmp_path: Path
 ) -> None:
     row = repo.add_schedule(schedule_factory(cron="* * * * *", timeout_ms=0, max_retries=0))
+    # In flight when Ctrl-C comes: the worker's flow runs must stop with it.
+    long_run = repo.add_schedule(
+        schedule_factory(cron="* * * * *", job_name="sleep", param=600, timeout_ms=0,
+                         max_retries=0, overlap="allow")
+    )  # fmt: skip
     state_dir = tmp_path / "state"
     env = base_env(JOBCTL_DATABASE_URL=database_url, JOBCTL_WORK_POOL="jobctl-up-test")
     up = Child(
@@ -78,9 +77,35 @@ def test_up_runs_schedules_and_ctrl_c_stops_everything(
             interval_s=2,
             what="a scheduled run recorded as SUCCESS",
         )  # fmt: skip
+        wait_for(
+            lambda: repo.list_history(
+                HistoryFilter(schedule_id=long_run.id, status=JobStatus.PROCESSING)
+            ),
+            timeout_s=120,
+            interval_s=1,
+            what="the long run in flight",
+        )
+        # And a run of the next minute, which the worker starts early (prefetch) and which,
+        # once started, waits for its time: on SIGINT the worker waits for it, and when the
+        # worker is killed it lives on in a session of its own.
+        first_seen: dict[int, float] = {}
+
+        def flow_processes_up_for_10_s() -> int:
+            now = time.monotonic()
+            engines = {pid for pid, command in descendants(up.pid) if "prefect.engine" in command}
+            for pid in engines:
+                first_seen.setdefault(pid, now)
+            return sum(now - first_seen[pid] >= 10 for pid in engines)
+
+        wait_for(
+            lambda: flow_processes_up_for_10_s() >= 2,
+            timeout_s=90,
+            interval_s=1,
+            what="a prefetched run waiting beside the long one",
+        )
         processes = descendants(up.pid)
         children = [pid for pid, _ in processes]
-        assert len(children) >= 2  # the server and the worker at least
+        assert len(children) >= 3  # the server, the worker and a flow run at least
         worker = next(pid for pid, command in processes if "worker start" in command)
         tuning = _environ(worker)
         assert tuning["PREFECT_WORKER_QUERY_SECONDS"] == "2"
@@ -92,5 +117,32 @@ def test_up_runs_schedules_and_ctrl_c_stops_everything(
         up.stop()
 
     assert "stopped" in up.log()
-    assert [pid for pid in children if _alive(pid)] == []
+    assert [pid for pid in children if alive(pid)] == []
     assert not _port_in_use(port)
+
+
+# A child that ignores SIGINT, as Prefect's worker does while a prefetched run waits, and
+# that started a process in a session of its own, as the worker starts each flow run.
+WORKER_LIKE = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                       start_new_session=True)
+print(run.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_stopping_a_child_ends_the_processes_it_started_in_sessions_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stack_module, "STOP_TIMEOUT_S", 2)
+    stack = stack_module.Stack(settings=Settings(), state_dir=tmp_path)
+    child = stack.spawn("worker", [sys.executable, "-c", WORKER_LIKE], dict(os.environ))
+    run_pid = int(wait_for(lambda: (tmp_path / "worker.log").read_text().strip(), timeout_s=30))
+    assert alive(run_pid)
+
+    stack.stop()
+
+    assert not child.alive()
+    assert not alive(run_pid)
