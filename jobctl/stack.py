@@ -235,8 +235,6 @@ class Stack:
         for child in reversed(self.children):
             child.stop()
         self.children.clear()
-        # What outlived its parent (a worker that died mid-run) was adopted by `up`.
-        processes.end([pid for pid, _ in processes.descendants(os.getpid())], grace_s=5)
 
 
 def absolute_database_url(url: str) -> str:
@@ -341,6 +339,8 @@ def up(settings: Settings, *, demo: bool, state_dir: Path, status_every_s: float
         finally:
             print("stopping...", flush=True)
             stack.stop()
+            # What outlived its parent (a worker killed mid-run) was adopted: end it too.
+            processes.end([pid for pid, _ in processes.descendants(os.getpid())], grace_s=5)
             engine.dispose()
             print("stopped", flush=True)
 
