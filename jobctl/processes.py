@@ -21,12 +21,10 @@ PR_SET_CHILD_SUBREAPER = 36
 PROC = Path("/proc")
 
 
-def adopt_orphans() -> bool:
+def adopt_orphans() -> None:
     """Become the parent of every orphaned descendant, instead of init (Linux)."""
-    if sys.platform != "linux":
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def _parent_of(pid_dir: Path) -> int | None:
