@@ -2,7 +2,9 @@
 
 The flow's parameters mirror the job's (``param`` typed as the job types it, and ``user``)
 so the Prefect UI shows a form. A row's run policy, when the flow process carries one, is
-applied with ``with_options`` before the engine reads it.
+applied with ``with_options`` before the engine reads it: ``JobFlows.flow`` builds the flow
+for the policy it is given, at the time the engine asks for it (a flow process forked from
+a warm template was not started with the row's environment).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -224,3 +227,30 @@ def build_flow(
         retry_delay_seconds=policy.retry_delay_before(1),
         timeout_seconds=policy.timeout_s,
     )
+
+
+class JobFlows:
+    """The flow of every registered job, built for a run policy when it is asked for.
+
+    Flows without a policy (manual runs, the UI's form) and each (job, policy) pair are
+    built once per process.
+    """
+
+    def __init__(self, jobs: Mapping[str, Job], module: str, recorder: HistoryRecorder) -> None:
+        self.jobs = dict(jobs)
+        self.module = module
+        self.recorder = recorder
+        self._built: dict[tuple[str, RunPolicy | None], Flow[..., Any]] = {}
+
+    def __contains__(self, job_name: object) -> bool:
+        return job_name in self.jobs
+
+    def flow(self, job_name: str, policy: RunPolicy | None = None) -> Flow[..., Any]:
+        """Raises ``KeyError`` for a name that is not a registered job."""
+        key = (job_name, policy)
+        if key not in self._built:
+            self._built[key] = build_flow(self.jobs[job_name], policy, self.module, self.recorder)
+        return self._built[key]
+
+    def policy_free(self) -> dict[str, Flow[..., Any]]:
+        return {name: self.flow(name) for name in self.jobs}

@@ -3,9 +3,11 @@
 Not named ``jobs``: Prefect puts this folder on ``sys.path`` when it loads a flow file, and
 a ``flows/jobs.py`` would then shadow the ``jobs`` package.
 
-Importing it builds one flow per registered job as a module attribute. In a flow process
-started for a schedule row, the row's policy (an environment variable set by the
-deployment) is applied here, before Prefect's engine reads retries and the timeout.
+A thin shim over ``JobFlows``: Prefect's loader asks this module for the attribute named
+after the job, and that attribute is built then, with the run policy of the flow process
+asking (an environment variable set by the deployment), before the engine reads retries and
+the timeout. Nothing is read from the environment at import: a warm worker imports this
+module once in its template, long before any run's environment exists.
 """
 
 from __future__ import annotations
@@ -16,18 +18,23 @@ from typing import Any
 from prefect import Flow
 
 from flows.history import HistoryRecorder
-from flows.job_flows import build_flow
+from flows.job_flows import JobFlows
 from jobctl.policy import RunPolicy
 from jobctl.registry import load_jobs
 
 ENTRYPOINT_MODULE = __name__
 
-_policy = RunPolicy.from_env(os.environ)
 recorder = HistoryRecorder()
-FLOWS: dict[str, Flow[..., Any]] = {
-    name: build_flow(job, _policy, ENTRYPOINT_MODULE, recorder) for name, job in load_jobs().items()
-}
-globals().update(FLOWS)
+job_flows = JobFlows(load_jobs(), ENTRYPOINT_MODULE, recorder)
+# Policy-free flows: runs in this process (manual calls) and the parameter forms.
+FLOWS: dict[str, Flow[..., Any]] = job_flows.policy_free()
+
+
+def __getattr__(name: str) -> Flow[..., Any]:
+    """``flows.registered.<job>``: the job's flow with this process's run policy."""
+    if name not in job_flows:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return job_flows.flow(name, RunPolicy.from_env(os.environ))
 
 
 def entrypoint(job_name: str) -> str:

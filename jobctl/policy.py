@@ -2,6 +2,8 @@
 
 It travels from the row to the flow process in the deployment's job variables (an
 environment variable), because Prefect reads retries and timeouts from the flow object.
+It is read when the engine asks for the flow (``flows.registered``), never at import: a
+flow process forked from a warm template inherits the template's imports, not the row's.
 """
 
 from __future__ import annotations
