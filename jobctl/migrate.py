@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 from jobctl.repository import translate_errors
 
@@ -30,6 +30,15 @@ def head_revision() -> str:
 def current_revision(engine: Engine) -> str | None:
     with translate_errors(), engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def holds_unversioned_tables(engine: Engine) -> bool:
+    """Whether the database has a JobSchedule table that no jobctl migration made: the
+    original system's, about to be taken over."""
+    with translate_errors(), engine.connect() as connection:
+        if MigrationContext.configure(connection).get_current_revision() is not None:
+            return False
+        return inspect(connection).has_table("JobSchedule")
 
 
 def is_current(engine: Engine) -> bool:

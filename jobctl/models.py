@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
 NAMING_CONVENTION = {
     "ix": "%(table_name)s_%(column_0_N_name)s_idx",
@@ -66,6 +66,36 @@ class DateTimeUTC(TypeDecorator[datetime]):
 JsonValue = JSON().with_variant(JSONB(), "postgresql")
 
 
+class _UncastText(UserDefinedType[str]):
+    """TEXT whose bound values carry no type: PostgreSQL reads them as the column's own."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "TEXT"
+
+
+class ScheduleId(TypeDecorator[str]):
+    """A schedule id: text in Python, TEXT or PostgreSQL ``uuid`` in the database.
+
+    Prisma makes ``String @id`` a TEXT column and ``@db.Uuid`` a ``uuid`` one, and both
+    hold the original system's rows. SQLAlchemy's psycopg dialect casts text parameters to
+    VARCHAR, which a ``uuid`` column cannot be compared with; an untyped parameter takes
+    the column's type, whichever it is. Values read back are text either way.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return _UncastText()
+        return dialect.type_descriptor(Text())
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+
 class JobStatus(enum.Enum):
     PROCESSING = "PROCESSING"
     SUCCESS = "SUCCESS"
@@ -87,8 +117,8 @@ class Base(DeclarativeBase):
 class JobSchedule(Base):
     __tablename__ = "JobSchedule"
 
-    # TEXT holding a UUID, as Prisma's `String @id @default(uuid())` creates it.
-    id: Mapped[str] = mapped_column(Text, primary_key=True, default=_new_id)
+    # A UUID, held in TEXT (Prisma's `String @id @default(uuid())`) or in `uuid` (`@db.Uuid`).
+    id: Mapped[str] = mapped_column(ScheduleId, primary_key=True, default=_new_id)
     cron: Mapped[str] = mapped_column(Text)
     jobName: Mapped[str] = mapped_column(Text)
     param: Mapped[Any] = mapped_column(JsonValue, nullable=True)

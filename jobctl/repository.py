@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -155,10 +156,46 @@ _SCHEDULE_COLUMNS = [
 ]
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 class Repository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = session_factory(engine)
+        self._uuid_ids: bool | None = None
+
+    def _ids_are_uuids(self) -> bool:
+        """Whether ``JobSchedule.id`` is a PostgreSQL ``uuid`` column (the original system's
+        ``@db.Uuid``) rather than TEXT; read once."""
+        if self._uuid_ids is None:
+            if self.engine.dialect.name != "postgresql":
+                self._uuid_ids = False
+            else:
+                with self.session() as session:
+                    self._uuid_ids = (
+                        session.scalar(
+                            text(
+                                "SELECT data_type FROM information_schema.columns "
+                                "WHERE table_schema = current_schema() "
+                                "AND table_name = 'JobSchedule' AND column_name = 'id'"
+                            )
+                        )
+                        == "uuid"
+                    )
+        return self._uuid_ids
+
+    def _may_name_a_row(self, schedule_id: str) -> bool:
+        """False for an id no row can have: one with NUL, or no UUID where ids are UUIDs
+        (PostgreSQL would refuse the comparison rather than find nothing)."""
+        if not _can_be_stored(schedule_id):
+            return False
+        return _is_uuid(schedule_id) or not self._ids_are_uuids()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -173,7 +210,7 @@ class Repository:
             return [_schedule_from_row(row) for row in rows]
 
     def get_schedule_or_none(self, schedule_id: str) -> Schedule | None:
-        if not _can_be_stored(schedule_id):
+        if not self._may_name_a_row(schedule_id):
             return None
         with self.session() as session:
             row = session.execute(
@@ -202,7 +239,7 @@ class Repository:
         unknown = set(changes) - set(SPEC_FIELDS)
         if unknown:
             raise ValueError(f"not schedule fields: {', '.join(sorted(unknown))}")
-        if not _can_be_stored(schedule_id):
+        if not self._may_name_a_row(schedule_id):
             raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
         values = {COLUMN_OF_FIELD[name]: value for name, value in changes.items()}
         values["updatedAt"] = utcnow()
@@ -215,7 +252,7 @@ class Repository:
         return self.get_schedule(schedule_id)
 
     def delete_schedule(self, schedule_id: str) -> None:
-        if not _can_be_stored(schedule_id):
+        if not self._may_name_a_row(schedule_id):
             raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
         with self.session() as session:
             result = session.execute(delete(JobSchedule).where(JobSchedule.id == schedule_id))

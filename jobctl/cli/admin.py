@@ -27,10 +27,13 @@ def db() -> None:
 def upgrade(context: Context) -> None:
     """Create or complete the tables (safe on a database the original system created)."""
     before = migrate.current_revision(context.engine)
+    taking_over = migrate.holds_unversioned_tables(context.engine)
     migrate.upgrade(context.engine)
     after = migrate.current_revision(context.engine)
     if before == after:
         click.echo(f"database already at revision {after}")
+    elif taking_over:
+        click.echo(f"database upgraded from the original system's tables to {after}")
     else:
         click.echo(f"database upgraded from {before or 'nothing'} to {after}")
 
@@ -66,17 +69,13 @@ def healthcheck(context: Context) -> None:
     try:
         context.repository.ping()
         checks.append(("database", True, context.engine.url.render_as_string()))
-        current = migrate.current_revision(context.engine)
         head = migrate.head_revision()
-        if current == head:
+        if migrate.is_current(context.engine):
             checks.append(("migrations", True, f"at {head}"))
         else:
+            current = migrate.current_revision(context.engine) or "none"
             checks.append(
-                (
-                    "migrations",
-                    False,
-                    f"at {current or 'none'}, need {head}: run `jobctl db upgrade`",
-                )
+                ("migrations", False, f"at {current}, need {head}: run `jobctl db upgrade`")
             )
     except errors.JobctlError as exc:
         checks.append(("database", False, f"{exc}: check JOBCTL_DATABASE_URL"))

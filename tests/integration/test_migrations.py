@@ -1,18 +1,23 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from jobctl import db, errors, migrate
+from deployments.sync import desired_state
+from jobctl import db, errors, migrate, validation
+from jobctl.cli import cli
 from jobctl.models import JobStatus
 from jobctl.records import HistoryFilter, ScheduleSpec
 from jobctl.repository import Repository
+from jobctl.settings import Settings
 
 MakeSpec = Callable[..., ScheduleSpec]
 
@@ -48,7 +53,7 @@ PRISMA_MIGRATIONS_COLUMNS = ["id", "checksum", "finished_at", "migration_name", 
 PRISMA_POSTGRES_DDL = [
     """CREATE TYPE "JobStatus" AS ENUM ('PROCESSING', 'SUCCESS', 'FAILED')""",
     """CREATE TABLE "JobSchedule" (
-    "id" TEXT NOT NULL,
+    "id" {id_type} NOT NULL,
     "cron" TEXT NOT NULL,
     "jobName" TEXT NOT NULL,
     "param" JSONB,
@@ -256,13 +261,15 @@ def prisma_stored(engine: Engine, moment: datetime | None) -> Any:
     return int(moment.timestamp() * 1000)
 
 
-def create_original_database(engine: Engine) -> None:
+def create_original_database(engine: Engine, id_type: str = "TEXT") -> None:
+    """The original's tables and rows; ``id_type`` is ``UUID`` when its Prisma schema said
+    ``@db.Uuid`` (the original's ERD: ``uuid id PK``), ``TEXT`` when it did not."""
     postgres = engine.dialect.name == "postgresql"
     json_value = "CAST(:param AS JSONB)" if postgres else ":param"
     status_value = 'CAST(:status AS "JobStatus")' if postgres else ":status"
     with engine.begin() as connection:
         for statement in PRISMA_POSTGRES_DDL if postgres else PRISMA_SQLITE_DDL:
-            connection.execute(text(statement))
+            connection.execute(text(statement.replace("{id_type}", id_type)))
         for schedule in ORIGINAL_SCHEDULES:
             connection.execute(
                 text(
@@ -320,10 +327,11 @@ ORIGINAL_ON_POSTGRES = pytest.mark.parametrize(
 )
 
 
-@pytest.fixture
-def original_engine(unmigrated_engine: Engine) -> Engine:
-    """A database as the original NestJS/Prisma system left it, with a few rows."""
-    create_original_database(unmigrated_engine)
+@pytest.fixture(params=["TEXT", "UUID"], ids=["text-id", "uuid-id"])
+def original_engine(request: pytest.FixtureRequest, unmigrated_engine: Engine) -> Engine:
+    """A database as the original NestJS/Prisma system left it, with a few rows: its ids
+    TEXT (Prisma's ``String @id``) or PostgreSQL ``uuid`` (``@db.Uuid``)."""
+    create_original_database(unmigrated_engine, id_type=request.param)
     return unmigrated_engine
 
 
@@ -608,6 +616,71 @@ def test_repository_writes_into_the_upgraded_database(
     assert (attempt.start_at, attempt.end_at) == (start_at, start_at + timedelta(seconds=2))
     assert attempt.param == {"task": UNICODE_TASK}
     assert repo.count_history() == 4
+
+
+@ORIGINAL_ON_POSTGRES
+def test_original_rows_are_found_updated_and_deleted_by_their_id(original_engine: Engine):
+    migrate.upgrade(original_engine)
+    repo = Repository(original_engine)
+
+    assert repo.get_schedule(DAILY_ID).cron == "0 3 * * *"
+    updated = repo.update_schedule(DAILY_ID, cron="0 4 * * *")
+    repo.delete_schedule(PAUSED_ID)
+
+    assert (updated.id, updated.cron) == (DAILY_ID, "0 4 * * *")
+    assert [s.id for s in repo.list_schedules()] == [DAILY_ID]
+    assert all(isinstance(s.id, str) for s in repo.list_schedules())
+    assert validation.id_problems(updated.id) == []
+    # An id that is no UUID matches no row of a uuid column: not found, not a driver error.
+    assert repo.get_schedule_or_none("not-a-uuid") is None
+    with pytest.raises(errors.ScheduleNotFound):
+        repo.update_schedule("not-a-uuid", cron="0 5 * * *")
+    with pytest.raises(errors.ScheduleNotFound):
+        repo.delete_schedule("not-a-uuid")
+
+
+@ORIGINAL_ON_POSTGRES
+def test_rows_added_to_the_original_table_get_ids_of_its_kind(
+    original_engine: Engine, schedule_factory: MakeSpec
+):
+    migrate.upgrade(original_engine)
+    repo = Repository(original_engine)
+
+    added = repo.add_schedule(schedule_factory())
+
+    assert isinstance(added.id, str)
+    assert repo.get_schedule(added.id) == added
+    assert str(uuid.UUID(added.id)) == added.id
+
+
+@ORIGINAL_ON_POSTGRES
+def test_the_sync_accepts_the_ids_of_the_original_rows(original_engine: Engine):
+    migrate.upgrade(original_engine)
+
+    specs, rejected = desired_state(Settings(database_url="sqlite://"), Repository(original_engine))
+
+    # Both original rows have params today's demo jobs refuse; their ids must pass.
+    assert set(specs) | set(rejected) == {DAILY_ID, PAUSED_ID}
+    assert [reason for reason in rejected.values() if "id:" in reason] == []
+
+
+@ORIGINAL_ON_POSTGRES
+def test_cli_lists_and_shows_the_original_rows_after_db_upgrade(original_engine: Engine):
+    url = original_engine.url.render_as_string(hide_password=False)
+    runner = CliRunner()
+
+    upgraded = runner.invoke(cli, ["--database-url", url, "db", "upgrade"])
+    listed = runner.invoke(cli, ["--database-url", url, "schedule", "list"])
+    shown = runner.invoke(cli, ["--database-url", url, "schedule", "show", DAILY_ID])
+
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "the original system's tables" in upgraded.output
+    assert "from nothing" not in upgraded.output
+    assert listed.exit_code == 0, listed.output
+    assert "id: must be" not in listed.output  # the uuid ids were read as non-text
+    assert DAILY_ID in listed.output and PAUSED_ID in listed.output
+    assert shown.exit_code == 0, shown.output
+    assert "0 3 * * *" in shown.output
 
 
 @ORIGINAL_ON_POSTGRES
