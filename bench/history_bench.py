@@ -420,6 +420,9 @@ def bench_writes(backend: str, url: str, config: Config, console: Console) -> Me
 
 # Rows in id order go forward in time (as real history does), one slot of 60 days / rows
 # each with a random offset inside it; job names cycle; ~5 % FAILED; one run per row.
+# Each param fits its job's type as a run of it would have it (``jobs/examples.py``:
+# processData a list of text, httpCall an object with a url, sleep seconds, fail a message);
+# the etl_* names stand for the jobs of a larger installation, with processData's shape.
 FILL_SQL = """
 INSERT INTO "JobHistory" (
     "jobName", param, status, error, "startAt", "endAt",
@@ -427,7 +430,12 @@ INSERT INTO "JobHistory" (
 )
 SELECT
     (CAST(:job_names AS text[]))[1 + s.job],
-    jsonb_build_array('item-' || s.n, 'alpha'),
+    CASE (CAST(:job_names AS text[]))[1 + s.job]
+        WHEN 'httpCall' THEN jsonb_build_object('url', 'https://example.invalid/hook/' || s.n)
+        WHEN 'sleep' THEN to_jsonb(round(CAST(0.1 + mod(s.n, 190) / 100.0 AS numeric), 2))
+        WHEN 'fail' THEN to_jsonb('failed on purpose ' || s.n)
+        ELSE jsonb_build_array('item-' || s.n, 'alpha')
+    END,
     s.status,
     CASE WHEN s.status = 'FAILED' THEN 'DemoFailure: failed on purpose' END,
     s.start_at,

@@ -5,8 +5,10 @@
    ``scale_bench``: with it on, 10,000 cron deployments make it insert a million runs), and a
    real ``jobctl sync --watch`` child. The watcher's cold sync is timed (deployments counted
    every few seconds); then every minute for ``--minutes`` minutes, 1 % of the rows change by
-   plain SQL, one statement at a time (cron, param, description, ``isActive`` toggles, a few
-   deletes and inserts). After each batch: the time until Prefect shows every change of the
+   plain SQL, one statement at a time (valid edits of cron, param within its job's type,
+   priority, timeout, description; ``isActive`` toggles; a few deletes and inserts). Each
+   edit must change its row's spec as meant (a value edit its version, a toggle its paused
+   state), else the run stops. After each batch: the time until Prefect shows every change of the
    batch (the changed deployments read by name, every half second, against the specs the rows
    now want), then a dry-run sync with a full read of Prefect, which must plan nothing. At the
    end: one deployment per row, none extra, versions and ``paused`` as the rows want, the
@@ -51,17 +53,25 @@ import httpx
 import psycopg
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from psycopg.types.json import Jsonb
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
 from bench import harness, processes
 from bench.harness import Child, CpuMeter, Databases
-from bench.sync_bench import seed_rows
+from bench.sync_bench import (
+    CHANGE_KINDS,
+    BenchRowError,
+    UnexpectedPlan,
+    apply_edit,
+    edited,
+    read_rows,
+    require_valid,
+    seed_rows,
+)
 from deployments.gateway import Gateway
 from deployments.plan import Action
-from deployments.spec import MANAGED_TAG, deployment_name
+from deployments.spec import MANAGED_TAG, DeploymentSpec, deployment_name
 from deployments.sync import desired_state, sync
 from flows.history import AttemptKey, HistoryRecorder
 from jobctl.db import create_db_engine
@@ -181,43 +191,54 @@ class Batch:
 
 
 def change_mix(count: int) -> dict[str, int]:
-    """How a batch of ``count`` changes splits: 30 % cron, 30 % param, 14 % isActive, 3 %
-    deletes and as many inserts, the rest description."""
+    """How a batch of ``count`` changes splits: 20 % cron, 20 % param (within its job's
+    type), 10 % priority, 10 % timeout, 14 % isActive, 3 % deletes and as many inserts, the
+    rest description."""
     moves = max(1, round(count * 0.03)) if count >= 10 else 0
     mix = {
         "delete": moves,
         "insert": moves,
         "toggle_active": count * 14 // 100,
-        "cron": count * 30 // 100,
-        "param": count * 30 // 100,
+        "cron": count * 20 // 100,
+        "param": count * 20 // 100,
+        "priority": count * 10 // 100,
+        "timeout": count * 10 // 100,
     }
     mix["description"] = count - sum(mix.values())
     return mix
 
 
-def _param_for(job: str, minute: int, index: int) -> Any:
-    if job == "httpCall":
-        return {"url": f"https://example.invalid/load/{minute}/{index}"}
-    if job == "sleep":
-        return round(2.5 + minute / 100 + index / 10_000, 4)
-    return ["load", f"minute-{minute}", f"change-{index}"]
+@dataclass(frozen=True)
+class Applied:
+    """A batch as made: what the rows want now, and what each edit must do to its row."""
+
+    present: list[str]  # ids that must now have a deployment as they are
+    deleted: list[str]  # ids that must have none
+    kinds: dict[str, str]  # id of an edited row -> its kind of change
+    before: dict[str, DeploymentSpec]  # the edited rows' specs before the batch
 
 
-def apply_batch(load: SyncLoad, minute: int, mix: dict[str, int]) -> tuple[list[str], list[str]]:
+def apply_batch(load: SyncLoad, minute: int, mix: dict[str, int]) -> Applied:
     """The batch by plain SQL, one autocommitted statement a change (so one NOTIFY each).
 
-    Returns (ids that must now have a deployment as they are, ids that must have none).
+    Each value edit is ``sync_bench.edited`` (a valid change of its field) and is
+    validated before it is written; inserted rows are ``seed_rows``, validated too.
     """
-    edited = sum(count for kind, count in mix.items() if kind != "insert")
-    chosen = load.rng.sample(load.live, edited)
+    edited_count = sum(count for kind, count in mix.items() if kind != "insert")
+    chosen = load.rng.sample(load.live, edited_count)
     kinds = [kind for kind in mix if kind != "insert" for _ in range(mix[kind])]
+    before, rejected = desired_state(load.settings, ChangedRows(load.repository.engine, chosen))
+    if rejected:
+        raise BenchRowError(f"minute {minute}: rows rejected before the batch: {rejected}")
     with psycopg.connect(load.dsn, autocommit=True) as conn:
-        jobs: dict[str, str] = dict(
-            conn.execute(
-                'SELECT id, "jobName" FROM "JobSchedule" WHERE id = ANY(%s)', (chosen,)
-            ).fetchall()
-        )
-        for index, (kind, schedule_id) in enumerate(zip(kinds, chosen, strict=True)):
+        current = read_rows(conn, chosen)
+        edits = {
+            schedule_id: edited(current[schedule_id], kind, f"minute {minute}")
+            for kind, schedule_id in zip(kinds, chosen, strict=True)
+            if kind in CHANGE_KINDS
+        }
+        require_valid(list(edits.values()), f"minute {minute}")
+        for kind, schedule_id in zip(kinds, chosen, strict=True):
             if kind == "delete":
                 conn.execute('DELETE FROM "JobSchedule" WHERE id = %s', (schedule_id,))
             elif kind == "toggle_active":
@@ -225,27 +246,32 @@ def apply_batch(load: SyncLoad, minute: int, mix: dict[str, int]) -> tuple[list[
                     'UPDATE "JobSchedule" SET "isActive" = NOT "isActive" WHERE id = %s',
                     (schedule_id,),
                 )
-            elif kind == "cron":
-                cron = f"{(minute * 7 + index) % 60} {index % 24} * * *"
-                conn.execute(
-                    'UPDATE "JobSchedule" SET cron = %s WHERE id = %s', (cron, schedule_id)
-                )
-            elif kind == "param":
-                param = Jsonb(_param_for(jobs[schedule_id], minute, index))
-                conn.execute(
-                    'UPDATE "JobSchedule" SET param = %s WHERE id = %s', (param, schedule_id)
-                )
             else:
-                conn.execute(
-                    'UPDATE "JobSchedule" SET description = %s WHERE id = %s',
-                    (f"load minute {minute} change {index}", schedule_id),
-                )
+                apply_edit(conn, edits[schedule_id], kind)
     inserted = seed_rows(load.database, mix["insert"], seed=1_000_000 + minute)
     deleted = [sid for kind, sid in zip(kinds, chosen, strict=True) if kind == "delete"]
-    kept = [sid for kind, sid in zip(kinds, chosen, strict=True) if kind != "delete"]
+    kept = {sid: kind for kind, sid in zip(kinds, chosen, strict=True) if kind != "delete"}
     gone = set(deleted)
     load.live = [sid for sid in load.live if sid not in gone] + inserted
-    return kept + inserted, deleted
+    return Applied([*kept, *inserted], deleted, kept, before)
+
+
+def expect_changes(applied: Applied, specs: dict[str, DeploymentSpec], minute: int) -> None:
+    """Each edit must change its deployment as meant: a value edit its version (an update),
+    a toggle its paused state and nothing else; otherwise the batch stops the run."""
+    wrong: list[str] = []
+    for schedule_id, kind in applied.kinds.items():
+        old, new = applied.before[schedule_id], specs[schedule_id]
+        if kind == "toggle_active":
+            if new.paused == old.paused or new.version != old.version:
+                wrong.append(f"{schedule_id}: toggled, but paused {old.paused} -> {new.paused}")
+        elif new.version == old.version:
+            wrong.append(f"{schedule_id}: its {kind} edit leaves the deployment as it was")
+    if wrong:
+        raise UnexpectedPlan(
+            f"minute {minute}: {len(wrong)} edits that would not do what the bench meant; "
+            "no figure is reported: " + " | ".join(wrong[:10])
+        )
 
 
 async def read_by_name(
@@ -351,13 +377,15 @@ async def run_batch(load: SyncLoad, minute: int, due: float) -> Batch:
     mix = change_mix(max(1, round(load.rows * CHANGED_FRACTION)))
     batch = Batch(minute, round(max(0.0, time.monotonic() - due), 2), mix)
     before = load.meter.sample()
-    present, deleted = await asyncio.to_thread(apply_batch, load, minute, mix)
+    applied = await asyncio.to_thread(apply_batch, load, minute, mix)
     committed = time.perf_counter()
+    present, deleted = applied.present, applied.deleted
     specs, rejected = await asyncio.to_thread(
         desired_state, load.settings, ChangedRows(load.repository.engine, present)
     )
     if rejected or len(specs) != len(present):
-        raise RuntimeError(f"minute {minute}: the bench made bad rows: {rejected}")
+        raise BenchRowError(f"minute {minute}: the bench made bad rows: {rejected}")
+    expect_changes(applied, specs, minute)
     names = [spec.name for spec in specs.values()] + [deployment_name(sid) for sid in deleted]
     first_seen: dict[str, float] = {}
     async with get_client() as client:
@@ -471,8 +499,9 @@ async def sync_scenario(load: SyncLoad) -> tuple[list[Check], list[Batch]]:
                 name="sync load: 1 % of the rows changed every minute, kept in sync",
                 done=f"{len(batches)} batches, one a minute, each of "
                 f"{sum(change_mix(max(1, round(load.rows * CHANGED_FRACTION))).values())} "
-                "changes by plain SQL, one autocommitted statement each (cron, param, "
-                "description, isActive toggles, deletes and inserts); after each, the changed "
+                "changes by plain SQL, one autocommitted statement each (valid edits of "
+                "cron, param, priority, timeout and description, each checked to change its "
+                "row's spec; isActive toggles; deletes and inserts); after each, the changed "
                 f"deployments read by name every {POLL_S:g} s",
                 checked="every batch visible in Prefect before the next one is due (< 60 s): "
                 "each changed row's deployment with the version and paused state the row "

@@ -8,8 +8,14 @@ peak RSS read from ``ru_maxrss``):
 1. cold: every deployment created;
 2. unchanged resync (full read of Prefect), median of ``RESYNC_REPEATS``: target ≤ 5 s
    and 0 writes at 10,000 rows;
-3. 10 rows changed by plain SQL (their description), then a sync; 4. 100 other rows
-   changed, then a sync: writes must equal the changes.
+3. 10 rows changed by plain SQL (``sync_bench.change_rows``: one valid change a row, in
+   turn its param within its job's type, cron, priority, timeout, description), then a
+   sync; 4. 100 other rows changed, then a sync: writes must equal the changes.
+
+Every sync's plan is checked row by row (``sync_child`` lists the rows of each action):
+the cold sync creates every row, a resync leaves every row unchanged, a changed sync
+updates exactly the changed rows. Anything else (a rejected row, a pause) stops the run
+with no figure.
 
 Peak memory of every sync process: target under 300 MB. The growth table gives each cost
 per row (reads) and per change (writes), so that a cost that grows faster than linearly
@@ -29,18 +35,19 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from rich.console import Console
 
 from bench import harness, processes, report
 from bench.harness import CpuMeter, Databases
 from bench.report import Line
-from bench.sync_bench import group
+from bench.sync_bench import UnexpectedPlan, change_rows, group
 
 NAME = "scale"
 DEFAULT_ROWS = (100, 1000, 10_000)
@@ -119,6 +126,7 @@ class Size:
                 "peak_rss_before_sync_mb": child.raw.get("peak_rss_before_sync_mb"),
                 **child.load,
                 "endpoints": child.raw.get("endpoints"),
+                "changes": child.raw.get("changes"),
             }
 
         return {
@@ -129,12 +137,35 @@ class Size:
         }
 
 
-def describe_rows(database: str, ids: list[str], tag: str) -> None:
-    """A valid change of each row by plain SQL: a description of its own."""
-    with psycopg.connect(harness.libpq_dsn(database)) as conn, conn.cursor() as cursor:
-        cursor.executemany(
-            'UPDATE "JobSchedule" SET description = %s WHERE id = %s',
-            [(f"scale bench: changed, {tag}, {index}", row) for index, row in enumerate(ids)],
+def expect_plan(
+    child: Child,
+    what: str,
+    rows: int,
+    expected: Mapping[str, str],
+    others: str,
+    *,
+    queues_may_change: bool = False,
+) -> None:
+    """Stop the bench unless the sync planned, row by row, what the scenario meant
+    (``expected`` actions for those rows, ``others`` for the rest, nothing rejected)."""
+    wanted = Counter(expected.values())
+    wanted[others] += rows - len(expected)
+    wrong: list[str] = []
+    if child.plan != {action: n for action, n in wanted.items() if n}:
+        wrong.append(f"planned {child.plan}, meant {dict(wanted)}")
+    for action, ids in child.raw["rows_by_action"].items():
+        wrong += [
+            f"{schedule_id}: {action}, not {expected.get(schedule_id, others)}"
+            for schedule_id in ids
+            if expected.get(schedule_id, others) != action
+        ]
+    wrong += [f"{sid}: rejected ({reason})" for sid, reason in child.raw["rejected"].items()]
+    if child.raw["queues_changed"] and not queues_may_change:
+        wrong.append("the work queues changed")
+    if wrong:
+        raise UnexpectedPlan(
+            f"{what}: not the plan the bench meant ({len(wrong)} unexpected); "
+            "no figure is reported: " + " | ".join(wrong[:10])
         )
 
 
@@ -145,19 +176,25 @@ def bench_size(
         url = rowset.settings.database_url
         pool = rowset.settings.work_pool
 
-        def child(what: str) -> Child:
+        def child(
+            what: str, others: str, expected: Mapping[str, str] | None = None, **kw: bool
+        ) -> Child:
             meter.settle(server_wait_s=20, machine_wait_s=5)
             log.log(f"[bold]{rows} rows[/]: {what}")
-            return sync_in_child(url, pool, api_url, f"{rows} rows, {what}")
+            done = sync_in_child(url, pool, api_url, f"{rows} rows, {what}")
+            expect_plan(done, f"{rows} rows, {what}", rows, expected or {}, others, **kw)
+            return done
 
-        cold = child("cold sync")
-        unchanged = [child(f"unchanged resync {i + 1}") for i in range(RESYNC_REPEATS)]
+        cold = child("cold sync", "create", queues_may_change=True)
+        unchanged = [child(f"unchanged resync {i + 1}", "unchanged") for i in range(RESYNC_REPEATS)]
         changed: dict[int, Child] = {}
         for offset, count in enumerate(CHANGES):
             step = max(1, rows // count)
             chosen = rowset.ids[offset::step][:count]  # fewer when the table is smaller
-            describe_rows(rowset.database, chosen, f"round {offset}")
-            changed[len(chosen)] = child(f"{len(chosen)} rows changed")
+            kinds = change_rows(rowset.database, chosen, f"round {offset}", first_kind=offset)
+            update = dict.fromkeys(kinds, "update")
+            changed[len(chosen)] = child(f"{len(chosen)} rows changed", "unchanged", update)
+            changed[len(chosen)].raw["changes"] = dict(Counter(kinds.values()))
     return Size(rows, cold, unchanged, changed)
 
 

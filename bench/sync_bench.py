@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -42,6 +44,7 @@ from prefect.client.schemas.schedules import CronSchedule
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.utilities.callables import parameter_schema
 from prefect.workers.process import ProcessWorker
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from rich.console import Console
 from sqlalchemy import Engine
@@ -54,9 +57,10 @@ from deployments.plan import Action, Deployed
 from deployments.spec import DeploymentSpec
 from deployments.sync import DEFAULT_WRITE_CONCURRENCY, SyncReport, desired_state, sync
 from flows.registered import FLOWS
-from jobctl import prefect_api
+from jobctl import prefect_api, registry, validation
 from jobctl.db import create_db_engine
-from jobctl.repository import Repository
+from jobctl.records import Schedule
+from jobctl.repository import COLUMN_OF_FIELD, Repository
 from jobctl.settings import Settings
 
 NAME = "sync"
@@ -86,69 +90,217 @@ CRONS = (
     "0 0 1 * *",
     "*/15 9-17 * * 1-5",
 )
-CHANGED_CRON = "7 * * * *"  # in none of CRONS, so a change is a change
+# In none of CRONS, so a change is a change; an edited row takes the first that differs
+# from its cron, so a row edited twice changes twice.
+CHANGED_CRONS = ("7 * * * *", "13 3 * * *")
+PRIORITIES = 5
 ZONES = (None, "Europe/Berlin", "Asia/Taipei", "America/New_York")
+# What a "changed" scenario edits, one field per row, in turn: each still validates.
+CHANGE_KINDS = ("param", "cron", "priority", "timeout", "description")
+EDITED_FIELD = {
+    "param": "param",
+    "cron": "cron",
+    "priority": "priority",
+    "timeout": "timeout_ms",
+    "description": "description",
+}
 INSERT_ROW = """
 INSERT INTO "JobSchedule" (
     id, cron, "jobName", param, "isActive", description, priority, timeout, "maxRetries",
     timezone, "retryDelay", "retryBackoff", overlap, "misfireGrace", "createdAt", "updatedAt"
 ) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
+SELECT_ROWS = """
+SELECT id, cron, "jobName", param, "isActive", description, priority, timeout, "maxRetries",
+    timezone, "retryDelay", "retryBackoff", overlap, "misfireGrace", "createdAt", "updatedAt"
+FROM "JobSchedule" WHERE id = ANY(%s)
+"""
 
 
-def _row(index: int, rng: random.Random, created_at: datetime) -> tuple[Any, ...]:
-    """A plausible row: mostly processData, five priorities, a few zones and policies."""
+class BenchRowError(RuntimeError):
+    """The bench built or edited a row that does not validate: it would measure rejections."""
+
+
+class UnexpectedPlan(RuntimeError):
+    """A scenario's sync planned other actions than the bench meant: no figure is reported."""
+
+
+def _row(index: int, rng: random.Random, created_at: datetime) -> Schedule:
+    """A plausible row: mostly processData, five priorities, a few zones and policies.
+
+    Each job's param fits its type (``jobs/examples.py``): ``processData`` a list of
+    text, ``httpCall`` an object with a ``url``, ``sleep`` a number of seconds.
+    """
     draw = rng.random()
+    param: Any
     if draw < 0.7:
-        job, param = "processData", Jsonb([f"item-{index}", rng.choice(["alpha", "beta"])])
+        job, param = "processData", [f"item-{index}", rng.choice(["alpha", "beta"])]
     elif draw < 0.9:
-        job, param = "httpCall", Jsonb({"url": f"https://example.invalid/hook/{index}"})
+        job, param = "httpCall", {"url": f"https://example.invalid/hook/{index}"}
     else:
-        job, param = "sleep", Jsonb(round(rng.uniform(0.1, 2.0), 2))
+        job, param = "sleep", round(rng.uniform(0.1, 2.0), 2)
     overlap = rng.choices(["allow", "skip", "queue"], weights=[8, 1, 1])[0]
-    return (
-        str(uuid.uuid4()),
-        rng.choice(CRONS),
-        job,
-        param,
-        rng.random() > 0.05,  # a few paused rows
-        f"bench row {index}",
-        rng.randrange(5),
-        rng.choice([None, 30_000, 600_000]),
-        rng.randrange(4),
-        rng.choice(ZONES),
-        rng.choice([None, 1_000, 5_000]),
-        rng.choice(["fixed", "exponential"]),
-        overlap,
-        None,
-        created_at,
-        created_at,
+    # Keyword arguments are evaluated in order: the draws are those of every earlier run.
+    return Schedule(
+        id=str(uuid.uuid4()),
+        cron=rng.choice(CRONS),
+        job_name=job,
+        param=param,
+        is_active=rng.random() > 0.05,  # a few paused rows
+        description=f"bench row {index}",
+        priority=rng.randrange(PRIORITIES),
+        timeout_ms=rng.choice([None, 30_000, 600_000]),
+        max_retries=rng.randrange(4),
+        timezone=rng.choice(ZONES),
+        retry_delay_ms=rng.choice([None, 1_000, 5_000]),
+        retry_backoff=rng.choice(["fixed", "exponential"]),
+        overlap=overlap,
+        misfire_grace_ms=None,
+        created_at=created_at,
+        updated_at=created_at,
     )
 
 
+def _values(row: Schedule) -> tuple[Any, ...]:
+    """``row`` as the parameters of ``INSERT_ROW``."""
+    return (
+        row.id,
+        row.cron,
+        row.job_name,
+        Jsonb(row.param),
+        row.is_active,
+        row.description,
+        row.priority,
+        row.timeout_ms,
+        row.max_retries,
+        row.timezone,
+        row.retry_delay_ms,
+        row.retry_backoff,
+        row.overlap,
+        row.misfire_grace_ms,
+        row.created_at,
+        row.updated_at,
+    )
+
+
+def row_problems(rows: Iterable[Schedule]) -> list[str]:
+    """What the sync would reject in ``rows`` (its own validation), one line per bad row."""
+    known = registry.job_names()
+    found = []
+    for row in rows:
+        problems = validation.id_problems(row.id) + validation.problems_of(row, known)
+        if problems:
+            found.append(f"{row.id}: {'; '.join(map(str, problems))}")
+    return found
+
+
+def require_valid(rows: Sequence[Schedule], what: str) -> None:
+    """Stop the bench before it writes a row that the sync would reject."""
+    bad = row_problems(rows)
+    if bad:
+        raise BenchRowError(
+            f"{what}: {len(bad)} of {len(rows)} rows would be rejected: " + " | ".join(bad[:5])
+        )
+
+
 def seed_rows(database: str, count: int, *, seed: int) -> list[str]:
-    """Insert ``count`` rows (same content for the same seed, fresh ids); their ids in order."""
+    """Insert ``count`` valid rows (same content for the same seed, fresh ids); their ids."""
     rng = random.Random(seed)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     rows = [_row(i, rng, start + timedelta(milliseconds=i)) for i in range(count)]
+    require_valid(rows, "seeded rows")
     with psycopg.connect(harness.libpq_dsn(database)) as conn, conn.cursor() as cursor:
-        cursor.executemany(INSERT_ROW, rows)
-    return [row[0] for row in rows]
+        cursor.executemany(INSERT_ROW, [_values(row) for row in rows])
+    return [row.id for row in rows]
 
 
-def change_rows(database: str, ids: Sequence[str], tag: str) -> None:
-    """Edit each row by plain SQL: the cron of every other one, the param of the rest."""
+def read_rows(conn: psycopg.Connection[Any], ids: Sequence[str]) -> dict[str, Schedule]:
+    """The rows of ``ids`` as they are in the table (plain SQL, as the edits are made)."""
+    found: dict[str, Schedule] = {}
+    for values in conn.execute(SELECT_ROWS, (list(ids),)).fetchall():
+        (schedule_id, cron, job, param, active, description, priority, timeout) = values[:8]
+        (retries, zone, delay, backoff, overlap, grace, created, updated) = values[8:]
+        found[schedule_id] = Schedule(
+            id=schedule_id,
+            cron=cron,
+            job_name=job,
+            param=param,
+            is_active=active,
+            description=description,
+            priority=priority,
+            timeout_ms=timeout,
+            max_retries=retries,
+            timezone=zone,
+            retry_delay_ms=delay,
+            retry_backoff=backoff,
+            overlap=overlap,
+            misfire_grace_ms=grace,
+            created_at=created,
+            updated_at=updated,
+        )
+    missing = [schedule_id for schedule_id in ids if schedule_id not in found]
+    if missing:
+        raise BenchRowError(f"rows to edit are not in the table: {missing[:5]}")
+    return found
+
+
+def changed_param(job: str, param: Any, tag: str) -> Any:
+    """Another param of the same type for ``job`` (``jobs/examples.py``)."""
+    if job == "processData":
+        return [*(param or []), f"changed-{tag}"]
+    if job == "httpCall":
+        return {**param, "url": f"{param['url']}/changed-{tag}"}
+    if job == "sleep":
+        return round(float(param) + 0.25, 2)
+    raise BenchRowError(f"the bench knows no valid param change for job {job!r}")
+
+
+def edited(row: Schedule, kind: str, tag: str) -> Schedule:
+    """``row`` with one field changed (``kind``, of ``CHANGE_KINDS``) to another valid value."""
+    if kind == "param":
+        return dataclasses.replace(row, param=changed_param(row.job_name, row.param, tag))
+    if kind == "cron":
+        return dataclasses.replace(
+            row, cron=next(cron for cron in CHANGED_CRONS if cron != row.cron)
+        )
+    if kind == "priority":
+        return dataclasses.replace(row, priority=((row.priority or 0) + 1) % PRIORITIES)
+    if kind == "timeout":
+        return dataclasses.replace(row, timeout_ms=(row.timeout_ms or 44_000) + 1_000)
+    if kind == "description":
+        return dataclasses.replace(row, description=f"{row.description or ''} / changed {tag}")
+    raise ValueError(f"unknown change {kind!r}; known: {', '.join(CHANGE_KINDS)}")
+
+
+def apply_edit(conn: psycopg.Connection[Any], row: Schedule, kind: str) -> None:
+    """One ``UPDATE`` by plain SQL of the field that ``kind`` changes in ``row``."""
+    field_name = EDITED_FIELD[kind]
+    value = getattr(row, field_name)
+    conn.execute(
+        sql.SQL('UPDATE "JobSchedule" SET {} = %s WHERE id = %s').format(
+            sql.Identifier(COLUMN_OF_FIELD[field_name])
+        ),
+        (Jsonb(value) if field_name == "param" else value, row.id),
+    )
+
+
+def change_rows(
+    database: str, ids: Sequence[str], tag: str, *, first_kind: int = 0
+) -> dict[str, str]:
+    """Edit each row by plain SQL, one valid change a row, the kinds of ``CHANGE_KINDS`` in
+    turn from ``first_kind``: its param within its job's type, cron, priority, timeout or
+    description. Every edited row is validated first. Returns {id: kind}."""
+    kinds = {
+        schedule_id: CHANGE_KINDS[(first_kind + index) % len(CHANGE_KINDS)]
+        for index, schedule_id in enumerate(ids)
+    }
     with psycopg.connect(harness.libpq_dsn(database)) as conn:
-        for index, schedule_id in enumerate(ids):
-            if index % 2 == 0:
-                conn.execute(
-                    'UPDATE "JobSchedule" SET cron = %s WHERE id = %s', (CHANGED_CRON, schedule_id)
-                )
-            else:
-                conn.execute(
-                    'UPDATE "JobSchedule" SET param = %s WHERE id = %s',
-                    (Jsonb(["changed", tag, index]), schedule_id),
-                )
+        current = read_rows(conn, ids)
+        rows = [edited(current[schedule_id], kind, tag) for schedule_id, kind in kinds.items()]
+        require_valid(rows, f"edits {tag!r}")
+        for row in rows:
+            apply_edit(conn, row, kinds[row.id])
+    return kinds
 
 
 # -- measuring -----------------------------------------------------------------------------
@@ -189,10 +341,18 @@ class Bench:
         return Measured(value, seconds, log, cpu, settled, [round(seconds, 4)])
 
     async def median_of(
-        self, times: int, call: Callable[[PrefectClient], Awaitable[T]]
+        self,
+        times: int,
+        call: Callable[[PrefectClient], Awaitable[T]],
+        check: Callable[[T], None],
     ) -> Measured[T]:
-        """The median of ``times`` runs of a call that changes nothing (all times kept)."""
-        runs = [await self.measure(call) for _ in range(times)]
+        """The median of ``times`` runs of a call that changes nothing (all times kept);
+        ``check`` sees every run's value, after its timing."""
+        runs = []
+        for _ in range(times):
+            run = await self.measure(call)
+            check(run.value)
+            runs.append(run)
         ordered = sorted(runs, key=lambda run: run.seconds)
         middle = ordered[len(ordered) // 2]
         middle.samples_s = [round(run.seconds, 4) for run in runs]
@@ -233,6 +393,37 @@ def _check(report: SyncReport, what: str) -> None:
     if not report.ok:
         failures = "; ".join(f"{f.step.schedule_id}: {f.error}" for f in report.failures[:5])
         raise RuntimeError(f"{what}: the sync failed: {failures}")
+
+
+def expect_plan(
+    report: SyncReport,
+    what: str,
+    expected: Mapping[str, Action],
+    others: Action,
+    *,
+    queues_may_change: bool = False,
+) -> None:
+    """Stop the bench unless the sync planned, row by row, what the scenario meant:
+    ``expected`` for those rows, ``others`` for every other one, no rejected row, no queue
+    change (unless ``queues_may_change``), and then applied it without a failure."""
+    _check(report, what)
+    wrong: list[str] = []
+    planned: set[str] = set()
+    for step in report.plan.steps:
+        planned.add(step.schedule_id)
+        want = expected.get(step.schedule_id, others)
+        if step.action is not want or step.reason is not None:
+            reason = f" ({step.reason})" if step.reason else ""
+            wrong.append(f"{step.schedule_id}: {step.action.value}, not {want.value}{reason}")
+    wrong += [f"{schedule_id}: no step" for schedule_id in expected if schedule_id not in planned]
+    if not queues_may_change and not report.plan.queues.is_empty:
+        wrong.append(f"queues changed: {report.plan.queues}")
+    if wrong:
+        counts = ", ".join(f"{n} {a.value}" for a, n in report.plan.counts().items())
+        raise UnexpectedPlan(
+            f"{what}: the sync planned {counts}, not what the bench meant "
+            f"({len(wrong)} unexpected); no figure is reported: " + " | ".join(wrong[:10])
+        )
 
 
 # -- baselines: the direct way -------------------------------------------------------------
@@ -377,8 +568,14 @@ async def warm_up(bench: Bench) -> None:
     """A small sync first, so that no measurement pays for a cold server."""
     with group(bench.databases, bench.template, "warmup", 20, seed=1) as warm:
         async with get_client() as client:
-            _check(await sync(warm.settings, warm.repository, client), "warm-up sync")
-            _check(await sync(warm.settings, warm.repository, client), "warm-up resync")
+            created = await sync(warm.settings, warm.repository, client)
+            expect_plan(created, "warm-up sync", {}, Action.CREATE, queues_may_change=True)
+            expect_plan(
+                await sync(warm.settings, warm.repository, client),
+                "warm-up resync",
+                {},
+                Action.UNCHANGED,
+            )
 
 
 async def _sync_of(settings: Settings, repository: Repository, client: PrefectClient) -> SyncReport:
@@ -418,7 +615,7 @@ async def bench_size(bench: Bench, rows: int) -> list[Result]:
             else:
                 bench.say(rows, "cold sync")
                 cold_run = await bench.measure(partial(_sync_of, fresh.settings, fresh.repository))
-                _check(cold_run.value, "cold sync")
+                expect_plan(cold_run.value, "cold sync", {}, Action.CREATE, queues_may_change=True)
                 created = cold_run.value.plan.counts()[Action.CREATE]
                 if created != rows or await count_managed(fresh.settings.work_pool) != rows:
                     raise RuntimeError(f"the cold sync created {created} deployments, not {rows}")
@@ -437,33 +634,46 @@ async def bench_size(bench: Bench, rows: int) -> list[Result]:
         last_cold, ours = colds[-1]
         bench.say(rows, f"unchanged resync (full read) x{RESYNC_REPEATS}")
         full = await bench.median_of(
-            RESYNC_REPEATS, lambda c: sync(ours.settings, ours.repository, c)
+            RESYNC_REPEATS,
+            lambda c: sync(ours.settings, ours.repository, c),
+            partial(expect_plan, what="unchanged resync", expected={}, others=Action.UNCHANGED),
         )
-        _check(full.value, "unchanged resync")
 
         known_before: list[Deployed] | None = last_cold.value.deployed_after
         bench.say(rows, f"unchanged resync (known state) x{RESYNC_REPEATS}")
         known = await bench.median_of(
             RESYNC_REPEATS,
             lambda c: sync(ours.settings, ours.repository, c, known=known_before),
+            partial(
+                expect_plan,
+                what="unchanged resync, known state",
+                expected={},
+                others=Action.UNCHANGED,
+            ),
         )
-        _check(known.value, "unchanged resync, known state")
 
+        # Each changed row must be planned as an update, every other one as unchanged.
         step = rows // changed
-        first = ours.ids[::step][:changed]
-        change_rows(ours.database, first, "a")
-        bench.say(rows, f"{len(first)} rows changed, sync (full read)")
+        first = change_rows(ours.database, ours.ids[::step][:changed], "a")
+        bench.say(rows, f"{len(first)} rows changed ({_kinds(first)}), sync (full read)")
         delta = await bench.measure(lambda c: sync(ours.settings, ours.repository, c))
-        _check(delta.value, "1 % changed")
+        expect_plan(
+            delta.value, "1 % changed", dict.fromkeys(first, Action.UPDATE), Action.UNCHANGED
+        )
 
-        second = ours.ids[1::step][:changed]
-        change_rows(ours.database, second, "b")
+        second = change_rows(ours.database, ours.ids[1::step][:changed], "b", first_kind=1)
         known_after = delta.value.deployed_after
-        bench.say(rows, f"{len(second)} rows changed, sync (known state)")
+        bench.say(rows, f"{len(second)} rows changed ({_kinds(second)}), sync (known state)")
         delta_known = await bench.measure(
             lambda c: sync(ours.settings, ours.repository, c, known=known_after)
         )
-        _check(delta_known.value, "1 % changed, known state")
+        expect_plan(
+            delta_known.value,
+            "1 % changed, known state",
+            dict.fromkeys(second, Action.UPDATE),
+            Action.UNCHANGED,
+        )
+        await expect_applied(ours, {**first, **second})
 
     # 2'. The baseline one at a time, for reference.
     with group(bench.databases, bench.template, f"seq{rows}", rows, seed=rows) as seq:
@@ -531,10 +741,11 @@ async def bench_size(bench: Bench, rows: int) -> list[Result]:
             naive,
         )
     )
-    for label, measure, count in (
-        ("full read", delta, len(first)),
-        ("known state", delta_known, len(second)),
+    for label, measure, kinds in (
+        ("full read", delta, first),
+        ("known state", delta_known, second),
     ):
+        count = len(kinds)
         updated = measure.value.plan.counts()[Action.UPDATE]
         results.append(
             _result(
@@ -546,10 +757,38 @@ async def bench_size(bench: Bench, rows: int) -> list[Result]:
                 ratio_of="÷ naive",
                 target=f"writes = {count}",
                 met=measure.log.writes == count and updated == count,
-                details={"plan": _plan_counts(measure.value)},
+                details={
+                    "plan": _plan_counts(measure.value),
+                    "changes": dict(Counter(kinds.values())),
+                },
             )
         )
     return results
+
+
+def _kinds(kinds: Mapping[str, str]) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in Counter(kinds.values()).items())
+
+
+async def expect_applied(rows: Group, changed: Mapping[str, str]) -> None:
+    """Every changed row's deployment in Prefect now has the version its row wants (read
+    back by id, not timed): the updates the plans held were made."""
+    specs, rejected = desired_state(rows.settings, rows.repository)
+    if rejected:
+        raise UnexpectedPlan(f"rows rejected after the edits: {list(rejected.items())[:5]}")
+    async with get_client() as client:
+        deployed = {
+            d.schedule_id: d
+            for d in await Gateway(client).read_managed_deployments(rows.settings.work_pool)
+        }
+    stale = [
+        f"{schedule_id} ({kind})"
+        for schedule_id, kind in changed.items()
+        if schedule_id not in deployed
+        or deployed[schedule_id].version != specs[schedule_id].version
+    ]
+    if stale:
+        raise UnexpectedPlan(f"edits not in Prefect after their sync: {stale[:10]}")
 
 
 def _plan_counts(report: SyncReport) -> dict[str, int]:

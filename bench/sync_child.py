@@ -2,7 +2,8 @@
 
 ``python -m bench.sync_child DATABASE_URL POOL`` (``PREFECT_API_URL`` from the environment):
 what ``jobctl sync`` does, with every request counted. Prints one JSON object: the sync's
-wall time, requests, writes, plan, and the process's peak resident memory (``ru_maxrss``,
+wall time, requests, writes, plan (and the ids of the rows of every action but
+``unchanged``), and the process's peak resident memory (``ru_maxrss``,
 imports included) and what it was before the sync (imports, no rows read yet).
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 from prefect.client.orchestration import get_client
 
 from bench.harness import RequestLog
+from deployments.plan import Action
 from deployments.sync import sync
 from jobctl.db import create_db_engine
 from jobctl.repository import Repository
@@ -50,6 +52,14 @@ async def one_sync(database_url: str, pool: str) -> dict[str, Any]:
         "peak_rss_mb": round(peak_mb(), 1),
         "peak_rss_before_sync_mb": round(before_mb, 1),
         "endpoints": log.breakdown(),
+        # After the peak was read. Row by row: the caller checks each against what it meant.
+        "rows_by_action": {
+            action.value: sorted(s.schedule_id for s in report.plan.steps if s.action is action)
+            for action in Action
+            if action is not Action.UNCHANGED
+        },
+        "rejected": {s.schedule_id: s.reason for s in report.plan.rejected[:20]},
+        "queues_changed": not report.plan.queues.is_empty,
     }
 
 
