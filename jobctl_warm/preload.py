@@ -1,0 +1,39 @@
+"""Imported once by the warm template: everything a flow run needs, nothing that runs.
+
+An import that fails here (a syntax error in ``jobs/``) is reported and skipped: the
+flow processes import it again and fail with the traceback in the run's logs, as they
+would on Prefect's process worker. After this, the template must hold no thread, client
+or socket: it is forked for every run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import traceback
+
+MODULES = (
+    "prefect.engine",
+    "prefect.flow_engine",
+    "prefect._internal.metrics",
+    "prefect.runner._hook_runner",
+    "jobs",
+    "flows.registered",
+    "jobctl_warm.child",
+)
+
+
+def preload() -> None:
+    for name in MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            print(f"jobctl-warm template: could not import {name}:", file=sys.stderr)
+            traceback.print_exc()
+    extra = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    if extra:
+        print(f"jobctl-warm template: threads after preload: {extra}", file=sys.stderr)
+
+
+preload()

@@ -1,0 +1,134 @@
+"""The warm template of a worker process: multiprocessing's forkserver, preloaded.
+
+The forkserver is a process of its own, started from a clean interpreter (never a fork of
+the worker, which holds an event loop, threads and sockets). It imports
+``jobctl_warm.preload`` once and forks a child per start request. If it dies, the next
+start builds a new one, and the worker's log says so. ``retire`` leaves the current one to
+finish the runs it forked and builds a fresh one for the next runs (new code).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.forkserver
+import multiprocessing.process
+import os
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing import util
+from multiprocessing.process import BaseProcess
+
+import anyio
+
+from jobctl_warm import child
+
+PRELOAD = ["jobctl_warm.preload"]
+# The exit status multiprocessing reports when the template vanished before its child.
+LOST_STATUS = 255
+
+
+def _server() -> multiprocessing.forkserver.ForkServer:
+    return multiprocessing.forkserver._forkserver
+
+
+class Template:
+    def __init__(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(PRELOAD)
+        self._logger = logger
+        self._lock = threading.Lock()
+        self._known_pid: int | None = None
+        self._retired: list[int] = []
+
+    @property
+    def pid(self) -> int | None:
+        pid: int | None = _server()._forkserver_pid  # type: ignore[attr-defined]
+        return pid
+
+    def build(self) -> float:
+        """Start the template and wait until its preload is done; the seconds it took.
+
+        Blocking: call it from a thread.
+        """
+        began = time.monotonic()
+        process = self.start(child.noop)
+        process.join()
+        return time.monotonic() - began
+
+    def start(self, target: Callable[..., object], *args: object) -> BaseProcess:
+        """Fork a process running ``target(*args)`` from the template. Blocking."""
+        with self._lock:
+            process = self._context.Process(
+                target=target, args=args, name="jobctl-warm", daemon=False
+            )
+            process.start()
+            # Not multiprocessing's to join at this process's exit: a flow process outlives
+            # a stopped worker, as on Prefect's process worker.
+            multiprocessing.process._children.discard(process)  # type: ignore[attr-defined]
+            self._note_pid()
+        self._reap_retired()
+        return process
+
+    async def wait(self, process: BaseProcess) -> int:
+        """The exit status of ``process`` (negative: killed by that signal)."""
+        await anyio.wait_readable(process.sentinel)
+        status = process.exitcode
+        if status == LOST_STATUS and process.pid is not None and _alive(process.pid):
+            self._logger.warning(
+                "the warm template died while flow process %s ran: its exit status is "
+                "unknown; waiting for it to end",
+                process.pid,
+            )
+            while _alive(process.pid):
+                await anyio.sleep(0.5)
+        assert status is not None
+        return status
+
+    def retire(self) -> None:
+        """The next start builds a new template; this one ends after the runs it forked."""
+        server = _server()
+        with self._lock, server._lock:  # type: ignore[attr-defined]
+            pid = server._forkserver_pid  # type: ignore[attr-defined]
+            if pid is None:
+                return
+            os.close(server._forkserver_alive_fd)  # type: ignore[attr-defined]
+            address = server._forkserver_address  # type: ignore[attr-defined]
+            if address and not util.is_abstract_socket_namespace(address):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(address)
+            server._forkserver_pid = None  # type: ignore[attr-defined]
+            server._forkserver_alive_fd = None  # type: ignore[attr-defined]
+            server._forkserver_address = None  # type: ignore[attr-defined]
+            self._retired.append(pid)
+            self._known_pid = None
+        self._logger.info("retired the warm template (pid %s); the next run builds a new one", pid)
+
+    def _note_pid(self) -> None:
+        pid = self.pid
+        if self._known_pid is not None and pid != self._known_pid:
+            self._logger.warning(
+                "the warm template (pid %s) had died; rebuilt it (pid %s)", self._known_pid, pid
+            )
+        self._known_pid = pid
+
+    def _reap_retired(self) -> None:
+        for pid in list(self._retired):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self._retired.remove(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
