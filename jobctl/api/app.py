@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from flows import registered
 from jobctl import db, errors, manual_runs, registry, validation
+from jobctl.api import monitoring
 from jobctl.api.schemas import (
     AttemptOut,
     CallJobRequest,
@@ -278,6 +279,7 @@ def create_app(settings: Settings) -> FastAPI:
     def attempt(history_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> AttemptOut:
         return AttemptOut.of(repository.get_attempt(history_id))
 
+    app.include_router(monitoring.router(repository), dependencies=secured)
     return app
 
 

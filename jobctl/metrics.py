@@ -1,0 +1,427 @@
+"""Prometheus metrics from the tables, for ``GET /metrics`` (``prometheus_client`` text format).
+
+Per job and schedule: attempts by status, runs that finally failed, attempts running,
+the last success; per job: attempt duration and peak memory histograms; the count of
+schedules active, paused and rejected.
+
+A scrape stays cheap at a million history rows: the JobHistory rows whose numbers can no
+longer change are folded once into totals kept here (``HistoryTotals``), and each scrape
+reads only the rows after the folded ones and the few still open. The counters therefore
+count from the table as it was when the API started plus every attempt since: purging old
+history does not make them go down (Prometheus counters must not). The schedule states
+are recomputed only when the table's change counter moved, and the text of unchanged
+series is reused (``Renderer``).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from croniter import croniter
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import generate_latest
+from prometheus_client.utils import floatToGoString
+
+from jobctl import errors, metrics_queries, registry, validation
+from jobctl.cron import ALIASES
+from jobctl.metrics_queries import DURATION_BUCKETS_S, MEMORY_BUCKETS_BYTES, Group
+from jobctl.models import JobStatus, utcnow
+from jobctl.repository import Repository
+
+logger = logging.getLogger("jobctl.metrics")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MANUAL = "manual"  # the schedule label of runs started by hand (no schedule)
+# Rows are folded once they are this old (by id, see ``HistoryTotals``): longer than any
+# history write stays uncommitted. At least FOLD_MARGIN_IDS of the newest ids stay open.
+FOLD_LAG_S = 60.0
+FOLD_MARGIN_IDS = 1_000
+# A FAILED attempt with retries left that saw no retry within this long ended its run.
+SETTLE_S = 6 * 3_600.0
+CHUNK_SAMPLES = 1_000
+INTERVAL_FROM = datetime(2026, 1, 1, tzinfo=UTC)
+INTERVAL_FIRES = 40
+
+Key = tuple[str, str]  # (job, schedule)
+
+
+@dataclass
+class Histogram:
+    count: int = 0
+    total: float = 0.0
+    buckets: list[int] = field(default_factory=list)
+
+    def add(self, count: int, total: float, buckets: Sequence[int]) -> None:
+        self.count += count
+        self.total += total
+        if not self.buckets:
+            self.buckets = [0] * len(buckets)
+        for index, value in enumerate(buckets):
+            self.buckets[index] += value
+
+
+@dataclass
+class Counts:
+    """Everything the metrics say about attempts, summed over groups."""
+
+    attempts: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    finally_failed: dict[Key, int] = field(default_factory=lambda: defaultdict(int))
+    last_success: dict[Key, datetime] = field(default_factory=dict)
+    durations: dict[str, Histogram] = field(default_factory=lambda: defaultdict(Histogram))
+    memory: dict[str, Histogram] = field(default_factory=lambda: defaultdict(Histogram))
+
+    def add(self, group: Group) -> None:
+        key = (group.job_name, group.schedule_id or MANUAL)
+        self.attempts[(*key, group.status.value)] += group.attempts
+        if group.finally_failed:
+            self.finally_failed[key] += group.finally_failed
+        if group.status is JobStatus.SUCCESS and group.last_end_at is not None:
+            known = self.last_success.get(key)
+            if known is None or group.last_end_at > known:
+                self.last_success[key] = group.last_end_at
+        if group.status is not JobStatus.PROCESSING:
+            self.durations[group.job_name].add(
+                group.duration_count, group.duration_sum_s, group.duration_buckets
+            )
+            self.memory[group.job_name].add(
+                group.memory_count, group.memory_sum_bytes, group.memory_buckets
+            )
+
+    def plus(self, groups: Iterable[Group]) -> Counts:
+        """A copy of these counts with ``groups`` added."""
+        copy = Counts()
+        copy.attempts.update(self.attempts)
+        copy.finally_failed.update(self.finally_failed)
+        copy.last_success.update(self.last_success)
+        for job, histogram in self.durations.items():
+            copy.durations[job] = Histogram(histogram.count, histogram.total, [*histogram.buckets])
+        for job, histogram in self.memory.items():
+            copy.memory[job] = Histogram(histogram.count, histogram.total, [*histogram.buckets])
+        for group in groups:
+            copy.add(group)
+        return copy
+
+
+class HistoryTotals:
+    """Settled attempts folded into totals; the rest read again on every scrape.
+
+    JobHistory ids grow with every insert, and a settled row (see
+    ``metrics_queries.settled_expression``) never changes again. Rows up to ``folded_id``
+    are in ``totals`` except the ids in ``open_ids`` (unsettled when folded). A row is
+    folded only once every smaller id is surely committed: ids seen ``FOLD_LAG_S`` ago,
+    and never the newest ``FOLD_MARGIN_IDS``.
+    """
+
+    def __init__(
+        self,
+        *,
+        fold_lag_s: float = FOLD_LAG_S,
+        fold_margin_ids: int = FOLD_MARGIN_IDS,
+        settle_s: float = SETTLE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.fold_lag_s = fold_lag_s
+        self.fold_margin_ids = fold_margin_ids
+        self.settle_s = settle_s
+        self._clock = clock
+        self._reset()
+
+    def _reset(self) -> None:
+        self.totals = Counts()
+        self.folded_id = 0
+        self._folded_identity: tuple[Any, ...] | None = None
+        self.open_ids: set[int] = set()
+        self._seen: list[tuple[float, int]] = []  # (clock, max id) of recent scrapes
+        self._last_fold = float("-inf")
+
+    def _fold_target(self, max_id: int) -> int:
+        now = self._clock()
+        self._seen.append((now, max_id))
+        old = [seen for seen in self._seen if seen[0] <= now - self.fold_lag_s]
+        lagged = max((max_seen for _, max_seen in old), default=0)
+        if old:  # keep the newest of the old observations and everything after it
+            self._seen = [seen for seen in self._seen if seen[0] >= old[-1][0]]
+        return max(lagged, max_id - self.fold_margin_ids, self.folded_id)
+
+    def counts(self, repository: Repository, now: datetime) -> Counts:
+        settle_before = metrics_queries.settle_before(now, self.settle_s)
+        max_id = metrics_queries.max_history_id(repository)
+        reuses_ids = repository.engine.dialect.name == "sqlite"  # PostgreSQL: a sequence
+        if (
+            reuses_ids
+            and self.folded_id
+            and metrics_queries.row_identity(repository, self.folded_id) != self._folded_identity
+        ):
+            # The newest folded row was deleted: SQLite hands its id out again, so which
+            # rows were folded is no longer known. Count the table afresh (a counter reset).
+            logger.warning("history rows up to id %s were deleted: recounting", self.folded_id)
+            self._reset()
+        target = self._fold_target(max_id)
+        reopen = self.open_ids and self._clock() - self._last_fold >= self.fold_lag_s
+        if target > self.folded_id or reopen:
+            selection = metrics_queries.Selection(
+                after_id=self.folded_id,
+                up_to_id=target,
+                ids=self.open_ids,
+                settle_before=settle_before,
+            )
+            groups = metrics_queries.aggregate(repository, selection)
+            still_open = metrics_queries.unsettled_ids(repository, selection)
+            for group in groups:
+                if group.settled:
+                    self.totals.add(group)
+            self.open_ids = still_open
+            self.folded_id = target
+            self._folded_identity = metrics_queries.row_identity(repository, target)
+            self._last_fold = self._clock()
+        live = metrics_queries.aggregate(
+            repository,
+            metrics_queries.Selection(
+                after_id=self.folded_id,
+                up_to_id=None,
+                ids=self.open_ids,
+                settle_before=settle_before,
+            ),
+        )
+        return self.totals.plus(live)
+
+
+@dataclass(frozen=True)
+class ScheduleStates:
+    version: int
+    counts: dict[str, int]  # active / paused / rejected
+    intervals_s: dict[Key, float]  # of the active rows
+
+
+@functools.lru_cache(maxsize=4_096)
+def cron_interval_s(five: str) -> float:
+    """The longest gap between two of the next fire times of a (normalised) cron: its period,
+    weekends and month ends included. Evaluated in UTC from a fixed instant: good enough for
+    "no success within N periods", not for exact fire times (``jobctl.cron`` does those)."""
+    fires = croniter(ALIASES.get(five, five), INTERVAL_FROM)
+    times = [fires.get_next(float) for _ in range(INTERVAL_FIRES)]
+    return max(later - earlier for earlier, later in itertools.pairwise(times))
+
+
+def schedule_states(repository: Repository) -> ScheduleStates:
+    """How many rows are active, paused (``isActive`` false) and rejected by validation."""
+    version = repository.schedule_version()
+    known_jobs = registry.job_names()
+    counts = {"active": 0, "paused": 0, "rejected": 0}
+    intervals: dict[Key, float] = {}
+    for row in repository.list_schedules():
+        try:
+            good = validation.validated(row, known_jobs, row.id)
+        except errors.InvalidSchedule:
+            counts["rejected"] += 1
+            continue
+        if not good.is_active:
+            counts["paused"] += 1
+            continue
+        counts["active"] += 1
+        intervals[(str(good.job_name), row.id)] = cron_interval_s(str(good.cron))
+    return ScheduleStates(version=version, counts=counts, intervals_s=intervals)
+
+
+class _One:
+    """A collector of one ready family, for ``generate_latest``."""
+
+    def __init__(self, family: Metric) -> None:
+        self.family = family
+
+    def collect(self) -> Iterator[Metric]:
+        yield self.family
+
+
+Sample = tuple[tuple[str, ...], float]
+# How prometheus_client writes a bucket bound (``le``), untyped in its source.
+_go_float: Callable[[float], str] = floatToGoString
+
+
+class Renderer:
+    """The text of a family, reusing the text of chunks of samples that did not change."""
+
+    def __init__(self, chunk_samples: int = CHUNK_SAMPLES) -> None:
+        self.chunk_samples = chunk_samples
+        self._chunks: dict[tuple[str, int], tuple[tuple[Sample, ...], bytes]] = {}
+
+    def render(
+        self, make: Callable[[], Metric], samples: Sequence[Sample], add: Callable[..., None]
+    ) -> bytes:
+        family = make()
+        parts: list[bytes] = []
+        name = family.name
+        chunks = [
+            tuple(samples[i : i + self.chunk_samples])
+            for i in range(0, len(samples), self.chunk_samples)
+        ] or [()]
+        for index, chunk in enumerate(chunks):
+            cached = self._chunks.get((name, index))
+            if cached is not None and cached[0] == chunk:
+                text = cached[1]
+            else:
+                part = make()
+                for labels, value in chunk:
+                    add(part, list(labels), value)
+                text = generate_latest(_One(part))
+                if index > 0:  # HELP and TYPE come once, with the first chunk
+                    text = text.split(b"\n", 2)[2]
+                self._chunks[(name, index)] = (chunk, text)
+            parts.append(text)
+        for stale in [key for key in self._chunks if key[0] == name and key[1] >= len(chunks)]:
+            del self._chunks[stale]
+        return b"".join(parts)
+
+
+def _counter(
+    name: str, documentation: str, labels: Sequence[str]
+) -> Callable[[], CounterMetricFamily]:
+    return lambda: CounterMetricFamily(name, documentation, labels=labels)
+
+
+def _gauge(name: str, documentation: str, labels: Sequence[str]) -> Callable[[], GaugeMetricFamily]:
+    return lambda: GaugeMetricFamily(name, documentation, labels=labels)
+
+
+def _add(family: CounterMetricFamily | GaugeMetricFamily, labels: list[str], value: float) -> None:
+    family.add_metric(labels, value)
+
+
+def _histogram(
+    name: str, documentation: str, bounds: Sequence[float], histograms: dict[str, Histogram]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=["job"])
+    for job in sorted(histograms):
+        histogram = histograms[job]
+        if histogram.count == 0 and not histogram.buckets:
+            continue
+        cumulative = histogram.buckets or [0] * len(bounds)
+        buckets = [
+            *((_go_float(bound), float(n)) for bound, n in zip(bounds, cumulative, strict=True)),
+            ("+Inf", float(histogram.count)),
+        ]
+        family.add_metric([job], buckets, histogram.total)
+    return family
+
+
+class MetricsSource:
+    """Everything ``GET /metrics`` serves; one per API process, safe to call from threads."""
+
+    def __init__(self, repository: Repository, totals: HistoryTotals | None = None) -> None:
+        self.repository = repository
+        self.totals = totals or HistoryTotals()
+        self.renderer = Renderer()
+        self._states: ScheduleStates | None = None
+        self._lock = threading.Lock()
+
+    def _schedule_states(self) -> ScheduleStates:
+        version = self.repository.schedule_version()
+        if self._states is None or self._states.version != version:
+            self._states = schedule_states(self.repository)
+        return self._states
+
+    def scrape(self, now: datetime | None = None) -> bytes:
+        with self._lock:
+            return self._scrape(now or utcnow())
+
+    def _scrape(self, now: datetime) -> bytes:
+        counts = self.totals.counts(self.repository, now)
+        states = self._schedule_states()
+        attempts = sorted(
+            ((key, float(n)) for key, n in counts.attempts.items() if n), key=lambda s: s[0]
+        )
+        finished = [s for s in attempts if s[0][2] != JobStatus.PROCESSING.value]
+        running = [(s[0][:2], s[1]) for s in attempts if s[0][2] == JobStatus.PROCESSING.value]
+        render = self.renderer.render
+        parts = [
+            render(
+                _counter(
+                    "jobctl_attempts",
+                    "Finished attempts (JobHistory rows) by job, schedule and status.",
+                    ["job", "schedule", "status"],
+                ),
+                finished,
+                _add,
+            ),
+            render(
+                _gauge(
+                    "jobctl_attempts_running",
+                    "Attempts started and not finished (status PROCESSING).",
+                    ["job", "schedule"],
+                ),
+                running,
+                _add,
+            ),
+            render(
+                _counter(
+                    "jobctl_runs_failed",
+                    "Runs whose last attempt failed (no retry left or none came).",
+                    ["job", "schedule"],
+                ),
+                sorted((key, float(n)) for key, n in counts.finally_failed.items()),
+                _add,
+            ),
+            render(
+                _gauge(
+                    "jobctl_last_success_timestamp_seconds",
+                    "End time of the last successful attempt (Unix seconds).",
+                    ["job", "schedule"],
+                ),
+                sorted((key, at.timestamp()) for key, at in counts.last_success.items()),
+                _add,
+            ),
+            render(
+                _gauge(
+                    "jobctl_schedule_interval_seconds",
+                    "Period of an active schedule's cron (the longest gap between fire times).",
+                    ["job", "schedule"],
+                ),
+                sorted(states.intervals_s.items()),
+                _add,
+            ),
+            render(
+                _gauge(
+                    "jobctl_schedules",
+                    "JobSchedule rows by state: active, paused (isActive false), rejected "
+                    "(invalid: the sync pauses their deployment).",
+                    ["state"],
+                ),
+                sorted(((state,), float(n)) for state, n in states.counts.items()),
+                _add,
+            ),
+            generate_latest(
+                _One(
+                    _histogram(
+                        "jobctl_attempt_duration_seconds",
+                        "Duration of finished attempts (endAt - startAt), by job.",
+                        DURATION_BUCKETS_S,
+                        counts.durations,
+                    )
+                )
+            ),
+            generate_latest(
+                _One(
+                    _histogram(
+                        "jobctl_attempt_peak_memory_bytes",
+                        "Peak resident memory of finished attempts, by job.",
+                        MEMORY_BUCKETS_BYTES,
+                        counts.memory,
+                    )
+                )
+            ),
+        ]
+        return b"".join(parts)
