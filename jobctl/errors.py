@@ -20,6 +20,10 @@ class DatabaseUnavailable(JobctlError):
     """The jobctl database cannot be reached."""
 
 
+class DatabaseError(JobctlError):
+    """The database refused the query."""
+
+
 class IncompatibleDatabase(JobctlError):
     """This database cannot be upgraded without rewriting its data."""
 

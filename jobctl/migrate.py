@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
-from jobctl.repository import translate_errors
+from jobctl.db_errors import translate_errors
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

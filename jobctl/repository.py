@@ -11,18 +11,12 @@ from typing import Any
 
 from sqlalchemy import Engine, Text, cast, delete, func, select, text, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import (
-    DataError,
-    DBAPIError,
-    OperationalError,
-    ProgrammingError,
-    StatementError,
-)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.sqltypes import NullType
 
 from jobctl import errors
 from jobctl.db import session_factory
+from jobctl.db_errors import translate_errors
 from jobctl.models import JobctlState, JobHistory, JobSchedule, JobStatus, utcnow
 from jobctl.records import (
     SPEC_FIELDS,
@@ -52,40 +46,6 @@ COLUMN_OF_FIELD = {
 SCHEDULE_VERSION_KEY = "schedule_version"
 NOTIFY_CHANNEL = "jobctl_schedule"
 PURGE_BATCH_SIZE = 5_000
-
-
-@contextmanager
-def translate_errors() -> Iterator[None]:
-    """Driver errors become jobctl errors, in this one place."""
-    try:
-        yield
-    except ProgrammingError as exc:
-        if "does not exist" in str(exc.orig) or "no such table" in str(exc.orig):
-            raise errors.MigrationsPending() from exc
-        raise
-    except OperationalError as exc:
-        message = str(exc.orig)
-        if "no such table" in message or "no such column" in message:
-            raise errors.MigrationsPending() from exc
-        raise errors.DatabaseUnavailable(
-            f"the jobctl database cannot be reached: {message.strip().splitlines()[0]}"
-        ) from exc
-    except DataError as exc:
-        raise errors.InvalidInput(
-            f"the database refused a value: {str(exc.orig).strip().splitlines()[0]}"
-        ) from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise errors.DatabaseUnavailable(
-                f"the jobctl database connection was lost: {exc.orig}"
-            ) from exc
-        raise
-    except StatementError as exc:
-        if isinstance(exc.orig, OverflowError):  # a time beyond what UTC can hold
-            raise errors.InvalidInput(f"a time out of range: {exc.orig}") from exc
-        if isinstance(exc.orig, ValueError):  # refused by a column type (a naive datetime)
-            raise exc.orig from None
-        raise
 
 
 def _can_be_stored(*texts: str | None) -> bool:
