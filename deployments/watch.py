@@ -23,8 +23,12 @@ from jobctl import errors, history_reconciler
 from jobctl.prefect_api import prefect_client
 from jobctl.repository import NOTIFY_CHANNEL, Repository
 from jobctl.settings import Settings
+from jobctl.supervision import Backoff, sleep_unless_stopped
 
 logger = logging.getLogger("jobctl.watch")
+
+MAX_BACKOFF_S = 60.0
+LISTEN_RETRY_S = 1.0
 
 
 async def watch(
@@ -33,8 +37,35 @@ async def watch(
     *,
     stop: asyncio.Event | None = None,
     on_sync: Callable[[SyncReport], None] | None = None,
+    on_error: Callable[[Exception], None] | None = None,
 ) -> None:
+    """Sync on every change and fully now and then, until ``stop`` is set.
+
+    No error ends it: a failed sync or reconciliation is logged with its cause, reported to
+    ``on_error``, and tried again after a delay that doubles while failures go on (up to
+    ``MAX_BACKOFF_S``); anything else that fails restarts the loop the same way.
+    """
     stop = stop or asyncio.Event()
+    backoff = Backoff(settings.watch_interval_s, MAX_BACKOFF_S)
+    while not stop.is_set():
+        try:
+            await _watch(settings, repository, stop, backoff, on_sync, on_error)
+        except Exception as exc:
+            delay_s = backoff.next_delay_s()
+            logger.exception("the watcher failed; restarting it in %.1f s", delay_s)
+            if on_error is not None:
+                on_error(exc)
+            await sleep_unless_stopped(stop, delay_s)
+
+
+async def _watch(
+    settings: Settings,
+    repository: Repository,
+    stop: asyncio.Event,
+    backoff: Backoff,
+    on_sync: Callable[[SyncReport], None] | None,
+    on_error: Callable[[Exception], None] | None,
+) -> None:
     known: list[Deployed] | None = None
     last_version: int | None = None
     last_full = 0.0
@@ -51,20 +82,48 @@ async def watch(
                         )
                     known = report.deployed_after
                     last_version = version
-                    if on_sync is not None:
-                        on_sync(report)
                     if full_due:
                         last_full = time.monotonic()
-                if time.monotonic() - last_reconcile >= settings.reconcile_interval_s:
+                    backoff.reset()
+                    if on_sync is not None:
+                        on_sync(report)
+            except Exception as exc:
+                known = None  # Prefect may have changed meanwhile: read it all next time
+                await _failed("sync", exc, stop, backoff, on_error)
+                continue
+            if time.monotonic() - last_reconcile >= settings.reconcile_interval_s:
+                try:
                     async with prefect_client() as client:
                         await history_reconciler.reconcile_with_settings(
                             settings, repository, client
                         )
                     last_reconcile = time.monotonic()
-            except (errors.DatabaseUnavailable, errors.PrefectUnavailable) as exc:
-                logger.error("sync failed, retrying: %s", exc)
-                known = None
+                except Exception as exc:
+                    await _failed("history reconciliation", exc, stop, backoff, on_error)
+                    continue
             await _wait(woken, stop, settings.watch_interval_s)
+
+
+async def _failed(
+    what: str,
+    exc: Exception,
+    stop: asyncio.Event,
+    backoff: Backoff,
+    on_error: Callable[[Exception], None] | None,
+) -> None:
+    """Log why ``what`` failed (a traceback for what jobctl did not expect) and wait."""
+    delay_s = backoff.next_delay_s()
+    logger.error(
+        "%s failed, retrying in %.1f s: %s: %s",
+        what,
+        delay_s,
+        type(exc).__name__,
+        exc,
+        exc_info=not isinstance(exc, errors.JobctlError),
+    )
+    if on_error is not None:
+        on_error(exc)
+    await sleep_unless_stopped(stop, delay_s)
 
 
 async def _wait(woken: asyncio.Event, stop: asyncio.Event, timeout_s: float) -> None:
@@ -97,13 +156,16 @@ async def _notifications(settings: Settings) -> AsyncIterator[asyncio.Event]:
 
 async def _listen(url: object, woken: asyncio.Event) -> None:
     dsn = url.render_as_string(hide_password=False)  # type: ignore[attr-defined]
+    backoff = Backoff(LISTEN_RETRY_S, MAX_BACKOFF_S)
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                backoff.reset()
                 woken.set()  # anything missed while not listening is picked up now
                 async for _ in conn.notifies():
                     woken.set()
-        except psycopg.OperationalError as exc:
-            logger.warning("LISTEN connection lost (%s); reconnecting", exc)
-            await asyncio.sleep(1)
+        except Exception as exc:  # polling goes on meanwhile: only the wake-ups are late
+            delay_s = backoff.next_delay_s()
+            logger.warning("LISTEN connection lost (%s); reconnecting in %.1f s", exc, delay_s)
+            await asyncio.sleep(delay_s)

@@ -29,6 +29,7 @@ pytest_plugins = [
     "tests.fixtures.prefect",
     "tests.fixtures.sync",
     "tests.fixtures.http_target",
+    "tests.fixtures.flaky_proxy",
     "tests.fixtures.postgres_cluster",
 ]
 
