@@ -14,9 +14,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
+PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 PROC = Path("/proc")
 
@@ -25,6 +26,32 @@ def adopt_orphans() -> None:
     """Become the parent of every orphaned descendant, instead of init (Linux)."""
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def ending_with(parent_pid: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child die (SIGKILL) when ``parent_pid`` dies (Linux's
+    parent-death signal): whatever kills its parent, even SIGKILL, the child does not
+    outlive it. None elsewhere than Linux."""
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+
+    def set_parent_death_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return set_parent_death_signal
+
+
+def end_with_parent() -> None:
+    """This process dies (SIGKILL) when its parent dies (Linux)."""
+    if sys.platform != "linux":
+        return
+    parent_pid = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def _parent_of(pid_dir: Path) -> int | None:

@@ -35,6 +35,7 @@ from jobctl.prefect_api import prefect_api_url, prefect_client
 from jobctl.records import HistoryFilter, ScheduleSpec
 from jobctl.repository import Repository
 from jobctl.settings import Settings
+from jobctl.supervision import Backoff, sleep_unless_stopped
 
 logger = logging.getLogger("jobctl.up")
 
@@ -44,6 +45,9 @@ BIN_DIR = Path(sys.executable).parent
 DEFAULT_PORT = 4200
 SERVER_START_TIMEOUT_S = 180
 STOP_TIMEOUT_S = 20
+RESTART_MAX_DELAY_S = 60.0
+# Each stops the whole stack cleanly: Ctrl-C, a service manager, a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # On time to the second: the worker polls every 2 s (Prefect: 10 s) and starts a flow
 # process up to 40 s before its run is due (Prefect: 10 s); Prefect's engine then waits
 # for the scheduled time itself. 40 s covers the start-up of a minute's runs at once (a
@@ -98,8 +102,25 @@ def free_port(start: int) -> int:
 @dataclass
 class Child:
     name: str
-    process: subprocess.Popen[bytes]
+    args: list[str]
+    env: dict[str, str]
     log: IO[bytes]
+    process: subprocess.Popen[bytes] = field(init=False)
+    started_at: float = field(init=False, default=0.0)
+    restarts: Backoff = field(default_factory=lambda: Backoff(1.0, RESTART_MAX_DELAY_S))
+
+    def start(self) -> None:
+        """Start (or start again) in a session of its own, killed if ``up`` dies."""
+        self.process = subprocess.Popen(
+            self.args,
+            cwd=PROJECT_DIR,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=processes.ending_with(os.getpid()),
+        )
+        self.started_at = time.monotonic()
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -135,20 +156,13 @@ class Stack:
     children: list[Child] = field(default_factory=list)
     api_url: str = ""
     last_sync: str = "not yet"
+    sync_failing_since: datetime | None = None
 
     # -- start-up --------------------------------------------------------------------
 
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
-        log = (self.state_dir / f"{name}.log").open("ab")
-        process = subprocess.Popen(
-            args,
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        child = Child(name, process, log)
+        child = Child(name, args, env, (self.state_dir / f"{name}.log").open("ab"))
+        child.start()
         self.children.append(child)
         return child
 
@@ -212,6 +226,7 @@ class Stack:
         for args in calls:
             done = subprocess.run(
                 [str(BIN_DIR / "prefect"), *args],
+                preexec_fn=processes.ending_with(os.getpid()),
                 cwd=PROJECT_DIR,
                 # prefect.yaml's pull step names {{ $PWD }}: the project folder.
                 env={**self.child_env(), "PWD": str(PROJECT_DIR)},
@@ -290,30 +305,84 @@ def status_line(stack: Stack, repository: Repository) -> str:
     return f"[{datetime.now(UTC):%H:%M:%S} UTC] {alive} | last sync: {stack.last_sync} | {runs}"
 
 
+def say(text: str) -> bool:
+    """Print a line; False once standard output is closed (a pipe's reader gone)."""
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, ValueError):  # ValueError: sys.stdout itself was closed
+        # Python flushes stdout again at exit: give it somewhere to go.
+        sys.stdout = open(os.devnull, "w")
+        return False
+    return True
+
+
 async def supervise(stack: Stack, repository: Repository, status_every_s: float) -> None:
+    """Print the status until a stop signal, restarting the watcher and any child that
+    dies (after a delay that doubles while it keeps dying); a closed stdout stops all."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
 
     def on_sync(report: schedule_sync.SyncReport) -> None:
+        stack.sync_failing_since = None
         stack.last_sync = f"{datetime.now(UTC):%H:%M:%S} {report.summary()}"
 
-    watcher = asyncio.create_task(
-        schedule_watch.watch(stack.settings, repository, stop=stop, on_sync=on_sync)
-    )
+    def on_error(exc: Exception) -> None:
+        stack.sync_failing_since = stack.sync_failing_since or datetime.now(UTC)
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        stack.last_sync = f"FAILING since {stack.sync_failing_since:%H:%M:%S}: {reason}"
+
+    def start_watcher() -> asyncio.Task[None]:
+        return asyncio.create_task(
+            schedule_watch.watch(
+                stack.settings, repository, stop=stop, on_sync=on_sync, on_error=on_error
+            )
+        )
+
+    watcher = start_watcher()
     while not stop.is_set():
-        print(status_line(stack, repository), flush=True)
+        if not say(status_line(stack, repository)):
+            logger.error("standard output is closed; stopping")
+            break
+        if watcher.done() and not stop.is_set():
+            failure = None if watcher.cancelled() else watcher.exception()
+            say(f"the sync watcher stopped ({failure!r}); restarting it")
+            watcher = start_watcher()
         for child in stack.children:
-            if not child.alive():
-                print(f"{child.name} exited (see {stack.state_dir / child.name}.log); stopping")
-                stop.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=status_every_s)
+            await _restart_if_dead(stack, child, stop)
+        await sleep_unless_stopped(stop, status_every_s)
+    stop.set()
     await watcher
 
 
+async def _restart_if_dead(stack: Stack, child: Child, stop: asyncio.Event) -> None:
+    if child.alive():
+        if time.monotonic() - child.started_at > RESTART_MAX_DELAY_S:
+            child.restarts.reset()  # it has run long enough: the next death starts anew
+        return
+    delay_s = child.restarts.next_delay_s()
+    say(
+        f"{child.name} exited with code {child.process.returncode} "
+        f"(see {stack.state_dir / child.name}.log); restarting it in {delay_s:.0f} s"
+    )
+    await sleep_unless_stopped(stop, delay_s)
+    if not stop.is_set():
+        child.start()
+
+
+def _raise_keyboard_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def up(settings: Settings, *, demo: bool, state_dir: Path, status_every_s: float) -> None:
+    """Run and supervise the stack until SIGINT, SIGTERM, SIGHUP or a closed stdout.
+
+    Every child dies with ``up`` even when ``up`` is killed (a parent-death signal), and
+    what ``up`` stops it stops whole: the worker's flow runs and any orphan included.
+    """
+    # Until the supervisor's own handlers take over, and while it starts: stop cleanly.
+    previous_handlers = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in STOP_SIGNALS}
     state_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(
         update={"database_url": absolute_database_url(settings.database_url)}
@@ -328,24 +397,28 @@ def up(settings: Settings, *, demo: bool, state_dir: Path, status_every_s: float
             stack.start_server()
             with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
                 if demo and (added := add_demo_rows(repository)):
-                    print(f"added {added} demo schedules (jobctl schedule list)")
+                    say(f"added {added} demo schedules (jobctl schedule list)")
                 asyncio.run(_first_sync(settings, repository))
                 stack.deploy_static_flows()
                 stack.start_worker()
-                print(
-                    f"Prefect UI: {stack.api_url.removesuffix('/api')}  (Ctrl-C stops everything)"
-                )
+                say(f"Prefect UI: {stack.api_url.removesuffix('/api')}  (Ctrl-C stops everything)")
                 asyncio.run(supervise(stack, repository, status_every_s))
         finally:
-            print("stopping...", flush=True)
+            # Stopping is not interrupted: a second Ctrl-C or a closed terminal now would
+            # leave the children half-stopped.
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+            say("stopping...")
             stack.stop()
             # What outlived its parent (a worker killed mid-run) was adopted: end it too.
             processes.end([pid for pid, _ in processes.descendants(os.getpid())], grace_s=5)
             engine.dispose()
-            print("stopped", flush=True)
+            say("stopped")
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
 
 
 async def _first_sync(settings: Settings, repository: Repository) -> None:
     async with prefect_client() as client:
         report = await schedule_sync.sync(settings, repository, client)
-    print(report.summary())
+    say(report.summary())

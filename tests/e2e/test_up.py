@@ -146,3 +146,107 @@ def test_stopping_a_child_ends_the_processes_it_started_in_sessions_of_their_own
 
     assert not child.alive()
     assert not alive(run_pid)
+
+
+# A stand-in for `jobctl up`: a stack whose child would outlive it without a parent-death
+# signal (the child runs in a session of its own, as the server and the worker do).
+UP_LIKE = """
+import os, sys, time
+from pathlib import Path
+from jobctl.settings import Settings
+from jobctl.stack import Stack
+stack = Stack(settings=Settings(), state_dir=Path(sys.argv[1]))
+child = stack.spawn("worker", [sys.executable, "-c", "import time; time.sleep(600)"],
+                    dict(os.environ))
+print(child.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_children_of_a_killed_up_die_with_it(tmp_path: Path) -> None:
+    up = Child(
+        [sys.executable, "-c", UP_LIKE, str(tmp_path)],
+        env=base_env(),
+        log_path=tmp_path / "up.log",
+    )
+    try:
+        child_pid = int(wait_for(lambda: up.log().strip(), timeout_s=60, what="the child"))
+        assert alive(child_pid)
+
+        up.process.kill()  # SIGKILL: no handler, no finally
+        up.process.wait(timeout=10)
+
+        wait_for(lambda: not alive(child_pid), timeout_s=10, what="the child's death")
+    finally:
+        up.stop()
+
+
+@pytest.mark.parametrize("ending", ["SIGHUP to its group", "SIGTERM", "stdout closed"])
+@pytest.mark.parametrize("database_url", ["sqlite"], ids=["sqlite"], indirect=True)
+@pytest.mark.usefixtures("prefect_server")
+def test_up_stops_every_child_on_a_closed_terminal_or_sigterm(
+    ending: str, database_url: str, work_pool_name: str, tmp_path: Path
+) -> None:
+    """As when the terminal of `jobctl up | tee up.log` is closed: the terminal's SIGHUP, or
+    tee gone first and up's next line written into a closed pipe; or a service manager's
+    SIGTERM (after the worker died once and up started another). Whichever, up stops the
+    worker and says so."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = base_env(
+        JOBCTL_DATABASE_URL=database_url,
+        JOBCTL_WORK_POOL=work_pool_name,
+        PREFECT_API_URL=PREFECT_API_URL.value(),
+    )
+    log_path = tmp_path / "up.log"
+    up = subprocess.Popen(
+        [JOBCTL, "up", "--no-demo", "--state-dir", str(tmp_path / "state"), "--status-every", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log_path.open("wb"),
+        start_new_session=True,
+    )
+    assert up.stdout is not None
+    seen = b""
+    try:
+        while b"Prefect UI:" not in seen:
+            line = up.stdout.readline()
+            assert line, f"up ended early:\n{log_path.read_text()}"
+            seen += line
+        worker = wait_for(
+            lambda: [pid for pid, command in descendants(up.pid) if "worker start" in command],
+            timeout_s=30,
+            what="the worker",
+        )
+
+        if ending == "SIGTERM":  # first, the worker dies: up says so and starts another
+            os.kill(worker[0], signal.SIGKILL)
+            while b"restarting it" not in seen:
+                line = up.stdout.readline()
+                assert line, f"up ended early:\n{log_path.read_text()}"
+                seen += line
+            worker += wait_for(
+                lambda: [
+                    pid
+                    for pid, command in descendants(up.pid)
+                    if "worker start" in command and pid not in worker
+                ],
+                timeout_s=30,
+                what="a new worker",
+            )
+
+        if ending == "stdout closed":
+            up.stdout.close()
+        elif ending == "SIGTERM":
+            up.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(up.pid, signal.SIGHUP)
+        assert up.wait(timeout=90) == 0, log_path.read_text()[-3000:]
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait(timeout=30)
+
+    assert [pid for pid in worker if alive(pid)] == []
+    if ending != "stdout closed":
+        assert b"stopped" in up.stdout.read()
