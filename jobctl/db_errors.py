@@ -43,7 +43,7 @@ def translate_errors() -> Iterator[None]:
 
 def translated(exc: DBAPIError) -> errors.JobctlError:
     """The jobctl error that ``exc`` means."""
-    driver_error = exc.orig
+    driver_error: BaseException = exc.orig if exc.orig is not None else exc
     detail = _first_line(driver_error)
     sqlstate: str | None = getattr(driver_error, "sqlstate", None)
     sqlite_code: str | None = getattr(driver_error, "sqlite_errorname", None)
