@@ -152,7 +152,6 @@ class Child:
 class Stack:
     settings: Settings
     state_dir: Path
-    demo: bool = True
     children: list[Child] = field(default_factory=list)
     api_url: str = ""
     last_sync: str = "not yet"
@@ -392,7 +391,7 @@ def up(settings: Settings, *, demo: bool, state_dir: Path, status_every_s: float
         engine = db.create_db_engine(settings.database_url)
         migrate.upgrade(engine)
         repository = Repository(engine)
-        stack = Stack(settings=settings, state_dir=state_dir, demo=demo)
+        stack = Stack(settings=settings, state_dir=state_dir)
         try:
             stack.start_server()
             with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):

@@ -35,7 +35,8 @@ def _schedule_options(*, for_update: bool) -> Callable[[F], F]:
                 "--misfire-grace",
                 "misfire_grace_ms",
                 type=int,
-                help="Milliseconds (stored; not enforced yet: see README).",
+                help="Milliseconds a scheduled run may start late; a later one is skipped "
+                "unless it is the row's most recent due run [default: JOBCTL_MISFIRE_GRACE_MS].",
             ),
             click.option("--timezone", help="IANA zone of the cron [default: JOBCTL_TIMEZONE]."),
             click.option("--description"),

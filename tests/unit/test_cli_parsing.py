@@ -150,3 +150,14 @@ def test_bad_values_are_usage_errors_on_the_command_line():
     bad_duration = runner.invoke(command, ["--older-than", "30"])
     assert bad_duration.exit_code == 2
     assert "not a duration" in bad_duration.output
+
+
+def test_every_schedule_option_help_describes_what_is_enforced():
+    from jobctl.cli.schedule import schedule
+
+    for command in ("add", "update"):
+        shown = CliRunner().invoke(schedule, [command, "--help"], terminal_width=200)
+
+        assert shown.exit_code == 0, shown.output
+        assert "not enforced" not in shown.output
+        assert "--misfire-grace" in shown.output and "skipped" in shown.output
