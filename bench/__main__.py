@@ -15,6 +15,7 @@ from rich.console import Console
 from bench import (
     footprint_bench,
     history_bench,
+    metrics_bench,
     precision_bench,
     processes,
     scale_bench,
@@ -54,6 +55,10 @@ def _footprint(options: Options, console: Console) -> bool:
     return footprint_bench.run(options.quick, console)
 
 
+def _metrics(options: Options, console: Console) -> bool:
+    return metrics_bench.run(options.quick, console)
+
+
 # name -> run(options, console) -> every target met
 BENCHMARKS: dict[str, Callable[[Options, Console], bool]] = {
     "sync": _sync,
@@ -62,6 +67,7 @@ BENCHMARKS: dict[str, Callable[[Options, Console], bool]] = {
     "precision": _precision,
     "throughput": _throughput,
     "footprint": _footprint,
+    "metrics": _metrics,
 }
 
 

@@ -15,6 +15,7 @@ series is reused (``Renderer``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import logging
@@ -38,7 +39,7 @@ from prometheus_client.utils import floatToGoString
 
 from jobctl import errors, metrics_queries, registry, validation
 from jobctl.cron import ALIASES
-from jobctl.metrics_queries import DURATION_BUCKETS_S, MEMORY_BUCKETS_BYTES, Group
+from jobctl.metrics_queries import DURATION_BUCKETS_S, MEMORY_BUCKETS_BYTES
 from jobctl.models import JobStatus, utcnow
 from jobctl.repository import Repository
 
@@ -49,10 +50,9 @@ MANUAL = "manual"  # the schedule label of runs started by hand (no schedule)
 # Rows are folded once they are this old (by id, see ``HistoryTotals``): longer than any
 # history write stays uncommitted. At least FOLD_MARGIN_IDS of the newest ids stay open.
 FOLD_LAG_S = 60.0
-FOLD_MARGIN_IDS = 1_000
+FOLD_MARGIN_IDS = 100
 # A FAILED attempt with retries left that saw no retry within this long ended its run.
 SETTLE_S = 6 * 3_600.0
-CHUNK_SAMPLES = 1_000
 INTERVAL_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 INTERVAL_FIRES = 40
 
@@ -84,25 +84,31 @@ class Counts:
     durations: dict[str, Histogram] = field(default_factory=lambda: defaultdict(Histogram))
     memory: dict[str, Histogram] = field(default_factory=lambda: defaultdict(Histogram))
 
-    def add(self, group: Group) -> None:
-        key = (group.job_name, group.schedule_id or MANUAL)
-        self.attempts[(*key, group.status.value)] += group.attempts
-        if group.finally_failed:
-            self.finally_failed[key] += group.finally_failed
-        if group.status is JobStatus.SUCCESS and group.last_end_at is not None:
-            known = self.last_success.get(key)
-            if known is None or group.last_end_at > known:
-                self.last_success[key] = group.last_end_at
-        if group.status is not JobStatus.PROCESSING:
-            self.durations[group.job_name].add(
-                group.duration_count, group.duration_sum_s, group.duration_buckets
+    def add(self, groups: metrics_queries.Aggregate, *, foldable: bool | None = None) -> None:
+        """Add the groups (only those whose ``foldable`` is this, unless None)."""
+        for group in groups.schedules:
+            if foldable is not None and group.foldable is not foldable:
+                continue
+            key = (group.job_name, group.schedule_id or MANUAL)
+            self.attempts[(*key, group.status.value)] += group.attempts
+            if group.finally_failed:
+                self.finally_failed[key] += group.finally_failed
+            if group.status is JobStatus.SUCCESS and group.last_end_at is not None:
+                known = self.last_success.get(key)
+                if known is None or group.last_end_at > known:
+                    self.last_success[key] = group.last_end_at
+        for job in groups.jobs:
+            if foldable is not None and job.foldable is not foldable:
+                continue
+            self.durations[job.job_name].add(
+                job.duration_count, job.duration_sum_s, job.duration_buckets
             )
-            self.memory[group.job_name].add(
-                group.memory_count, group.memory_sum_bytes, group.memory_buckets
+            self.memory[job.job_name].add(
+                job.memory_count, job.memory_sum_bytes, job.memory_buckets
             )
 
-    def plus(self, groups: Iterable[Group]) -> Counts:
-        """A copy of these counts with ``groups`` added."""
+    def plus(self, groups: metrics_queries.Aggregate) -> Counts:
+        """A copy of these counts with the groups that are not foldable added."""
         copy = Counts()
         copy.attempts.update(self.attempts)
         copy.finally_failed.update(self.finally_failed)
@@ -111,8 +117,7 @@ class Counts:
             copy.durations[job] = Histogram(histogram.count, histogram.total, [*histogram.buckets])
         for job, histogram in self.memory.items():
             copy.memory[job] = Histogram(histogram.count, histogram.total, [*histogram.buckets])
-        for group in groups:
-            copy.add(group)
+        copy.add(groups, foldable=False)
         return copy
 
 
@@ -121,9 +126,10 @@ class HistoryTotals:
 
     JobHistory ids grow with every insert, and a settled row (see
     ``metrics_queries.settled_expression``) never changes again. Rows up to ``folded_id``
-    are in ``totals`` except the ids in ``open_ids`` (unsettled when folded). A row is
-    folded only once every smaller id is surely committed: ids seen ``FOLD_LAG_S`` ago,
-    and never the newest ``FOLD_MARGIN_IDS``.
+    are in ``totals`` except the ids in ``open_ids`` (unsettled when folded). Each scrape
+    folds up to the highest id seen ``FOLD_LAG_S`` ago or up to all but the newest
+    ``FOLD_MARGIN_IDS``, whichever is further: every smaller id must be committed by then
+    (a history write is one short statement; far fewer than that are ever in flight).
     """
 
     def __init__(
@@ -146,7 +152,6 @@ class HistoryTotals:
         self._folded_identity: tuple[Any, ...] | None = None
         self.open_ids: set[int] = set()
         self._seen: list[tuple[float, int]] = []  # (clock, max id) of recent scrapes
-        self._last_fold = float("-inf")
 
     def _fold_target(self, max_id: int) -> int:
         now = self._clock()
@@ -171,33 +176,26 @@ class HistoryTotals:
             logger.warning("history rows up to id %s were deleted: recounting", self.folded_id)
             self._reset()
         target = self._fold_target(max_id)
-        reopen = self.open_ids and self._clock() - self._last_fold >= self.fold_lag_s
-        if target > self.folded_id or reopen:
-            selection = metrics_queries.Selection(
-                after_id=self.folded_id,
-                up_to_id=target,
-                ids=self.open_ids,
-                settle_before=settle_before,
-            )
-            groups = metrics_queries.aggregate(repository, selection)
-            still_open = metrics_queries.unsettled_ids(repository, selection)
-            for group in groups:
-                if group.settled:
-                    self.totals.add(group)
-            self.open_ids = still_open
-            self.folded_id = target
-            self._folded_identity = metrics_queries.row_identity(repository, target)
-            self._last_fold = self._clock()
-        live = metrics_queries.aggregate(
-            repository,
-            metrics_queries.Selection(
-                after_id=self.folded_id,
-                up_to_id=None,
-                ids=self.open_ids,
-                settle_before=settle_before,
-            ),
+        scanned = metrics_queries.Selection(
+            after_id=self.folded_id, up_to_id=None, ids=self.open_ids, settle_before=settle_before
         )
-        return self.totals.plus(live)
+        folds = target > self.folded_id or bool(self.open_ids)
+        still_open = (
+            metrics_queries.unsettled_ids(repository, dataclasses.replace(scanned, up_to_id=target))
+            if folds
+            else set()
+        )
+        groups = metrics_queries.aggregate(
+            repository, scanned, fold_up_to=target, open_ids=still_open
+        )
+        if folds:
+            self.open_ids = still_open
+            self.totals.add(groups, foldable=True)
+            self.folded_id = target
+            self._folded_identity = (
+                metrics_queries.row_identity(repository, target) if reuses_ids else None
+            )
+        return self.totals.plus(groups)  # what was not folded: read again next time
 
 
 @dataclass(frozen=True)
@@ -253,38 +251,46 @@ _go_float: Callable[[float], str] = floatToGoString
 
 
 class Renderer:
-    """The text of a family, reusing the text of chunks of samples that did not change."""
+    """The text of families, each sample line rendered once per value.
 
-    def __init__(self, chunk_samples: int = CHUNK_SAMPLES) -> None:
-        self.chunk_samples = chunk_samples
-        self._chunks: dict[tuple[str, int], tuple[tuple[Sample, ...], bytes]] = {}
+    At 10,000 schedules a scrape holds tens of thousands of samples of which a few hundred
+    change between two scrapes: only those go through ``generate_latest`` again (all in one
+    call per family); the lines of the others are reused.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[str, dict[tuple[str, ...], tuple[float, bytes]]] = {}
+        self._headers: dict[str, bytes] = {}
 
     def render(
-        self, make: Callable[[], Metric], samples: Sequence[Sample], add: Callable[..., None]
+        self, make: Callable[[], Metric], samples: Iterable[Sample], add: Callable[..., None]
     ) -> bytes:
-        family = make()
-        parts: list[bytes] = []
-        name = family.name
-        chunks = [
-            tuple(samples[i : i + self.chunk_samples])
-            for i in range(0, len(samples), self.chunk_samples)
-        ] or [()]
-        for index, chunk in enumerate(chunks):
-            cached = self._chunks.get((name, index))
-            if cached is not None and cached[0] == chunk:
-                text = cached[1]
+        empty = make()
+        name = empty.name
+        if name not in self._headers:
+            self._headers[name] = generate_latest(_One(empty))
+        known = self._lines.get(name, {})
+        lines: dict[tuple[str, ...], tuple[float, bytes]] = {}
+        changed: list[Sample] = []
+        for labels, value in samples:
+            line = known.get(labels)
+            if line is not None and line[0] == value:
+                lines[labels] = line
             else:
-                part = make()
-                for labels, value in chunk:
-                    add(part, list(labels), value)
-                text = generate_latest(_One(part))
-                if index > 0:  # HELP and TYPE come once, with the first chunk
-                    text = text.split(b"\n", 2)[2]
-                self._chunks[(name, index)] = (chunk, text)
-            parts.append(text)
-        for stale in [key for key in self._chunks if key[0] == name and key[1] >= len(chunks)]:
-            del self._chunks[stale]
-        return b"".join(parts)
+                changed.append((labels, value))
+                lines[labels] = (value, b"")
+        if changed:
+            family = make()
+            for labels, value in changed:
+                add(family, list(labels), value)
+            text = generate_latest(_One(family))
+            rendered = text.split(b"\n")[2:-1]  # after HELP and TYPE; one line a sample
+            if len(rendered) != len(changed):
+                raise RuntimeError(f"{name}: {len(rendered)} lines for {len(changed)} samples")
+            for (labels, value), text_line in zip(changed, rendered, strict=True):
+                lines[labels] = (value, text_line + b"\n")
+        self._lines[name] = lines
+        return self._headers[name] + b"".join(text for _, text in lines.values())
 
 
 def _counter(
@@ -341,9 +347,7 @@ class MetricsSource:
     def _scrape(self, now: datetime) -> bytes:
         counts = self.totals.counts(self.repository, now)
         states = self._schedule_states()
-        attempts = sorted(
-            ((key, float(n)) for key, n in counts.attempts.items() if n), key=lambda s: s[0]
-        )
+        attempts = [(key, float(n)) for key, n in counts.attempts.items() if n]
         finished = [s for s in attempts if s[0][2] != JobStatus.PROCESSING.value]
         running = [(s[0][:2], s[1]) for s in attempts if s[0][2] == JobStatus.PROCESSING.value]
         render = self.renderer.render
@@ -372,7 +376,7 @@ class MetricsSource:
                     "Runs whose last attempt failed (no retry left or none came).",
                     ["job", "schedule"],
                 ),
-                sorted((key, float(n)) for key, n in counts.finally_failed.items()),
+                ((key, float(n)) for key, n in counts.finally_failed.items()),
                 _add,
             ),
             render(
@@ -381,7 +385,7 @@ class MetricsSource:
                     "End time of the last successful attempt (Unix seconds).",
                     ["job", "schedule"],
                 ),
-                sorted((key, at.timestamp()) for key, at in counts.last_success.items()),
+                ((key, at.timestamp()) for key, at in counts.last_success.items()),
                 _add,
             ),
             render(
@@ -390,7 +394,7 @@ class MetricsSource:
                     "Period of an active schedule's cron (the longest gap between fire times).",
                     ["job", "schedule"],
                 ),
-                sorted(states.intervals_s.items()),
+                states.intervals_s.items(),
                 _add,
             ),
             render(
@@ -400,7 +404,7 @@ class MetricsSource:
                     "(invalid: the sync pauses their deployment).",
                     ["state"],
                 ),
-                sorted(((state,), float(n)) for state, n in states.counts.items()),
+                (((state,), float(n)) for state, n in states.counts.items()),
                 _add,
             ),
             generate_latest(

@@ -13,11 +13,16 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    ARRAY,
     Float,
+    Integer,
+    all_,
     and_,
+    any_,
+    bindparam,
     case,
     cast,
     exists,
@@ -39,27 +44,41 @@ MEMORY_BUCKETS_BYTES = tuple(float(2**n * 1024 * 1024) for n in (5, 6, 7, 8, 9, 
 ID_CHUNK = 500
 
 
-@dataclass(frozen=True, kw_only=True)
-class Group:
-    """The attempts of one (schedule, job, status) in a range of JobHistory ids.
+class ScheduleGroup(NamedTuple):
+    """The attempts of one (schedule, job, status) in a selection of JobHistory rows.
 
-    ``settled`` groups never change again (see ``settled_expression``); the others are
-    read again on every scrape. Bucket counts are cumulative, as Prometheus wants them.
+    ``foldable`` groups hold settled attempts (see ``settled_expression``) up to the id
+    the caller folds to: they never change again; the others are read again on every
+    scrape. Named tuples, not frozen dataclasses: a scrape at 10,000
+    schedules builds thousands of them.
     """
 
     schedule_id: str | None
     job_name: str
     status: JobStatus
-    settled: bool
+    foldable: bool
     attempts: int
     finally_failed: int
     last_end_at: datetime | None
+
+
+class JobGroup(NamedTuple):
+    """Duration and peak memory of the finished attempts of one job; the bucket counts
+    are cumulative, as Prometheus wants them."""
+
+    job_name: str
+    foldable: bool
     duration_count: int
     duration_sum_s: float
     duration_buckets: tuple[int, ...]
     memory_count: int
     memory_sum_bytes: float
     memory_buckets: tuple[int, ...]
+
+
+class Aggregate(NamedTuple):
+    schedules: list[ScheduleGroup]
+    jobs: list[JobGroup]
 
 
 def _seconds_between(start: Any, end: Any, dialect: str) -> ColumnElement[float]:
@@ -76,6 +95,18 @@ def _later_attempt_exists() -> ColumnElement[bool]:
     )
 
 
+def _attempts_allowed() -> ColumnElement[int]:
+    """``maxRetries`` + 1 of the attempt's schedule (1 without one), looked up by primary
+    key only for the FAILED attempts that reach this branch: a join would read every row."""
+    max_retries = (
+        select(JobSchedule.maxRetries)
+        .where(JobSchedule.id == JobHistory.scheduleId)
+        .correlate(JobHistory)
+        .scalar_subquery()
+    )
+    return func.coalesce(max_retries, 0) + 1
+
+
 def settled_expression(settle_before: datetime) -> ColumnElement[bool]:
     """Whether an attempt's numbers are final.
 
@@ -83,12 +114,11 @@ def settled_expression(settle_before: datetime) -> ColumnElement[bool]:
     attempt exists), or it was the last its schedule allows (``maxRetries`` + 1, the
     policy of now), or it ended before ``settle_before`` (no retry came in time).
     """
-    allowed = func.coalesce(JobSchedule.maxRetries, 0) + 1
     return case(
         (JobHistory.status == JobStatus.SUCCESS, literal(True)),
         (JobHistory.status == JobStatus.PROCESSING, literal(False)),
         (_later_attempt_exists(), literal(True)),
-        (func.coalesce(JobHistory.attempt, 1) >= allowed, literal(True)),
+        (func.coalesce(JobHistory.attempt, 1) >= _attempts_allowed(), literal(True)),
         (JobHistory.endAt < settle_before, literal(True)),
         else_=literal(False),
     )
@@ -102,8 +132,7 @@ def _finally_failed(settle_before: datetime) -> ColumnElement[int]:
                 JobHistory.status == JobStatus.FAILED,
                 ~_later_attempt_exists(),
                 or_(
-                    func.coalesce(JobHistory.attempt, 1)
-                    >= func.coalesce(JobSchedule.maxRetries, 0) + 1,
+                    func.coalesce(JobHistory.attempt, 1) >= _attempts_allowed(),
                     JobHistory.endAt < settle_before,
                 ),
             ),
@@ -117,13 +146,21 @@ def _bucket_counts(value: ColumnElement[float], bounds: Sequence[float]) -> list
     return [func.sum(case((value <= bound, 1), else_=0)) for bound in bounds]
 
 
-def _range_condition(after_id: int, up_to_id: int | None, ids: Sequence[int]) -> Any:
+def _range_condition(after_id: int, up_to_id: int | None, listed: Any) -> Any:
     in_range: Any = JobHistory.id > after_id
     if up_to_id is not None:
         in_range = and_(in_range, JobHistory.id <= up_to_id)
-    if ids:
-        in_range = or_(in_range, JobHistory.id.in_(ids))
+    if listed is not None:
+        in_range = or_(in_range, listed)
     return in_range
+
+
+def _not_listed(ids: list[int], dialect: str) -> ColumnElement[bool]:
+    if not ids:
+        return literal(True)
+    if dialect == "postgresql":
+        return JobHistory.id != all_(bindparam("open_ids", ids, type_=ARRAY(Integer)))
+    return JobHistory.id.not_in(ids)
 
 
 def max_history_id(repository: Repository) -> int:
@@ -141,38 +178,66 @@ class Selection:
     ids: Collection[int]
     settle_before: datetime
 
-    def chunks(self) -> list[Any]:
-        """WHERE conditions that together select these attempts: the listed ids go in
-        chunks, the range with the first chunk only."""
+    def chunks(self, dialect: str) -> list[Any]:
+        """WHERE conditions that together select these attempts. PostgreSQL gets the ids
+        as one array parameter (hundreds of placeholders cost more to send than to run);
+        SQLite gets them in chunks, the range with the first chunk only."""
         id_list = sorted(self.ids)
-        chunks = [id_list[i : i + ID_CHUNK] for i in range(0, len(id_list), ID_CHUNK)] or [[]]
-        return [
-            _range_condition(self.after_id, self.up_to_id, chunk)
-            if index == 0
-            else JobHistory.id.in_(chunk)
-            for index, chunk in enumerate(chunks)
-        ]
+        if dialect == "postgresql":
+            listed = JobHistory.id == any_(bindparam("ids", id_list, type_=ARRAY(Integer)))
+            return [_range_condition(self.after_id, self.up_to_id, listed if id_list else None)]
+        chunks = [id_list[i : i + ID_CHUNK] for i in range(0, len(id_list), ID_CHUNK)]
+        conditions = [JobHistory.id.in_(chunk) for chunk in chunks]
+        first = conditions.pop(0) if conditions else None
+        return [_range_condition(self.after_id, self.up_to_id, first), *conditions]
 
 
-def aggregate(repository: Repository, selection: Selection) -> list[Group]:
-    """Groups of the selected attempts by schedule, job, status and settled."""
+def aggregate(
+    repository: Repository, selection: Selection, *, fold_up_to: int, open_ids: Collection[int]
+) -> Aggregate:
+    """The selected attempts summed per schedule, job, status and foldable (an id up to
+    ``fold_up_to`` and not in ``open_ids``), and per job and foldable.
+
+    ``open_ids`` are the unsettled ones (``unsettled_ids``, asked first): one that settled
+    since is counted as not foldable this time and folded the next, never twice.
+
+    Two statements rather than one with every column per schedule: the driver's cost is
+    per value read, and the histograms need only one row per job.
+    """
     settle_before = selection.settle_before
-    groups: list[Group] = []
+    result = Aggregate([], [])
     with repository.session() as session:
         dialect = session.get_bind().dialect.name
         duration = _seconds_between(JobHistory.startAt, JobHistory.endAt, dialect)
         memory = cast(JobHistory.peakMemoryBytes, Float)
-        settled = settled_expression(settle_before).label("settled")
-        for condition in selection.chunks():
-            statement = (
+        foldable = case(
+            (and_(JobHistory.id <= fold_up_to, _not_listed(sorted(open_ids), dialect)), True),
+            else_=False,
+        ).label("foldable")
+        for condition in selection.chunks(dialect):
+            per_schedule = (
                 select(
                     JobHistory.scheduleId,
                     JobHistory.jobName,
                     JobHistory.status,
-                    settled,
+                    foldable,
                     func.count(),
                     func.coalesce(func.sum(_finally_failed(settle_before)), 0),
                     func.max(JobHistory.endAt),
+                )
+                .where(condition)
+                .group_by(JobHistory.scheduleId, JobHistory.jobName, JobHistory.status, foldable)
+            )
+            result.schedules.extend(
+                ScheduleGroup(
+                    row[0], row[1], row[2], bool(row[3]), int(row[4]), int(row[5]), row[6]
+                )
+                for row in session.execute(per_schedule)
+            )
+            per_job = (
+                select(
+                    JobHistory.jobName,
+                    foldable,
                     func.count(duration),
                     func.coalesce(func.sum(duration), 0.0),
                     *_bucket_counts(duration, DURATION_BUCKETS_S),
@@ -180,38 +245,29 @@ def aggregate(repository: Repository, selection: Selection) -> list[Group]:
                     func.coalesce(func.sum(memory), 0.0),
                     *_bucket_counts(memory, MEMORY_BUCKETS_BYTES),
                 )
-                .select_from(JobHistory)
-                .outerjoin(JobSchedule, JobSchedule.id == JobHistory.scheduleId)
-                .where(condition)
-                .group_by(JobHistory.scheduleId, JobHistory.jobName, JobHistory.status, settled)
+                .where(condition, JobHistory.status != JobStatus.PROCESSING)
+                .group_by(JobHistory.jobName, foldable)
             )
-            groups.extend(_group_of(row) for row in session.execute(statement))
-    return groups
+            result.jobs.extend(_job_group_of(row) for row in session.execute(per_job))
+    return result
 
 
-def _group_of(row: Any) -> Group:
-    values = list(row)
-    schedule_id, job_name, status, settled, attempts, failed, last_end = values[:7]
-    rest = values[7:]
-    duration_count, duration_sum = rest[0], rest[1]
-    duration_buckets = rest[2 : 2 + len(DURATION_BUCKETS_S)]
-    rest = rest[2 + len(DURATION_BUCKETS_S) :]
-    memory_count, memory_sum = rest[0], rest[1]
-    memory_buckets = rest[2 : 2 + len(MEMORY_BUCKETS_BYTES)]
-    return Group(
-        schedule_id=schedule_id,
-        job_name=job_name,
-        status=status,
-        settled=bool(settled),
-        attempts=int(attempts),
-        finally_failed=int(failed),
-        last_end_at=last_end,
-        duration_count=int(duration_count),
-        duration_sum_s=float(duration_sum),
-        duration_buckets=tuple(int(n or 0) for n in duration_buckets),
-        memory_count=int(memory_count),
-        memory_sum_bytes=float(memory_sum),
-        memory_buckets=tuple(int(n or 0) for n in memory_buckets),
+_DURATIONS = slice(4, 4 + len(DURATION_BUCKETS_S))
+_MEMORY_AT = 4 + len(DURATION_BUCKETS_S)
+_MEMORY = slice(_MEMORY_AT + 2, _MEMORY_AT + 2 + len(MEMORY_BUCKETS_BYTES))
+
+
+def _job_group_of(row: Any) -> JobGroup:
+    """A row of ``aggregate``'s per-job statement, in its column order."""
+    return JobGroup(
+        row[0],
+        bool(row[1]),
+        int(row[2]),
+        float(row[3]),
+        tuple(int(n or 0) for n in row[_DURATIONS]),
+        int(row[_MEMORY_AT]),
+        float(row[_MEMORY_AT + 1]),
+        tuple(int(n or 0) for n in row[_MEMORY]),
     )
 
 
@@ -219,11 +275,11 @@ def unsettled_ids(repository: Repository, selection: Selection) -> set[int]:
     """Which of the selected attempts are not settled yet."""
     found: set[int] = set()
     with repository.session() as session:
-        for condition in selection.chunks():
+        dialect = session.get_bind().dialect.name
+        for condition in selection.chunks(dialect):
             statement = (
                 select(JobHistory.id)
                 .select_from(JobHistory)
-                .outerjoin(JobSchedule, JobSchedule.id == JobHistory.scheduleId)
                 .where(condition, ~settled_expression(selection.settle_before))
             )
             found.update(session.scalars(statement))
