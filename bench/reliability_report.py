@@ -3,8 +3,11 @@
     .venv/bin/python -m bench.reliability_report --run   # run the tests, then write the report
     .venv/bin/python -m bench.reliability_report         # write it from the last recorded runs
 
-The tests are those marked ``reliability`` (faults, properties, bad input); ``--run``
-records their outcome as JUnit XML in ``bench/results/reliability-<UTC time>.xml``. The
+The tests are those marked ``reliability`` (faults, properties, API fuzzing, bad input);
+``--run`` records their outcome as JUnit XML in ``bench/results/reliability-<UTC time>.xml``,
+with the cases each generated test tried: hypothesis' statistics of a property test, the
+``cases`` property a fuzzing test records. One process runs them (``-n 0``): under
+pytest-xdist hypothesis writes no statistics into the XML. The
 load runs are ``python -m bench.load_bench``: each part (sync, history) is read from the
 newest ``bench/results/load-*.json`` that ran it. What each test did and checked is its
 docstring; the report quotes it.
@@ -13,6 +16,7 @@ docstring; the report quotes it.
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib
 import inspect
 import json
@@ -29,6 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 REPORT = ROOT / "docs" / "RELIABILITY.md"
 PARAMS = re.compile(r"\[(?P<params>.*)\]$")
+# In hypothesis' statistics: "- 100 passing, 0 failing, and 3 invalid test cases".
+HYPOTHESIS_CASES = re.compile(r"- (\d+) passing, (\d+) failing, and \d+ invalid")
+HYPOTHESIS_STATISTICS = "hypothesis-statistics-"
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class Case:
     outcome: str  # passed | failed | skipped
     seconds: float
     detail: str
+    cases: int | None = None  # generated cases tried (property and fuzzing tests)
 
     @property
     def symbol(self) -> str:
@@ -48,15 +56,18 @@ class Case:
 def run_tests(stamp: str) -> Path:
     xml_path = RESULTS / f"reliability-{stamp}.xml"
     command = [sys.executable, "-m", "pytest", "-m", "reliability", "-p", "no:cacheprovider",
-               f"--junitxml={xml_path}", "-q"]  # fmt: skip
+               "-n", "0", f"--junitxml={xml_path}", "-q"]  # fmt: skip
     subprocess.run(command, cwd=ROOT, check=False)
     return xml_path
 
 
 def read_cases(xml_path: Path) -> list[Case]:
+    root = ET.parse(xml_path).getroot()
+    generated = _hypothesis_cases(root)
     cases: list[Case] = []
-    for testcase in ET.parse(xml_path).getroot().iter("testcase"):
+    for testcase in root.iter("testcase"):
         name = testcase.get("name", "")
+        classname = testcase.get("classname", "")
         match = PARAMS.search(name)
         problem = testcase.find("failure")
         if problem is None:
@@ -66,17 +77,40 @@ def read_cases(xml_path: Path) -> list[Case]:
             "failed" if problem is not None else "skipped" if skipped is not None else "passed"
         )
         detail = problem if problem is not None else skipped
+        recorded = {prop.get("name"): prop.get("value", "") for prop in testcase.iter("property")}
         cases.append(
             Case(
-                module=testcase.get("classname", ""),
+                module=classname,
                 function=PARAMS.sub("", name),
                 params=match["params"] if match else "",
                 outcome=outcome,
                 seconds=float(testcase.get("time", 0)),
                 detail=(detail.get("message", "") if detail is not None else "")[:300],
+                cases=(
+                    int(recorded["cases"])
+                    if "cases" in recorded
+                    else generated.get((classname, name))
+                ),
             )
         )
     return cases
+
+
+def _hypothesis_cases(root: ET.Element) -> dict[tuple[str, str], int]:
+    """Cases each property test tried, from the statistics hypothesis writes into the XML
+    (one suite property per test, named by its node id), by (classname, name)."""
+    found: dict[tuple[str, str], int] = {}
+    for prop in root.iter("property"):
+        key = prop.get("name", "")
+        if not key.startswith(HYPOTHESIS_STATISTICS):
+            continue
+        path, _, name = key.removeprefix(HYPOTHESIS_STATISTICS).partition("::")
+        text = base64.b64decode(prop.get("value", "")).decode()
+        counts = HYPOTHESIS_CASES.findall(text)
+        found[(path.removesuffix(".py").replace("/", "."), name)] = sum(
+            int(passing) + int(failing) for passing, failing in counts
+        )
+    return found
 
 
 def _docstring(module: str, function: str | None = None) -> str:
@@ -103,12 +137,16 @@ def _what_was_done(doc: str) -> list[str]:
     return [*items, f"  - checked: {checked.strip()}"] if checked else items
 
 
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def _tests_section(xml_path: Path, cases: list[Case]) -> list[str]:
     failed = sum(case.outcome == "failed" for case in cases)
     lines = [
-        "## Faults, properties and bad input",
+        "## Faults, properties, API fuzzing and bad input",
         "",
-        f"From `{xml_path.relative_to(ROOT)}`: {len(cases)} tests, "
+        f"From `{_shown(xml_path)}`: {len(cases)} tests, "
         f"{len(cases) - failed} passed, {failed} failed, "
         f"{sum(case.seconds for case in cases):.0f} s in all. They also run in `make test`.",
         "",
@@ -125,7 +163,8 @@ def _tests_section(xml_path: Path, cases: list[Case]) -> list[str]:
             for case in runs:
                 label = f"`[{case.params}]` " if case.params else ""
                 note = f" — {case.detail}" if case.detail else ""
-                lines.append(f"  - {label}{case.symbol} in {case.seconds:.1f} s{note}")
+                tried = f", {case.cases} generated cases" if case.cases is not None else ""
+                lines.append(f"  - {label}{case.symbol} in {case.seconds:.1f} s{tried}{note}")
         lines.append("")
     return lines
 

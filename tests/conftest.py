@@ -57,6 +57,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(marker)
         if _uses_postgres(item):
             item.add_marker(pytest.mark.postgres)
+        # Every generated-input test is in the reliability report, with the cases it tried.
+        if hasattr(getattr(item, "obj", None), "hypothesis"):
+            item.add_marker(pytest.mark.reliability)
 
 
 def _uses_postgres(item: pytest.Item) -> bool:
