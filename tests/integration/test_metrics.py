@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -311,3 +312,31 @@ def test_active_schedules_carry_the_period_of_their_cron(
     assert value(found, interval, job="processData", schedule=every_5) == 300
     assert value(found, interval, job="processData", schedule=weekdays) == 3 * 86_400  # Fri-Mon
     assert value(found, interval, job="processData", schedule=paused) is None
+
+
+def test_promtool_parses_every_query_of_the_grafana_dashboard(
+    promtool: str, tmp_path: Path
+) -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "jobctl.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    # Grafana's variables, replaced by what Grafana would put there.
+    concrete = [e.replace("$__range", "1d").replace("$job", ".*") for e in exprs]
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query_{i}", "expr": e} for i, e in enumerate(concrete)
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(json.dumps(rules))  # JSON is YAML
+
+    check = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+
+    assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
+    assert check.returncode == 0, check.stdout + check.stderr
