@@ -15,10 +15,12 @@ test: $(STAMP)  ## Run every test: unit, integration (SQLite and PostgreSQL), en
 test-slow: $(STAMP)  ## The long tests (200 runs on two workers), outside the default run.
 	$(VENV)/bin/python -m pytest -m slow
 
-lint: $(STAMP)  ## ruff and mypy.
+lint: $(STAMP)  ## ruff, mypy, the import contracts between layers, declared dependencies.
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/deptry .
 
 bench: $(STAMP)  ## The benchmarks of bench/ (see bench/README.md).
 	$(VENV)/bin/python -m bench
