@@ -1,4 +1,9 @@
-"""Every attempt of every run lands in JobHistory, written from the flow run itself."""
+"""Every attempt of every run lands in JobHistory, written from the flow run itself.
+
+On both worker types: the process worker with the tables on SQLite, the warm worker with
+them on PostgreSQL (each behaviour on each worker type and each database, at the cost of
+two runs).
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,31 @@ from prefect.client.orchestration import get_client
 from prefect.states import Cancelling
 
 from jobctl.models import JobStatus
-from jobctl.processes import descendants
 from jobctl.records import Attempt, HistoryFilter, ScheduleSpec
 from jobctl.repository import Repository
 from tests.conftest import ScheduleFactory
-from tests.e2e.test_runs import NEVER_DUE, _http_row, _run_now, _wait_final
+from tests.e2e.test_runs import NEVER_DUE, _http_row, _read_run, _run_now, _wait_final
 from tests.fixtures.http_target import HttpTarget
-from tests.fixtures.prefect import WorkerFactory
+from tests.fixtures.prefect import PROCESS, WARM, WorkerFactory
 from tests.fixtures.processes import Child, wait_for
 from tests.fixtures.sync import SyncTarget
+
+pytestmark = pytest.mark.parametrize(
+    ("database_url", "worker_type"),
+    [
+        pytest.param("sqlite", PROCESS, id="sqlite-process"),
+        pytest.param("postgresql", WARM, id="postgres-warm"),
+    ],
+    indirect=True,
+)
+
+
+def flow_process_of(run_id: UUID) -> int:
+    """The pid of the run's flow process, as its worker recorded it."""
+    pid = wait_for(
+        lambda: _read_run(run_id).infrastructure_pid, timeout_s=30, what="infrastructure_pid"
+    )
+    return int(pid)
 
 
 def _attempts(repo: Repository, run_id: UUID) -> list[Attempt]:
@@ -171,8 +192,7 @@ def test_a_flow_process_killed_with_sigterm_is_failed_as_crashed(
     run_id = _run_now(sync_target, row.id)
     _wait_processing(sync_target.repository, run_id)
 
-    [flow_pid] = [pid for pid, cmdline in descendants(worker.pid) if "prefect.engine" in cmdline]
-    os.kill(flow_pid, signal.SIGTERM)
+    os.kill(flow_process_of(run_id), signal.SIGTERM)
     run = _wait_final(run_id)
 
     assert run.state is not None and (run.state.is_crashed() or run.state.is_failed())
@@ -184,3 +204,28 @@ def test_a_flow_process_killed_with_sigterm_is_failed_as_crashed(
     assert attempt.status is JobStatus.FAILED
     assert attempt.error is not None
     assert attempt.error.split(":")[0] in {"crashed", "cancelled"}, attempt.error
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "sigint"])
+def test_a_flow_process_ended_by_a_signal_is_crashed_with_its_exit_status(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory, worker: Child, sig: int
+) -> None:
+    row = sync_target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=60, timeout_ms=0, max_retries=0)
+    )
+    sync_target.sync()
+    run_id = _run_now(sync_target, row.id)
+    _wait_processing(sync_target.repository, run_id)
+
+    os.kill(flow_process_of(run_id), sig)
+    run = _wait_final(run_id)
+
+    assert run.state is not None and run.state.is_crashed(), run.state
+    print(sig, run.state.message)
+    [attempt] = wait_for(
+        lambda: [a for a in _attempts(sync_target.repository, run_id) if a.end_at],
+        timeout_s=60,
+        what="the attempt closed",
+    )
+    assert attempt.status is JobStatus.FAILED
+    assert attempt.error is not None and attempt.error.startswith("crashed"), attempt.error

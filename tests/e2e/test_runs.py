@@ -1,4 +1,4 @@
-"""Synced deployments run on a real process worker with each row's policy."""
+"""Synced deployments run on a real worker, of both types, with each row's policy."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from prefect.client.schemas.objects import FlowRun
 
 from tests.conftest import ScheduleFactory
 from tests.fixtures.http_target import HttpTarget
-from tests.fixtures.prefect import WorkerFactory
+from tests.fixtures.prefect import ON_BOTH_WORKER_TYPES, WorkerFactory
 from tests.fixtures.processes import wait_for
 from tests.fixtures.sync import SyncTarget
 
 # The runs, not the tables, are under test here: PostgreSQL tables only.
-pytestmark = pytest.mark.parametrize(
-    "database_url", ["postgresql"], ids=["postgres"], indirect=True
-)
+pytestmark = [
+    pytest.mark.parametrize("database_url", ["postgresql"], ids=["postgres"], indirect=True),
+    ON_BOTH_WORKER_TYPES,
+]
 
 # Never due during a test: runs are created on demand.
 NEVER_DUE = "0 0 1 1 *"

@@ -1,0 +1,139 @@
+"""The ``jobctl-warm`` worker type: what is its own (the template), on real runs.
+
+Behaviour shared with Prefect's process worker (states, retries, timeouts, cancellation,
+crashes, history, a dead worker) is tested on both worker types where it is tested
+(``ON_BOTH_WORKER_TYPES`` and the pairs of ``test_history.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.states import Cancelling, Scheduled
+
+from jobctl.processes import descendants
+from tests.conftest import ScheduleFactory
+from tests.e2e.test_runs import NEVER_DUE, _read_run, _run_now, _wait_final
+from tests.fixtures.prefect import ON_BOTH_WORKER_TYPES, WARM, WorkerFactory
+from tests.fixtures.processes import Child, wait_for
+from tests.fixtures.sync import SyncTarget
+
+POSTGRES = pytest.mark.parametrize("database_url", ["postgresql"], ids=["postgres"], indirect=True)
+
+
+def _template_pid(worker: Child) -> int:
+    """The worker's template: its child process that runs multiprocessing's forkserver."""
+    [pid] = [pid for pid, cmdline in descendants(worker.pid) if "forkserver" in cmdline
+             and _parent(pid) == worker.pid]  # fmt: skip
+    return pid
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_the_template_holds_no_thread_after_its_preload() -> None:
+    """Only a process without threads can be forked safely."""
+    code = (
+        "import threading, jobctl_warm.preload, sys; "
+        "sys.modules['flows.registered']; "
+        "print(threading.active_count())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "1", done.stdout + done.stderr
+    assert "could not import" not in done.stderr, done.stderr
+
+
+@POSTGRES
+def test_a_dead_template_is_rebuilt_by_the_next_run_and_the_worker_says_so(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+    database_url: str,
+) -> None:
+    row = sync_target.repository.add_schedule(schedule_factory(cron=NEVER_DUE, param=["a"]))
+    sync_target.sync()
+    worker = start_worker(sync_target.settings.work_pool, database_url=database_url, type=WARM)
+    first = _wait_final(_run_now(sync_target, row.id))
+    assert first.state is not None and first.state.is_completed()
+    template = _template_pid(worker)
+
+    os.kill(template, signal.SIGKILL)
+    second = _wait_final(_run_now(sync_target, row.id))
+
+    assert second.state is not None and second.state.is_completed(), worker.log()[-3000:]
+    assert _template_pid(worker) != template
+    assert f"the warm template (pid {template}) had died; rebuilt it" in worker.log()
+
+
+@POSTGRES
+def test_a_run_survives_the_death_of_the_template_that_forked_it(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+    database_url: str,
+) -> None:
+    row = sync_target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=4, timeout_ms=0, max_retries=0)
+    )
+    sync_target.sync()
+    worker = start_worker(sync_target.settings.work_pool, database_url=database_url, type=WARM)
+    run_id = _run_now(sync_target, row.id)
+    wait_for(lambda: _read_run(run_id).state.is_running(), timeout_s=60, what="run running")  # type: ignore[union-attr]
+
+    os.kill(_template_pid(worker), signal.SIGKILL)
+    run = _wait_final(run_id)
+
+    assert run.state is not None and run.state.is_completed(), worker.log()[-3000:]
+
+
+def _schedule_in(deployment_id: UUID, seconds: float) -> UUID:
+    async def create() -> UUID:
+        async with get_client() as client:
+            at = datetime.now(UTC) + timedelta(seconds=seconds)
+            run = await client.create_flow_run_from_deployment(
+                deployment_id, state=Scheduled(scheduled_time=at)
+            )
+            return run.id
+
+    return asyncio.run(create())
+
+
+@POSTGRES
+@ON_BOTH_WORKER_TYPES
+def test_a_prefetched_run_cancelled_before_it_starts_ends_cancelled_and_its_process_gone(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+    database_url: str,
+) -> None:
+    row = sync_target.repository.add_schedule(schedule_factory(cron=NEVER_DUE, param=["a"]))
+    sync_target.sync()
+    start_worker(
+        sync_target.settings.work_pool,
+        database_url=database_url,
+        PREFECT_WORKER_PREFETCH_SECONDS="60",
+    )
+    run_id = _schedule_in(sync_target.deployments()[row.id].id, 45)
+    pid = int(wait_for(lambda: _read_run(run_id).infrastructure_pid, timeout_s=40, what="pid"))
+
+    async def cancel() -> None:
+        async with get_client() as client:
+            await client.set_flow_run_state(run_id, Cancelling(message="cancelled by a test"))
+
+    asyncio.run(cancel())
+    run = _wait_final(run_id, timeout_s=40)
+
+    assert run.state is not None and run.state.is_cancelled(), run.state
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout_s=30, what="the process gone")
