@@ -139,6 +139,7 @@ class JobSchedule(Base):
     retryBackoff: Mapped[str] = mapped_column(Text, default="fixed", server_default="fixed")
     overlap: Mapped[str] = mapped_column(Text, default="allow", server_default="allow")
     misfireGrace: Mapped[int | None] = mapped_column(Integer)
+    alertTo: Mapped[str | None] = mapped_column(Text)  # a notification block's slug
 
 
 class JobHistory(Base):

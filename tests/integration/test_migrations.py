@@ -38,7 +38,7 @@ ORIGINAL_COLUMNS = {
     "JobHistory": ["id", "jobName", "param", "status", "error", "startAt", "endAt"],
 }
 NEW_COLUMNS = {
-    "JobSchedule": ["timezone", "retryDelay", "retryBackoff", "overlap", "misfireGrace"],
+    "JobSchedule": ["timezone", "retryDelay", "retryBackoff", "overlap", "misfireGrace", "alertTo"],
     "JobHistory": ["scheduleId", "flowRunId", "attempt", "peakMemoryBytes"],
 }
 HISTORY_INDEXES = {
