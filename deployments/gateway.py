@@ -25,7 +25,7 @@ from prefect.client.schemas.objects import (
     StateType,
     WorkPool,
 )
-from prefect.client.schemas.schedules import CronSchedule
+from prefect.client.schemas.schedules import CronSchedule, RRuleSchedule
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
@@ -42,7 +42,7 @@ from deployments.spec import (
     DeploymentSpec,
     schedule_id_of,
 )
-from jobctl import errors
+from jobctl import cron, errors
 
 PAGE_SIZE = 200  # the most Prefect returns in one read
 # Pages read at once: the server spends most of a read building the answer, and a
@@ -79,6 +79,17 @@ def _zombie_automation() -> AutomationCore:
             )
         ],
     )
+
+
+def _repeat_schedules(
+    repeats: tuple[cron.RepeatSchedule, ...],
+) -> list[DeploymentScheduleCreate]:
+    return [
+        DeploymentScheduleCreate(
+            schedule=RRuleSchedule(rrule=r.rrule, timezone="UTC"), active=True, slug=r.slug
+        )
+        for r in repeats
+    ]
 
 
 class Gateway:
@@ -120,6 +131,11 @@ class Gateway:
                 version=item.get("version"),
                 paused=bool(item.get("paused")),
                 work_queue_name=item.get("work_queue_name"),
+                repeat_slugs=frozenset(
+                    slug
+                    for schedule in item.get("schedules") or []
+                    if (slug := schedule.get("slug") or "").startswith(cron.REPEAT_SLUG_PREFIX)
+                ),
             )
             for item, schedule_id in managed
             if schedule_id is not None  # not a job's manual deployment
@@ -253,7 +269,8 @@ class Gateway:
             schedules=[
                 DeploymentScheduleCreate(
                     schedule=CronSchedule(cron=spec.cron, timezone=spec.timezone), active=True
-                )
+                ),
+                *_repeat_schedules(spec.repeats),
             ],
             concurrency_limit=spec.concurrency_limit,
             concurrency_options=options,
@@ -269,6 +286,13 @@ class Gateway:
             paused=spec.paused,
             job_variables=spec.job_variables,
         )
+
+    async def add_repeat_schedules(
+        self, deployment_id: UUID, repeats: tuple[cron.RepeatSchedule, ...]
+    ) -> None:
+        """Add schedules to a deployment; unlike a rewrite, this keeps its future runs."""
+        if repeats:
+            await self.client.create_deployment_schedules(deployment_id, _repeat_schedules(repeats))
 
     async def read_manual_versions(self, work_pool_name: str) -> dict[str, str | None]:
         """Flow name -> version of the manual deployments of ``work_pool_name``."""

@@ -10,14 +10,19 @@ import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from uuid import UUID
 
 from deployments.spec import QUEUE_PREFIX, DeploymentSpec
+from jobctl import cron
 
 
 class Action(enum.Enum):
     CREATE = "create"
     UPDATE = "update"
+    # Add the repeat schedules of the next fall-back, and only them: rewriting the
+    # deployment would delete its future runs.
+    EXTEND = "extend"
     PAUSE = "pause"
     RESUME = "resume"
     DELETE = "delete"
@@ -36,6 +41,8 @@ class Deployed:
     version: str | None
     paused: bool
     work_queue_name: str | None = None
+    # Slugs of its repeat schedules (``jobctl.cron.RepeatSchedule``), past ones included.
+    repeat_slugs: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -94,8 +101,14 @@ def plan_deployments(
     specs: Mapping[str, DeploymentSpec],
     rejected: Mapping[str, str],
     deployed: Iterable[Deployed],
+    now: datetime | None = None,
 ) -> list[Step]:
-    """One step per row and per stray deployment."""
+    """One step per row and per stray deployment.
+
+    ``now`` tells the repeat schedules of past fall-backs, which are left in place (they
+    never fire again; removing one would delete the deployment's future runs), from live
+    ones a spec no longer wants; without it, every unwanted one counts as live.
+    """
     by_schedule: dict[str, list[Deployed]] = {}
     for item in deployed:
         by_schedule.setdefault(item.schedule_id, []).append(item)
@@ -110,8 +123,12 @@ def plan_deployments(
                 steps.append(Step(Action.DELETE, schedule_id, deployed=stray))
         if keep is None:
             steps.append(Step(Action.CREATE, schedule_id, spec=spec, moves_flow=bool(existing)))
-        elif keep.version != spec.version:
+        elif keep.version != spec.version or _stale_repeats(spec, keep, now):
             steps.append(Step(Action.UPDATE, schedule_id, spec=spec, deployed=keep))
+        elif not spec.repeat_slugs <= keep.repeat_slugs:
+            # With a pause or resume as well: one update does both.
+            action = Action.EXTEND if keep.paused == spec.paused else Action.UPDATE
+            steps.append(Step(action, schedule_id, spec=spec, deployed=keep))
         elif keep.paused != spec.paused:
             action = Action.PAUSE if spec.paused else Action.RESUME
             steps.append(Step(action, schedule_id, spec=spec, deployed=keep))
@@ -133,15 +150,27 @@ def plan_deployments(
     return steps
 
 
+def _stale_repeats(spec: DeploymentSpec, deployed: Deployed, now: datetime | None) -> bool:
+    """Whether the deployment holds a repeat schedule of a fall-back still to come that
+    the spec does not want (the zone's rules changed): only a rewrite removes it."""
+    for slug in deployed.repeat_slugs - spec.repeat_slugs:
+        ends = cron.repeat_slug_ends(slug)
+        if now is None or ends is None or ends > now:
+            return True
+    return False
+
+
 def plan_sync(
     specs: Mapping[str, DeploymentSpec],
     rejected: Mapping[str, str],
     deployed: Iterable[Deployed],
     queues: Iterable[Queue],
+    now: datetime | None = None,
 ) -> Plan:
     """The whole plan of one sync: a step per row and per stray deployment, and the queue
-    changes, keeping the queues that a rejected row's remaining deployment still uses."""
-    steps = plan_deployments(specs, rejected, deployed)
+    changes, keeping the queues that a rejected row's remaining deployment still uses.
+    ``now``: see ``plan_deployments``."""
+    steps = plan_deployments(specs, rejected, deployed, now)
     kept_queues = {
         s.deployed.work_queue_name
         for s in steps

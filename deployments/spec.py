@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
 from typing import Any
 
+from jobctl import cron as cron_rules  # `cron` is a field name here
 from jobctl import policy as run_policy
 from jobctl.records import Schedule
 
@@ -54,13 +56,22 @@ class DeploymentSpec:
     job_variables: dict[str, Any]
     concurrency_limit: int | None
     collision_strategy: str | None
+    # Extra schedules for the second pass of the next repeated hours (fall-backs), told
+    # apart by slug: left out of the hash, so that adding next year's does not rewrite the
+    # deployment (which would delete its future runs).
+    repeats: tuple[cron_rules.RepeatSchedule, ...] = ()
     version: str = field(default="", compare=False)
 
+    @property
+    def repeat_slugs(self) -> frozenset[str]:
+        return frozenset(r.slug for r in self.repeats)
+
     def config_hash(self) -> str:
-        """A hash of everything but ``paused``, which is changed with a call of its own."""
+        """A hash of everything but ``paused``, which is changed with a call of its own,
+        and ``repeats``, which the plan compares by slug."""
         # Not dataclasses.asdict: its deep copy was most of a 10,000-row plan's time.
         content = {f.name: getattr(self, f.name) for f in fields(self)}
-        del content["paused"], content["version"]
+        del content["paused"], content["version"], content["repeats"]
         canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -81,8 +92,10 @@ def spec_for(
     default_timezone: str,
     default_retry_delay_ms: int,
     default_misfire_grace_ms: int,
+    now: datetime,
 ) -> DeploymentSpec:
-    """The deployment of a validated row (its cron already normalised)."""
+    """The deployment of a validated row (its cron already normalised) at ``now``, which
+    decides which fall-backs the repeat schedules cover."""
     policy = run_policy.from_row(
         max_retries=row.max_retries,
         retry_delay_ms=row.retry_delay_ms,
@@ -93,13 +106,14 @@ def spec_for(
         default_misfire_grace_ms=default_misfire_grace_ms,
     )
     limit, strategy = OVERLAP_CONCURRENCY[row.overlap]
+    timezone = row.timezone or default_timezone
     spec = DeploymentSpec(
         schedule_id=row.id,
         name=deployment_name(row.id),
         flow_name=row.job_name,
         entrypoint=entrypoint,
         cron=row.cron,
-        timezone=row.timezone or default_timezone,
+        timezone=timezone,
         parameters={"param": row.param},
         work_pool_name=work_pool_name,
         work_queue_name=queue_name(row.priority),
@@ -116,5 +130,6 @@ def spec_for(
         },
         concurrency_limit=limit,
         collision_strategy=strategy,
+        repeats=cron_rules.repeat_schedules(row.cron, timezone, now),
     )
     return replace(spec, version=spec.config_hash())

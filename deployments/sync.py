@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -91,9 +92,11 @@ class SyncReport:
 
 
 def desired_state(
-    settings: Settings, repository: Repository
+    settings: Settings, repository: Repository, now: datetime | None = None
 ) -> tuple[dict[str, DeploymentSpec], dict[str, str]]:
-    """Specs of the good rows and the reasons of the bad ones; a failed read raises."""
+    """Specs of the good rows (at ``now``, the clock by default) and the reasons of the
+    bad ones; a failed read raises."""
+    now = now or datetime.now(UTC)
     rows = repository.list_schedules()
     known_jobs = registry.job_names()
     specs: dict[str, DeploymentSpec] = {}
@@ -112,6 +115,7 @@ def desired_state(
             default_timezone=settings.timezone,
             default_retry_delay_ms=settings.retry_delay_ms,
             default_misfire_grace_ms=settings.misfire_grace_ms,
+            now=now,
         )
     return specs, rejected
 
@@ -134,11 +138,12 @@ async def sync(
     Nothing is written unless the table and Prefect were both read successfully.
     """
     started = time.perf_counter()
+    now = datetime.now(UTC)
     gateway = Gateway(client)
     await gateway.check_reachable()
     # The table is read (a blocking read and some CPU: off the event loop, which the
     # watcher listens on) while Prefect answers.
-    rows_read = asyncio.create_task(asyncio.to_thread(desired_state, settings, repository))
+    rows_read = asyncio.create_task(asyncio.to_thread(desired_state, settings, repository, now))
     try:
         deployed = (
             list(known)
@@ -149,7 +154,7 @@ async def sync(
         specs, rejected = await rows_read
     pool = await gateway.read_work_pool(settings.work_pool)
     queues = await gateway.read_queues(settings.work_pool) if pool is not None else []
-    plan = plan_sync(specs, rejected, deployed, queues)
+    plan = plan_sync(specs, rejected, deployed, queues, now)
     report = SyncReport(plan=plan, applied=not dry_run)
     if not dry_run:
         await gateway.ensure_work_pool(settings.work_pool, settings.work_pool_concurrency, pool)
@@ -201,6 +206,11 @@ async def _apply(
             assert step.deployed is not None
             return partial(gateway.set_paused, step.deployed.id, step.action is Action.PAUSE)
         assert step.spec is not None
+        if step.action is Action.EXTEND:
+            assert step.deployed is not None
+            have = step.deployed.repeat_slugs
+            missing = tuple(r for r in step.spec.repeats if r.slug not in have)
+            return partial(gateway.add_repeat_schedules, step.deployed.id, missing)
         return partial(gateway.apply_deployment, step.spec, schemas.get(step.spec.flow_name))
 
     queue_changes: list[tuple[int, Callable[[], Awaitable[None]]]] = [
@@ -261,8 +271,13 @@ def deployed_after(plan: Plan, created: dict[str, UUID]) -> list[Deployed]:
                     version=step.spec.version,
                     paused=step.spec.paused,
                     work_queue_name=step.spec.work_queue_name,
+                    repeat_slugs=step.spec.repeat_slugs,
                 )
             )
+        elif step.action is Action.EXTEND:
+            assert step.deployed is not None and step.spec is not None
+            slugs = step.deployed.repeat_slugs | step.spec.repeat_slugs
+            result.append(replace(step.deployed, repeat_slugs=slugs))
         else:
             assert step.deployed is not None
             paused = {Action.PAUSE: True, Action.RESUME: False}.get(step.action)

@@ -1,11 +1,19 @@
 """Cron expressions: normalise them to what Prefect understands, and list fire times.
 
 Pure functions: callers pass ``at``; nothing here reads the clock.
+
+DST (docs/schedules.md states the policy): Prefect evaluates a cron on local wall time
+and takes each wall time once, at its first occurrence; a time skipped by spring-forward
+fires after the gap. A row whose hour field covers every hour must also fire through the
+second pass of a repeated (fall-back) hour: ``repeat_schedules`` gives the extra Prefect
+schedules (explicit UTC instants) that cover it for the next fall-backs.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -25,6 +33,13 @@ ALIASES = {
 }
 # Where the check that an expression fires at all starts: fixed, nothing here reads the clock.
 FIRST_FIRE_SEARCH_START = datetime(2000, 1, 1, tzinfo=UTC)
+# How many fall-backs ahead a row carries the schedules of: two always reach a year ahead,
+# further than Prefect's scheduler plans (100 days unless configured otherwise).
+UPCOMING_FALL_BACKS = 2
+# How far ahead fall-backs are looked for: zones that dropped DST have none.
+FALL_BACK_SEARCH_YEARS = 3
+REPEAT_SLUG_PREFIX = "dst-repeat-"
+_SLUG_TIME = "%Y%m%dT%H%MZ"
 
 
 class InvalidCron(ValueError):
@@ -116,18 +131,159 @@ def _reason(expression: str) -> str:
 def next_fire_times(expression: str, timezone: str, at: datetime, count: int = 3) -> list[datetime]:
     """The next ``count`` fire times after ``at``, as aware datetimes in ``timezone``.
 
-    Computed by Prefect's own cron schedule, so that what we show is what Prefect runs,
-    on DST days too (a time skipped by spring-forward fires after the gap; a repeated
-    time fires once, at its first occurrence).
+    Computed by Prefect's own schedules from the schedules the sync gives the row's
+    deployment (its cron, and the ``repeat_schedules`` of the next fall-backs), so that
+    what we show is what Prefect runs, on DST days too: a time skipped by spring-forward
+    fires after the gap; a repeated time fires at its first occurrence, and at its second
+    too when the hour field covers every hour.
     """
     if at.tzinfo is None:
         raise ValueError("`at` must be timezone-aware")
-    from prefect.server.schemas.schedules import CronSchedule
+    from prefect.server.schemas.schedules import CronSchedule, RRuleSchedule
 
     five = normalize_cron(expression)
     schedule = CronSchedule(cron=ALIASES.get(five, five), timezone=timezone)
     # get_dates() is a coroutine around this generator; callers here are synchronous.
     after = at + timedelta(microseconds=1)  # strictly after ``at``
-    dates = sorted(schedule._get_dates_generator(n=count, start=after))
+    dates = list(schedule._get_dates_generator(n=count, start=after))
+    for repeat in repeat_schedules(five, timezone, at):
+        extra = RRuleSchedule(rrule=repeat.rrule, timezone="UTC")
+        dates += extra._get_dates_generator(n=count, start=after)
     zone = ZoneInfo(timezone)
-    return [date.astimezone(zone) for date in dates]
+    # Sorted as instants: aware times of one zone compare as wall times, fold ignored.
+    # Plain datetimes: Prefect's are pendulum's on Python < 3.13.
+    instants = sorted(datetime.fromtimestamp(date.timestamp(), UTC) for date in dates)[:count]
+    return [instant.astimezone(zone) for instant in instants]
+
+
+# -- the second pass of repeated hours -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FallBack:
+    """Clocks set back at ``at`` (UTC) by ``shift``: the wall times of the real span
+    ``[at - shift, at)`` come again during ``[at, at + shift)``."""
+
+    at: datetime
+    shift: timedelta
+
+    @property
+    def end(self) -> datetime:
+        return self.at + self.shift
+
+
+@dataclass(frozen=True)
+class RepeatSchedule:
+    """An extra Prefect schedule of one row: the instants of one fall-back's second pass
+    that the row's cron names, as an RRule of explicit UTC dates (it never fires again)."""
+
+    slug: str
+    rrule: str
+    instants: tuple[datetime, ...]
+
+
+def covers_every_hour(expression: str) -> bool:
+    """Whether the hour field of a normalised cron names every hour (``*``, ``*/1``,
+    ``0-23``): such a row fires through both passes of a repeated hour."""
+    five = ALIASES.get(expression, expression)
+    return bool(croniter(five).expanded[1] == ["*"])  # croniter writes 0-23 as "*" too
+
+
+@functools.lru_cache(maxsize=1024)
+def fall_backs_in_year(timezone: str, year: int) -> tuple[FallBack, ...]:
+    """The instants of ``year`` (UTC) at which ``timezone`` sets its clocks back."""
+    zone = ZoneInfo(timezone)
+    found: list[FallBack] = []
+    step = timedelta(days=1)  # no zone changes its offset twice in a day
+    at = datetime(year, 1, 1, tzinfo=UTC)
+    stop = datetime(year + 1, 1, 1, tzinfo=UTC)
+    offset = _offset(at, zone)
+    while at < stop:
+        following = at + step
+        next_offset = _offset(following, zone)
+        if next_offset < offset:
+            found.append(FallBack(_transition(at, following, zone), offset - next_offset))
+        at, offset = following, next_offset
+    return tuple(found)
+
+
+def _offset(instant: datetime, zone: ZoneInfo) -> timedelta:
+    offset = instant.astimezone(zone).utcoffset()
+    assert offset is not None
+    return offset
+
+
+def _transition(before: datetime, after: datetime, zone: ZoneInfo) -> datetime:
+    """The first second of ``after``'s offset, found between ``before`` and ``after``."""
+    low, high = before, after  # offset(low) differs from offset(high)
+    wanted = _offset(after, zone)
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        middle = middle.replace(microsecond=0)
+        if _offset(middle, zone) == wanted:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def upcoming_fall_backs(timezone: str, now: datetime) -> tuple[FallBack, ...]:
+    """The next ``UPCOMING_FALL_BACKS`` fall-backs whose second pass has not ended at
+    ``now``. The answer changes only when a second pass ends, not as ``now`` moves."""
+    if now.tzinfo is None:
+        raise ValueError("`now` must be timezone-aware")
+    start = now.astimezone(UTC)
+    found: list[FallBack] = []
+    for year in range(start.year, start.year + FALL_BACK_SEARCH_YEARS + 1):
+        found += [f for f in fall_backs_in_year(timezone, year) if f.end > start]
+        if len(found) >= UPCOMING_FALL_BACKS:
+            break
+    return tuple(found[:UPCOMING_FALL_BACKS])
+
+
+def repeat_schedules(expression: str, timezone: str, now: datetime) -> tuple[RepeatSchedule, ...]:
+    """The extra schedules that let a row whose hour field covers every hour fire at the
+    second pass of the next repeated hours of ``timezone``; none for other rows.
+
+    ``expression`` is a normalised cron. Its instants in a second pass never coincide with
+    the main schedule's (that one fires at first occurrences), so no instant runs twice.
+    """
+    if not covers_every_hour(expression):
+        return ()
+    return tuple(
+        schedule
+        for fall_back in upcoming_fall_backs(timezone, now)
+        if (schedule := _repeat_schedule(expression, timezone, fall_back)) is not None
+    )
+
+
+@functools.lru_cache(maxsize=4096)  # called for every row on every sync
+def _repeat_schedule(expression: str, timezone: str, fall_back: FallBack) -> RepeatSchedule | None:
+    five = ALIASES.get(expression, expression)
+    zone = ZoneInfo(timezone)
+    # The wall time at which the second pass starts, and where it ends.
+    wall_start = fall_back.at.astimezone(zone).replace(tzinfo=None)
+    wall_end = wall_start + fall_back.shift
+    walls = croniter(five, wall_start - timedelta(seconds=1))  # day_or=True, as Prefect's
+    instants: list[datetime] = []
+    while (wall := walls.get_next(datetime)) < wall_end:
+        instants.append(fall_back.at + (wall - wall_start))
+    if not instants:
+        return None
+    # Explicit dates: at most one a minute through a shift of an hour or two, far below
+    # the 6,500 characters Prefect takes in an RRule.
+    rrule = "RDATE:" + ",".join(i.strftime("%Y%m%dT%H%M%SZ") for i in instants)
+    digest = hashlib.sha256(f"{timezone} {rrule}".encode()).hexdigest()[:8]
+    slug = f"{REPEAT_SLUG_PREFIX}{fall_back.end.strftime(_SLUG_TIME)}-{digest}"
+    return RepeatSchedule(slug=slug, rrule=rrule, instants=tuple(instants))
+
+
+def repeat_slug_ends(slug: str) -> datetime | None:
+    """When the schedule named ``slug`` stops firing, or None if it is not one of ours."""
+    if not slug.startswith(REPEAT_SLUG_PREFIX):
+        return None
+    stamp = slug.removeprefix(REPEAT_SLUG_PREFIX).split("-", 1)[0]
+    try:
+        return datetime.strptime(stamp, _SLUG_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return None

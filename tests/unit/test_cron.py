@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import itertools
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -199,3 +200,192 @@ def test_next_fire_times_fires_once_on_a_time_repeated_by_fall_back_like_prefect
         utc(2026, 10, 25, 0, 30),  # the first 02:30 (CEST) only
         utc(2026, 10, 26, 1, 30),  # 02:30 CET
     ]
+
+
+# -- the second pass of repeated hours (docs/schedules.md) --------------------------------
+
+NEW_YORK = ZoneInfo("America/New_York")
+LORD_HOWE = "Australia/Lord_Howe"  # DST shifts the clock by 30 minutes
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("*/15 * * * *", True),
+        ("30 * * * *", True),
+        ("0 */1 * * 1-5", True),
+        ("5 0-23 1 * *", True),
+        ("@hourly", True),
+        ("30 2 * * *", False),
+        ("0 */2 * * *", False),
+        ("*/5 1-3 * * *", False),
+        ("@daily", False),
+    ],
+)
+def test_covers_every_hour_reads_the_hour_field(expression: str, expected: bool):
+    assert cron.covers_every_hour(expression) is expected
+
+
+@pytest.mark.parametrize(
+    ("zone", "year", "expected"),
+    [
+        ("Europe/Berlin", 2027, [cron.FallBack(utc(2027, 10, 31, 1), timedelta(hours=1))]),
+        ("America/New_York", 2027, [cron.FallBack(utc(2027, 11, 7, 6), timedelta(hours=1))]),
+        (LORD_HOWE, 2027, [cron.FallBack(utc(2027, 4, 3, 15), timedelta(minutes=30))]),
+        ("UTC", 2027, []),
+        ("Asia/Taipei", 2027, []),
+    ],
+)
+def test_fall_backs_in_year_finds_when_clocks_go_back(
+    zone: str, year: int, expected: list[cron.FallBack]
+):
+    assert list(cron.fall_backs_in_year(zone, year)) == expected
+
+
+def test_upcoming_fall_backs_change_only_when_a_second_pass_ends():
+    just_after_2026 = cron.upcoming_fall_backs("Europe/Berlin", utc(2026, 10, 25, 2))
+    months_later = cron.upcoming_fall_backs("Europe/Berlin", utc(2027, 10, 31, 1, 59))
+    after_2027 = cron.upcoming_fall_backs("Europe/Berlin", utc(2027, 10, 31, 2))
+
+    assert [f.at for f in just_after_2026] == [utc(2027, 10, 31, 1), utc(2028, 10, 29, 1)]
+    assert months_later == just_after_2026
+    assert [f.at for f in after_2027] == [utc(2028, 10, 29, 1), utc(2029, 10, 28, 1)]
+
+
+def test_upcoming_fall_backs_of_a_zone_without_dst_are_none():
+    assert cron.upcoming_fall_backs("Asia/Kolkata", utc(2026, 12, 1)) == ()
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone", "expected"),
+    [
+        # Berlin 2027-10-31: 03:00 CEST -> 02:00 CET; the second 02:xx is 01:xx UTC.
+        (
+            "*/15 * * * *",
+            "Europe/Berlin",
+            [utc(2027, 10, 31, 1, m) for m in (0, 15, 30, 45)],
+        ),
+        ("30 * * * *", "Europe/Berlin", [utc(2027, 10, 31, 1, 30)]),
+        ("@hourly", "Europe/Berlin", [utc(2027, 10, 31, 1)]),
+        # New York 2027-11-07: 02:00 EDT -> 01:00 EST; the second 01:xx is 06:xx UTC.
+        ("20,40 * * * *", "America/New_York", [utc(2027, 11, 7, 6, 20), utc(2027, 11, 7, 6, 40)]),
+        # Lord Howe 2027-04-04: 02:00 (+11) -> 01:30 (+10:30); the second 01:30-01:59 local
+        # is 15:00-15:29 UTC on the 3rd: local minute 30 is UTC minute 0.
+        ("*/15 * * * *", LORD_HOWE, [utc(2027, 4, 3, 15), utc(2027, 4, 3, 15, 15)]),
+        ("0 * * * *", LORD_HOWE, []),  # 01:00 is not repeated there
+    ],
+)
+def test_repeat_schedules_hold_the_second_pass_of_the_next_fall_back(
+    expression: str, zone: str, expected: list[datetime]
+):
+    repeats = cron.repeat_schedules(expression, zone, utc(2026, 12, 1))
+
+    if not expected:
+        assert all(r.instants[0].year != 2027 for r in repeats)
+        return
+    first = repeats[0]
+    assert list(first.instants) == expected
+    assert first.rrule == "RDATE:" + ",".join(t.strftime("%Y%m%dT%H%M%SZ") for t in expected)
+    assert len(repeats) == cron.UPCOMING_FALL_BACKS  # next year's too
+
+
+@pytest.mark.parametrize("expression", ["30 2 * * *", "0 */2 * * *", "*/5 1-3 * * *", "@daily"])
+def test_repeat_schedules_leave_fixed_hour_rows_alone(expression: str):
+    assert cron.repeat_schedules(expression, "Europe/Berlin", utc(2026, 12, 1)) == ()
+
+
+def test_repeat_schedules_skip_a_fall_back_on_a_day_the_cron_never_names():
+    repeats = cron.repeat_schedules("*/15 * 31 10 *", "Europe/Berlin", utc(2026, 12, 1))
+
+    # 2027-10-31 is a fall-back day; 2028's is the 29th, which the cron does not name.
+    assert [r.instants[0].date() for r in repeats] == [date(2027, 10, 31)]
+
+
+def test_repeat_schedules_of_a_utc_row_are_none():
+    assert cron.repeat_schedules("*/15 * * * *", "UTC", utc(2026, 12, 1)) == ()
+
+
+def test_repeat_schedule_slug_says_when_it_stops_firing():
+    (first, second) = cron.repeat_schedules("* * * * *", "Europe/Berlin", utc(2026, 12, 1))
+
+    assert cron.repeat_slug_ends(first.slug) == utc(2027, 10, 31, 2)
+    assert cron.repeat_slug_ends(second.slug) == utc(2028, 10, 29, 2)
+    assert len(first.instants) == 60
+    assert first.slug != second.slug
+    assert cron.repeat_slug_ends("some-other-schedule") is None
+    assert cron.repeat_slug_ends(cron.REPEAT_SLUG_PREFIX + "garbage") is None
+
+
+def test_repeat_schedule_slug_differs_when_the_instants_differ():
+    (every_15,) = cron.repeat_schedules("*/15 * 31 10 *", "Europe/Berlin", utc(2026, 12, 1))
+    (every_20,) = cron.repeat_schedules("*/20 * 31 10 *", "Europe/Berlin", utc(2026, 12, 1))
+
+    assert every_15.slug != every_20.slug
+
+
+def _local_day_utc(zone: str, day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(), tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=ZoneInfo(zone))
+    return start, end.astimezone(UTC)
+
+
+def _fires_on(expression: str, zone: str, day: date) -> list[datetime]:
+    start, end = _local_day_utc(zone, day)
+    times = cron.next_fire_times(expression, zone, start - timedelta(seconds=1), count=200)
+    fires = [t.astimezone(UTC) for t in times if t.astimezone(UTC) < end]
+    assert len(fires) == len(set(fires)), "an instant listed twice"
+    return fires
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "hours"),
+    [
+        ("Europe/Berlin", date(2027, 10, 31), 25),
+        ("America/New_York", date(2027, 11, 7), 25),
+        ("Europe/Berlin", date(2027, 3, 28), 23),
+        ("America/New_York", date(2027, 3, 14), 23),
+    ],
+)
+def test_next_fire_times_keep_a_quarter_hour_rhythm_through_dst(zone: str, day: date, hours: int):
+    fires = _fires_on("*/15 * * * *", zone, day)
+
+    assert len(fires) == 4 * hours
+    assert {b - a for a, b in itertools.pairwise(fires)} == {timedelta(minutes=15)}
+
+
+def test_next_fire_times_fire_an_hourly_row_25_times_on_the_fall_back_day():
+    fires = _fires_on("30 * * * *", "Europe/Berlin", date(2027, 10, 31))
+
+    assert len(fires) == 25
+    assert {b - a for a, b in itertools.pairwise(fires)} == {timedelta(hours=1)}
+
+
+def test_next_fire_times_fire_a_fixed_hour_row_once_on_the_fall_back_day():
+    assert _fires_on("30 2 * * *", "Europe/Berlin", date(2027, 10, 31)) == [
+        utc(2027, 10, 31, 0, 30)  # the first 02:30 (CEST)
+    ]
+    every_two = _fires_on("0 */2 * * *", "Europe/Berlin", date(2027, 10, 31))
+    assert len(every_two) == 12
+    assert utc(2027, 10, 31, 0) in every_two  # 02:00 CEST, not 02:00 CET
+    assert utc(2027, 10, 31, 1) not in every_two
+
+
+def test_next_fire_times_follow_a_30_minute_fall_back():
+    # Lord Howe 2027-04-04: local 01:30-01:59 happens at +11 then at +10:30.
+    fires = _fires_on("30 * * * *", LORD_HOWE, date(2027, 4, 4))
+
+    assert len(fires) == 25
+    assert utc(2027, 4, 3, 14, 30) in fires  # 01:30 +11
+    assert utc(2027, 4, 3, 15) in fires  # 01:30 +10:30
+    quarter = _fires_on("*/15 * * * *", LORD_HOWE, date(2027, 4, 4))
+    assert len(quarter) == 98  # 24.5 real hours
+    assert {b - a for a, b in itertools.pairwise(quarter)} == {timedelta(minutes=15)}
+
+
+def test_next_fire_times_shift_a_time_skipped_by_a_30_minute_spring_forward():
+    # Lord Howe 2027-10-03: 02:00 (+10:30) -> 02:30 (+11); 02:15 does not exist and fires
+    # at 02:45, as every skipped time fires after the gap.
+    fires = _fires_on("15 * * * *", LORD_HOWE, date(2027, 10, 3))
+
+    assert len(fires) == 24
+    assert utc(2027, 10, 2, 15, 45) in fires  # 02:45 +11

@@ -8,12 +8,15 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 from uuid import UUID
 
 import pytest
 
 from deployments import plan, spec
+from jobctl import cron
 
 Action = plan.Action
 Step = plan.Step
@@ -59,6 +62,7 @@ def make_deployed(
     version: str | None = "v1",
     paused: bool = False,
     deployment_id: UUID | None = None,
+    repeat_slugs: Iterable[str] = (),
 ) -> plan.Deployed:
     return plan.Deployed(
         id=deployment_id or uuid.uuid4(),
@@ -68,6 +72,7 @@ def make_deployed(
         version=version,
         paused=paused,
         work_queue_name=spec.queue_name(0),
+        repeat_slugs=frozenset(repeat_slugs),
     )
 
 
@@ -702,3 +707,87 @@ def test_queue_plan_applied_by_prefect_rules_orders_the_queues_and_converges(see
 
     second = plan.plan_queues(wanted, pool.snapshot(), in_use)
     assert second.is_empty, (after, second)
+
+
+# -- repeat schedules (DST fall-back) ---------------------------------------------------
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+REPEATS_2026 = cron.repeat_schedules("*/15 * * * *", "Europe/Berlin", NOW)  # 2027, 2028
+REPEATS_2028 = cron.repeat_schedules(
+    "*/15 * * * *", "Europe/Berlin", datetime(2028, 1, 1, tzinfo=UTC)
+)
+SLUGS_2027, SLUGS_2028 = REPEATS_2026[0].slug, REPEATS_2026[1].slug
+SLUG_2029 = REPEATS_2028[1].slug
+
+
+def with_repeats(wanted: spec.DeploymentSpec, repeats: tuple[Any, ...]) -> spec.DeploymentSpec:
+    return dataclasses.replace(wanted, repeats=repeats)
+
+
+def test_missing_repeat_schedules_are_added_without_rewriting_the_deployment():
+    wanted = with_repeats(make_spec("a"), REPEATS_2026)
+    current = make_deployed("a", repeat_slugs={SLUGS_2027})
+
+    steps = plan.plan_deployments({"a": wanted}, {}, [current], NOW)
+
+    assert steps == [Step(Action.EXTEND, "a", spec=wanted, deployed=current)]
+
+
+def test_deployment_with_every_wanted_repeat_schedule_is_unchanged():
+    wanted = with_repeats(make_spec("a"), REPEATS_2026)
+    current = make_deployed("a", repeat_slugs={SLUGS_2027, SLUGS_2028})
+
+    steps = plan.plan_deployments({"a": wanted}, {}, [current], NOW)
+
+    assert steps == [Step(Action.UNCHANGED, "a", spec=wanted, deployed=current)]
+
+
+def test_repeat_schedules_of_past_fall_backs_are_left_in_place():
+    # A year on: 2027's schedule never fires again; removing it would delete future runs.
+    later = datetime(2028, 1, 1, tzinfo=UTC)
+    wanted = with_repeats(make_spec("a"), REPEATS_2028)
+    current = make_deployed("a", repeat_slugs={SLUGS_2027, SLUGS_2028, SLUG_2029})
+
+    steps = plan.plan_deployments({"a": wanted}, {}, [current], later)
+
+    assert steps == [Step(Action.UNCHANGED, "a", spec=wanted, deployed=current)]
+
+
+def test_the_year_after_a_fall_back_the_next_one_is_added():
+    later = datetime(2028, 1, 1, tzinfo=UTC)
+    wanted = with_repeats(make_spec("a"), REPEATS_2028)
+    current = make_deployed("a", repeat_slugs={SLUGS_2027, SLUGS_2028})
+
+    steps = plan.plan_deployments({"a": wanted}, {}, [current], later)
+
+    assert steps == [Step(Action.EXTEND, "a", spec=wanted, deployed=current)]
+
+
+def test_an_unwanted_repeat_schedule_still_to_come_makes_an_update():
+    # The zone's rules changed, or the row no longer covers every hour.
+    wanted = make_spec("a")
+    current = make_deployed("a", repeat_slugs={SLUGS_2027})
+
+    assert plan.plan_deployments({"a": wanted}, {}, [current], NOW) == [
+        Step(Action.UPDATE, "a", spec=wanted, deployed=current)
+    ]
+    # Without ``now`` nothing can be told expired: every unwanted one counts as live.
+    assert plan.plan_deployments({"a": wanted}, {}, [current])[0].action is Action.UPDATE
+
+
+def test_extend_and_resume_together_make_one_update():
+    wanted = with_repeats(make_spec("a", paused=False), REPEATS_2026)
+    current = make_deployed("a", paused=True)
+
+    steps = plan.plan_deployments({"a": wanted}, {}, [current], NOW)
+
+    assert steps == [Step(Action.UPDATE, "a", spec=wanted, deployed=current)]
+
+
+def test_extend_is_a_write_and_plan_sync_passes_now_on():
+    wanted = with_repeats(make_spec("a"), REPEATS_2026)
+    current = make_deployed("a")
+
+    sync_plan = plan.plan_sync({"a": wanted}, {}, [current], [], NOW)
+
+    assert [s.action for s in sync_plan.writes] == [Action.EXTEND]

@@ -5,19 +5,22 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from prefect.client.schemas.objects import ConcurrencyLimitStrategy
 
 from deployments import spec
-from jobctl import policy
+from jobctl import cron, policy
 from jobctl.records import SPEC_FIELDS, Schedule
 
 ENTRYPOINT = "flows/jobs.py:process_data"
 WORK_POOL = "jobctl-test"
 DEFAULT_TIMEZONE = "Europe/Berlin"
 DEFAULT_RETRY_DELAY_MS = 7_000
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+NOW_2028 = datetime(2028, 1, 1, tzinfo=UTC)
 
 MakeRow = Callable[..., Schedule]
 
@@ -57,6 +60,7 @@ def build(row: Schedule) -> spec.DeploymentSpec:
         default_timezone=DEFAULT_TIMEZONE,
         default_retry_delay_ms=DEFAULT_RETRY_DELAY_MS,
         default_misfire_grace_ms=60_000,
+        now=NOW,
     )
 
 
@@ -320,3 +324,40 @@ def test_job_variables_env_values_are_strings(make_row: MakeRow):
 
     assert set(env) == {policy.POLICY_ENV, policy.SCHEDULE_ID_ENV, spec.HEARTBEAT_ENV}
     assert all(isinstance(value, str) for value in env.values())
+
+
+# -- repeat schedules (DST fall-back) ---------------------------------------------------
+
+
+def test_a_row_with_every_hour_in_a_dst_zone_gets_the_repeat_schedules(make_row: MakeRow):
+    deployment = build(make_row(cron="*/15 * * * *", timezone="Europe/Berlin"))
+
+    assert [r.instants[0] for r in deployment.repeats] == [
+        datetime(2027, 10, 31, 1, tzinfo=UTC),
+        datetime(2028, 10, 29, 1, tzinfo=UTC),
+    ]
+    assert deployment.repeat_slugs == {r.slug for r in deployment.repeats}
+
+
+@pytest.mark.parametrize(
+    ("expression", "timezone"), [("*/15 * * * *", "UTC"), ("30 2 * * *", "Europe/Berlin")]
+)
+def test_rows_without_a_repeated_pass_get_no_repeat_schedule(
+    make_row: MakeRow, expression: str, timezone: str
+):
+    assert build(make_row(cron=expression, timezone=timezone)).repeats == ()
+
+
+def test_the_default_zone_decides_the_repeat_schedules(make_row: MakeRow):
+    assert build(make_row(timezone=None)).repeats != ()  # DEFAULT_TIMEZONE is Berlin's
+
+
+def test_repeat_schedules_do_not_change_the_config_hash(make_row: MakeRow):
+    row = make_row(cron="*/15 * * * *", timezone="Europe/Berlin")
+    now_spec = build(row)
+    next_year = dataclasses.replace(
+        now_spec, repeats=cron.repeat_schedules(row.cron, "Europe/Berlin", NOW_2028)
+    )
+
+    assert next_year.repeats != now_spec.repeats
+    assert next_year.config_hash() == now_spec.version
