@@ -182,6 +182,7 @@ class RepeatSchedule:
     instants: tuple[datetime, ...]
 
 
+@functools.lru_cache(maxsize=4096)  # called for every row on every sync
 def covers_every_hour(expression: str) -> bool:
     """Whether the hour field of a normalised cron names every hour (``*``, ``*/1``,
     ``0-23``): such a row fires through both passes of a repeated hour."""
