@@ -97,6 +97,10 @@ class WarmWorker(ProcessWorker):
         configuration: ProcessJobConfiguration,
         task_status: anyio.abc.TaskStatus[int] | None = None,
     ) -> ProcessWorkerResult:
+        if configuration._command_configured:
+            # The run names its own command (job variable ``command``): it starts that
+            # command, as Prefect's process worker does; only the engine is forked warm.
+            return await super().run(flow_run, configuration, task_status)
         if task_status is None:
             task_status = anyio.TASK_STATUS_IGNORED
         context = self._executor_context

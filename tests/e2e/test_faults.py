@@ -19,7 +19,7 @@ from tests.conftest import ScheduleFactory
 from tests.e2e.test_history import _attempts, _wait_processing, _worker_and_processing_run
 from tests.e2e.test_history_reconciler import _reconcile
 from tests.e2e.test_runs import NEVER_DUE, _read_run, _run_now, _wait_final
-from tests.fixtures.prefect import WorkerFactory
+from tests.fixtures.prefect import ON_BOTH_WORKER_TYPES, WorkerFactory
 from tests.fixtures.processes import Child, kill_worker_and_its_runs, wait_for
 from tests.fixtures.sync import JobctlFactory, SyncTarget
 
@@ -52,6 +52,7 @@ def _stop_worker(worker: Child) -> None:
         kill_worker_and_its_runs(worker)
 
 
+@ON_BOTH_WORKER_TYPES
 @pytest.mark.parametrize(
     ("end_worker", "may_drain"),
     [
@@ -110,6 +111,7 @@ def test_a_run_whose_worker_dies_is_failed_with_a_reason_and_retried_when_the_ro
     assert (second.attempt, second.status) == (2, JobStatus.SUCCESS)
 
 
+@ON_BOTH_WORKER_TYPES
 def test_a_crashed_run_is_not_retried_beyond_the_rows_retries(
     sync_target: SyncTarget,
     schedule_factory: ScheduleFactory,

@@ -221,7 +221,6 @@ def test_a_flow_process_ended_by_a_signal_is_crashed_with_its_exit_status(
     run = _wait_final(run_id)
 
     assert run.state is not None and run.state.is_crashed(), run.state
-    print(sig, run.state.message)
     [attempt] = wait_for(
         lambda: [a for a in _attempts(sync_target.repository, run_id) if a.end_at],
         timeout_s=60,
