@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "history": "jobctl.cli.history:history",
     "jobs": "jobctl.cli.admin:jobs",
     "schedule": "jobctl.cli.schedule:schedule",
+    "status": "jobctl.cli.status:status_command",
     "sync": "jobctl.cli.sync:sync",
     "up": "jobctl.cli.admin:up",
 }

@@ -1,0 +1,167 @@
+"""`jobctl status`: one line per schedule — its state, its last run, its next fire time.
+
+The state is ``rejected`` (with the validation's reason) for a row the sync refuses,
+``paused`` for ``isActive`` false, ``missed`` when its last due time passed its misfire
+grace with no attempt started since, else ``active``. Pure functions take ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from jobctl import errors, registry, status_queries, validation
+from jobctl.cron import ALIASES, next_fire_times
+from jobctl.models import JobStatus, utcnow
+from jobctl.records import Schedule
+from jobctl.repository import Repository
+from jobctl.settings import Settings
+from jobctl.status_queries import LatestAttempt
+
+ACTIVE = "active"
+PAUSED = "paused"
+REJECTED = "rejected"
+MISSED = "missed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleStatus:
+    schedule_id: str
+    job_name: str
+    cron: str
+    timezone: str
+    description: str | None
+    state: str
+    reason: str | None  # why rejected, or which due time was missed
+    last: LatestAttempt | None
+    last_success_at: datetime | None
+    next_fire_at: datetime | None
+    missed_due_at: datetime | None
+
+    @property
+    def failing(self) -> bool:
+        """The last run failed, or a due run did not start."""
+        return self.state == MISSED or (
+            self.last is not None and self.last.status is JobStatus.FAILED
+        )
+
+
+def previous_fire(cron: str, zone: str, at: datetime) -> datetime:
+    """The last fire time of a (normalised) cron at or before ``at``, in ``zone``."""
+    local = at.astimezone(ZoneInfo(zone))
+    fires = croniter(ALIASES.get(cron, cron), local + timedelta(microseconds=1))
+    previous: datetime = fires.get_prev(datetime)
+    return previous
+
+
+def missed_due_time(
+    row: Schedule,
+    *,
+    cron: str,
+    zone: str,
+    grace_s: float,
+    last_start: datetime | None,
+    last_running: bool,
+    now: datetime,
+) -> datetime | None:
+    """The due time this active row missed, if any: the last fire time at least
+    ``grace_s`` ago, when no attempt started since it.
+
+    Not missed: a row created or edited after that time (it was not due then: a row
+    enabled again was paused on purpose), and with ``overlap = skip`` a run still going
+    (the due run was dropped on purpose).
+    """
+    due = previous_fire(cron, zone, now - timedelta(seconds=grace_s))
+    for changed in (row.created_at, row.updated_at):
+        if changed is not None and changed >= due:
+            return None
+    if last_start is not None and last_start >= due:
+        return None
+    if last_running and row.overlap == "skip":
+        return None
+    return due
+
+
+def statuses(
+    rows: Sequence[Schedule],
+    *,
+    latest: Mapping[str, LatestAttempt],
+    successes: Mapping[str, datetime],
+    known_jobs: Collection[str],
+    default_zone: str,
+    default_grace_ms: int,
+    now: datetime,
+) -> list[ScheduleStatus]:
+    """The status of every row; a row whose cron cannot be evaluated is reported, not fatal."""
+    found: list[ScheduleStatus] = []
+    for row in rows:
+        zone = str(row.timezone or default_zone)
+        last = latest.get(row.id)
+        state, reason, next_at, missed_at = ACTIVE, None, None, None
+        try:
+            good = validation.validated(row, known_jobs, row.id)
+        except errors.InvalidSchedule as exc:
+            state, reason = REJECTED, "; ".join(str(p) for p in exc.problems)
+        else:
+            cron = str(good.cron)
+            try:
+                next_at = next_fire_times(cron, zone, now, count=1)[0]
+            except (ValueError, IndexError) as exc:
+                state, reason = REJECTED, f"cron cannot be evaluated: {exc}"
+            if state == ACTIVE and not good.is_active:
+                state = PAUSED
+                next_at = None
+            elif state == ACTIVE:
+                grace_ms = row.misfire_grace_ms
+                grace_s = (default_grace_ms if grace_ms is None else int(grace_ms)) / 1000
+                missed_at = missed_due_time(
+                    row,
+                    cron=cron,
+                    zone=zone,
+                    grace_s=grace_s,
+                    last_start=None if last is None else last.start_at,
+                    last_running=last is not None and last.status is JobStatus.PROCESSING,
+                    now=now,
+                )
+                if missed_at is not None:
+                    state = MISSED
+                    reason = f"due {missed_at.isoformat()} and no attempt started"
+        found.append(
+            ScheduleStatus(
+                schedule_id=row.id,
+                job_name=str(row.job_name),
+                cron=str(row.cron),
+                timezone=zone,
+                description=None if row.description is None else str(row.description),
+                state=state,
+                reason=reason,
+                last=last,
+                last_success_at=successes.get(row.id),
+                next_fire_at=next_at,
+                missed_due_at=missed_at,
+            )
+        )
+    return found
+
+
+def read_status(
+    settings: Settings,
+    repository: Repository,
+    *,
+    failing_only: bool = False,
+    now: datetime | None = None,
+) -> list[ScheduleStatus]:
+    lines = statuses(
+        repository.list_schedules(),
+        latest=status_queries.latest_attempts(repository),
+        successes=status_queries.last_successes(repository),
+        known_jobs=registry.job_names(),
+        default_zone=settings.timezone,
+        default_grace_ms=settings.misfire_grace_ms,
+        now=now or utcnow(),
+    )
+    return [line for line in lines if line.failing] if failing_only else lines

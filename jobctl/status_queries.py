@@ -1,0 +1,96 @@
+"""The SQL behind `jobctl status`: the latest attempt and the last success of each schedule.
+
+Both read by index (``JobHistory (scheduleId, startAt, id)``, migration 0004): one probe
+per schedule rather than a scan of the whole history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Text, cast, func, select
+from sqlalchemy.orm import aliased
+
+from jobctl.missed_run_model import MissedRun
+from jobctl.models import JobHistory, JobSchedule, JobStatus
+from jobctl.repository import Repository
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatestAttempt:
+    schedule_id: str
+    history_id: int
+    status: JobStatus
+    attempt: int | None
+    start_at: datetime
+    end_at: datetime | None
+    error: str | None
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.end_at is None else (self.end_at - self.start_at).total_seconds()
+
+
+def latest_attempts(repository: Repository) -> dict[str, LatestAttempt]:
+    """The newest attempt (by start) of every schedule that has one."""
+    inner = aliased(JobHistory)
+    newest_id = (
+        select(inner.id)
+        .where(inner.scheduleId == cast(JobSchedule.id, Text))
+        .order_by(inner.startAt.desc(), inner.id.desc())
+        .limit(1)
+        .correlate(JobSchedule)
+        .scalar_subquery()
+    )
+    ids = select(newest_id).select_from(JobSchedule).scalar_subquery()
+    statement = select(
+        JobHistory.scheduleId,
+        JobHistory.id,
+        JobHistory.status,
+        JobHistory.attempt,
+        JobHistory.startAt,
+        JobHistory.endAt,
+        JobHistory.error,
+    ).where(JobHistory.id.in_(ids))
+    with repository.session() as session:
+        return {
+            row[0]: LatestAttempt(
+                schedule_id=row[0],
+                history_id=row[1],
+                status=row[2],
+                attempt=row[3],
+                start_at=row[4],
+                end_at=row[5],
+                error=row[6],
+            )
+            for row in session.execute(statement)
+        }
+
+
+def last_successes(repository: Repository) -> dict[str, datetime]:
+    """When the last successful attempt of each schedule ended."""
+    inner = aliased(JobHistory)
+    last_end = (
+        select(inner.endAt)
+        .where(
+            inner.scheduleId == cast(JobSchedule.id, Text),
+            inner.status == JobStatus.SUCCESS,
+        )
+        .order_by(inner.startAt.desc(), inner.id.desc())
+        .limit(1)
+        .correlate(JobSchedule)
+        .scalar_subquery()
+    )
+    statement = select(cast(JobSchedule.id, Text), last_end)
+    with repository.session() as session:
+        return {row[0]: row[1] for row in session.execute(statement) if row[1] is not None}
+
+
+def latest_missed(repository: Repository) -> dict[str, datetime]:
+    """The latest recorded missed due time of each schedule."""
+    statement = select(MissedRun.scheduleId, func.max(MissedRun.dueAt)).group_by(
+        MissedRun.scheduleId
+    )
+    with repository.session() as session:
+        return {row[0]: row[1] for row in session.execute(statement)}

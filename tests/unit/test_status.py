@@ -1,0 +1,81 @@
+"""When a schedule's due run counts as missed (pure: fixed instants)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jobctl.records import Schedule
+from jobctl.status import missed_due_time, previous_fire
+
+NOW = datetime(2026, 12, 1, 10, 7, 30, tzinfo=UTC)
+LONG_AGO = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def row(**overrides: object) -> Schedule:
+    values: dict[str, object] = {
+        "id": "s1",
+        "cron": "*/5 * * * *",
+        "job_name": "processData",
+        "created_at": LONG_AGO,
+        "updated_at": LONG_AGO,
+        "overlap": "allow",
+    }
+    values.update(overrides)
+    return Schedule(**values)  # type: ignore[arg-type]
+
+
+def missed(
+    schedule: Schedule, *, last_start: datetime | None, running: bool = False, grace_s: float = 60
+) -> datetime | None:
+    return missed_due_time(
+        schedule,
+        cron=str(schedule.cron),
+        zone="Europe/Berlin",
+        grace_s=grace_s,
+        last_start=last_start,
+        last_running=running,
+        now=NOW,
+    )
+
+
+def test_previous_fire_is_the_last_fire_at_or_before_the_instant_in_the_zone() -> None:
+    assert previous_fire("*/5 * * * *", "UTC", NOW) == datetime(2026, 12, 1, 10, 5, tzinfo=UTC)
+    assert previous_fire("*/5 * * * *", "UTC", NOW.replace(minute=5, second=0)) == NOW.replace(
+        minute=5, second=0
+    )
+    # 09:00 in Berlin is 08:00 UTC in winter.
+    daily = previous_fire("0 9 * * *", "Europe/Berlin", NOW)
+    assert daily.astimezone(UTC) == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+def test_a_due_time_past_its_grace_without_an_attempt_is_missed() -> None:
+    due = datetime(2026, 12, 1, 10, 5, tzinfo=UTC)
+    assert missed(row(), last_start=due - timedelta(minutes=5)) == due
+    assert missed(row(), last_start=None) == due
+
+
+def test_an_attempt_started_after_the_due_time_even_late_means_not_missed() -> None:
+    due = datetime(2026, 12, 1, 10, 5, tzinfo=UTC)
+    assert missed(row(), last_start=due + timedelta(seconds=50)) is None
+
+
+def test_a_due_time_still_within_its_grace_is_not_missed_yet() -> None:
+    # 10:05 is 2.5 minutes ago: with a grace of 5 minutes, the last due time judged is 10:00.
+    ten = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    assert missed(row(), last_start=ten + timedelta(seconds=1), grace_s=300) is None
+
+
+@pytest.mark.parametrize("field", ["created_at", "updated_at"])
+def test_a_row_created_or_enabled_after_the_due_time_was_not_due(field: str) -> None:
+    changed = row(**{field: datetime(2026, 12, 1, 10, 6, tzinfo=UTC)})
+    assert missed(changed, last_start=None) is None
+
+
+def test_a_run_dropped_because_the_previous_one_still_runs_with_overlap_skip_is_not_missed() -> (
+    None
+):
+    earlier = datetime(2026, 12, 1, 9, 50, tzinfo=UTC)
+    assert missed(row(overlap="skip"), last_start=earlier, running=True) is None
+    assert missed(row(overlap="allow"), last_start=earlier, running=True) is not None
