@@ -7,6 +7,7 @@ grace with no attempt started since, else ``active``. Pure functions take ``now`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -50,6 +51,7 @@ class ScheduleStatus:
         )
 
 
+@functools.lru_cache(maxsize=1_024)
 def previous_fire(cron: str, zone: str, at: datetime) -> datetime:
     """The last fire time of a (normalised) cron at or before ``at``, in ``zone``."""
     local = at.astimezone(ZoneInfo(zone))
@@ -98,6 +100,8 @@ def statuses(
 ) -> list[ScheduleStatus]:
     """The status of every row; a row whose cron cannot be evaluated is reported, not fatal."""
     found: list[ScheduleStatus] = []
+    # Rows share crons and zones: each fire time is computed once per (cron, zone).
+    next_fires: dict[tuple[str, str], datetime] = {}
     for row in rows:
         zone = str(row.timezone or default_zone)
         last = latest.get(row.id)
@@ -109,7 +113,9 @@ def statuses(
         else:
             cron = str(good.cron)
             try:
-                next_at = next_fire_times(cron, zone, now, count=1)[0]
+                if (cron, zone) not in next_fires:
+                    next_fires[(cron, zone)] = next_fire_times(cron, zone, now, count=1)[0]
+                next_at = next_fires[(cron, zone)]
             except (ValueError, IndexError) as exc:
                 state, reason = REJECTED, f"cron cannot be evaluated: {exc}"
             if state == ACTIVE and not good.is_active:
