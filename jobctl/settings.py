@@ -66,6 +66,17 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How often `jobctl sync --watch` reconciles history."
     )
 
+    alert_to: str | None = Field(
+        default=None,
+        description="Prefect notification block (``custom-webhook/oncall``) that gets the alerts "
+        "of rows whose alertTo is null (unset: no alerts for them).",
+    )
+    heartbeat_url: str | None = Field(
+        default=None,
+        description="Pinged every minute by the sync watcher while the database, Prefect and "
+        "a worker are healthy (a dead man's switch: healthchecks.io, Cronitor, Uptime Kuma).",
+    )
+
     api_host: str = Field(default="127.0.0.1", description="Address `jobctl api` binds.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port `jobctl api` binds.")
     api_token: str | None = Field(
