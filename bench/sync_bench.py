@@ -314,6 +314,10 @@ class Measured(Generic[T]):
     cpu: CpuSample
     settled: Settled
     samples_s: list[float] = field(default_factory=list)
+    # Per sample: the cores other programs used meanwhile, and whether the machine was
+    # quiet before it (a slow sample under contention says so).
+    samples_others_cores: list[float] = field(default_factory=list)
+    samples_quiet_before: list[bool] = field(default_factory=list)
 
     @property
     def cpu_s(self) -> float:
@@ -338,7 +342,16 @@ class Bench:
             value = await call(client)
             seconds = time.perf_counter() - started
             cpu = self.meter.sample() - before
-        return Measured(value, seconds, log, cpu, settled, [round(seconds, 4)])
+        return Measured(
+            value,
+            seconds,
+            log,
+            cpu,
+            settled,
+            [round(seconds, 4)],
+            [round(cpu.others_cores(), 2)],
+            [settled.machine_quiet],
+        )
 
     async def median_of(
         self,
@@ -355,7 +368,7 @@ class Bench:
             runs.append(run)
         ordered = sorted(runs, key=lambda run: run.seconds)
         middle = ordered[len(ordered) // 2]
-        middle.samples_s = [round(run.seconds, 4) for run in runs]
+        _keep_samples(middle, runs)
         return middle
 
     def say(self, rows: int, message: str) -> None:
@@ -370,6 +383,8 @@ def _details(measure: Measured[Any], **extra: Any) -> dict[str, Any]:
         "machine_quiet_before": measure.settled.machine_quiet,
         "others_cores": round(measure.cpu.others_cores(), 2),
         "samples_s": measure.samples_s,
+        "samples_others_cores": measure.samples_others_cores,
+        "samples_quiet_before": measure.samples_quiet_before,
         **extra,
     }
 
@@ -582,10 +597,16 @@ async def _sync_of(settings: Settings, repository: Repository, client: PrefectCl
     return await sync(settings, repository, client)
 
 
+def _keep_samples(kept: Measured[Any], runs: Sequence[Measured[Any]]) -> None:
+    kept.samples_s = [round(run.seconds, 4) for run in runs]
+    kept.samples_others_cores = [round(run.cpu.others_cores(), 2) for run in runs]
+    kept.samples_quiet_before = [run.settled.machine_quiet for run in runs]
+
+
 def best_of(runs: Sequence[Measured[T]]) -> Measured[T]:
     """The fastest run (the one least disturbed), with every run's time kept."""
     best = min(runs, key=lambda run: run.seconds)
-    best.samples_s = [round(run.seconds, 4) for run in runs]
+    _keep_samples(best, runs)
     return best
 
 
