@@ -52,6 +52,10 @@ class UnknownJob(JobctlError):
     """No job is registered under that name."""
 
 
+class AlreadyRunning(JobctlError):
+    """jobctl up is already running here."""
+
+
 class PrefectUnavailable(JobctlError):
     """The Prefect API cannot be reached."""
 
@@ -75,6 +79,36 @@ class InvalidSchedule(JobctlError):
         self.schedule_id = schedule_id
         where = f"invalid schedule {schedule_id}: " if schedule_id else "invalid schedule: "
         super().__init__(where + "; ".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class ParamProblem:
+    """One way a param does not fit its job: where in the param, and why."""
+
+    location: tuple[str | int, ...]
+    message: str
+    kind: str
+
+    def __str__(self) -> str:
+        return f"{self.where[:50]}: {self.message[:150]}"
+
+    @property
+    def where(self) -> str:
+        return ".".join(str(part) for part in self.location) or "value"
+
+
+class InvalidParam(JobctlError):
+    """The param does not fit the job's parameter."""
+
+    def __init__(self, job_name: str, problems: list[ParamProblem]) -> None:
+        self.job_name = job_name
+        self.problems = problems
+        first = problems[0] if problems else "no detail"
+        super().__init__(f"param does not fit {job_name}'s parameter ({first})")
+
+
+class InvalidSetting(JobctlError):
+    """A JOBCTL_ setting is invalid."""
 
 
 def shown(value: Any) -> str:

@@ -34,7 +34,7 @@ def checked_param(job_name: str, param: Any) -> tuple[registry.Job, Any]:
     """The job and ``param`` validated against its signature.
 
     Raises ``UnknownJob`` for a name that is not registered (``__init__``, a flow's
-    name...), pydantic's ``ValidationError`` for a param that does not fit,
+    name...), ``InvalidParam`` for a param that does not fit,
     ``InvalidInput`` for one that holds a NUL character.
     """
     job = registry.get_job(job_name)

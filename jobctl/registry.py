@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from jobctl import errors
 
@@ -41,8 +41,15 @@ class Job:
 
     def check_param(self, param: Any) -> Any:
         """``param`` validated against the job's signature, as a flow run validates it;
-        pydantic's ``ValidationError`` when it does not fit."""
-        return _param_adapter(self.fn).validate_python(param)
+        ``InvalidParam`` when it does not fit."""
+        try:
+            return _param_adapter(self.fn).validate_python(param)
+        except ValidationError as exc:
+            problems = [
+                errors.ParamProblem(tuple(e["loc"]), e["msg"], e["type"])
+                for e in exc.errors(include_url=False, include_input=False)
+            ]
+            raise errors.InvalidParam(self.name, problems) from None
 
 
 @functools.cache

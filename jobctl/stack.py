@@ -84,10 +84,6 @@ DEMO_ROWS = [
 ]
 
 
-class AlreadyRunning(errors.JobctlError):
-    """jobctl up is already running here."""
-
-
 def free_port(start: int) -> int:
     for port in range(start, start + 100):
         with socket.socket() as sock:
@@ -269,7 +265,7 @@ def single_instance(state_dir: Path) -> Iterator[None]:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise AlreadyRunning(
+        raise errors.AlreadyRunning(
             f"jobctl up is already running here ({holder}); stop it with Ctrl-C first"
         ) from None
     handle.seek(0)

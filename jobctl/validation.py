@@ -6,11 +6,9 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from pydantic import ValidationError
-
 from jobctl import registry
 from jobctl.cron import InvalidCron, is_time_zone, normalize_cron
-from jobctl.errors import InvalidSchedule, Problem, shown
+from jobctl.errors import InvalidParam, InvalidSchedule, Problem, shown
 from jobctl.records import OVERLAP_POLICIES, RETRY_BACKOFFS, InvalidJson, ScheduleSpec
 
 MAX_PARAM_BYTES = 64 * 1024
@@ -117,10 +115,9 @@ def _param_misfit(job_name: str, param: Any) -> str | None:
         return None
     try:
         job.check_param(param)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "value"
-        return f"does not fit {job_name}'s parameter ({where[:50]}): {first['msg'][:150]}"
+    except InvalidParam as exc:
+        first = exc.problems[0]
+        return f"does not fit {job_name}'s parameter ({first.where[:50]}): {first.message[:150]}"
     return None
 
 

@@ -18,7 +18,6 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from flows import registered
@@ -127,11 +126,11 @@ def create_app(settings: Settings) -> FastAPI:
         detail = [{"loc": ["body", p.field], "msg": p.message} for p in exc.problems]
         return JSONResponse({"detail": detail}, status_code=422)
 
-    @app.exception_handler(ValidationError)
-    async def invalid_param(_: Request, exc: ValidationError) -> JSONResponse:
+    @app.exception_handler(errors.InvalidParam)
+    async def invalid_param(_: Request, exc: errors.InvalidParam) -> JSONResponse:
         detail = [
-            {"loc": ["body", "param", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-            for e in exc.errors(include_url=False, include_input=False)
+            {"loc": ["body", "param", *p.location], "msg": p.message, "type": p.kind}
+            for p in exc.problems
         ]
         return JSONResponse({"detail": detail}, status_code=422)
 

@@ -7,7 +7,6 @@ import sys
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
 from jobctl import errors
 from jobctl.cli.context import Context
@@ -51,7 +50,7 @@ class JobctlGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (errors.JobctlError, ValidationError) as exc:  # a bad param too
+        except errors.JobctlError as exc:
             state = ctx.find_object(Context)
             if state is not None and state.verbose:
                 raise
@@ -60,12 +59,6 @@ class JobctlGroup(click.Group):
 
 
 def _one_line(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        if exc.title == "Settings":
-            return f"invalid setting JOBCTL_{where.upper()}: {first['msg']}"
-        return f"param does not fit the job ({where or 'value'}): {first['msg']}"
     return " ".join(str(exc).split())
 
 

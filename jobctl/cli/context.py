@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import click
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from jobctl import db
+from jobctl import db, errors
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
@@ -23,7 +24,14 @@ class Context:
     def settings(self) -> Settings:
         if self._settings is None:
             overrides = {"database_url": self.database_url} if self.database_url else {}
-            self._settings = Settings(**overrides)  # type: ignore[arg-type]
+            try:
+                self._settings = Settings(**overrides)  # type: ignore[arg-type]
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                where = ".".join(str(part) for part in first["loc"]).upper()
+                raise errors.InvalidSetting(
+                    f"invalid setting JOBCTL_{where}: {first['msg']}"
+                ) from None
         return self._settings
 
     @property

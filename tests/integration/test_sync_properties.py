@@ -20,13 +20,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.responses import DeploymentResponse
-from pydantic import ValidationError
 from sqlalchemy import text
 
 from deployments import spec
 from deployments.plan import Action
 from deployments.sync import SyncReport
-from jobctl import cron, policy, registry
+from jobctl import cron, errors, policy, registry
 from jobctl.records import OVERLAP_POLICIES, SPEC_FIELDS, Schedule, ScheduleSpec
 from jobctl.repository import COLUMN_OF_FIELD, Repository
 from jobctl.settings import Settings
@@ -143,7 +142,7 @@ def _fits(job_name: str, param: Any) -> bool:
         return True  # the row is bad already, for its job
     try:
         registry.get_job(job_name).check_param(param)
-    except ValidationError:
+    except errors.InvalidParam:
         return False
     return True
 

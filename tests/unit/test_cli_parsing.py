@@ -161,3 +161,14 @@ def test_every_schedule_option_help_describes_what_is_enforced():
         assert shown.exit_code == 0, shown.output
         assert "not enforced" not in shown.output
         assert "--misfire-grace" in shown.output and "skipped" in shown.output
+
+
+def test_an_invalid_setting_is_one_line_naming_the_variable(monkeypatch):
+    from jobctl.cli import cli
+
+    monkeypatch.setenv("JOBCTL_WATCH_INTERVAL_S", "soon")
+    result = CliRunner().invoke(cli, ["history", "--limit", "1"])
+
+    assert result.exit_code == 1
+    assert result.output.startswith("error: invalid setting JOBCTL_WATCH_INTERVAL_S: ")
+    assert "param" not in result.output

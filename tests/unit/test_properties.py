@@ -27,7 +27,7 @@ from prefect.client.schemas.schedules import CronSchedule
 
 from deployments import plan, spec
 from deployments import sync as schedule_sync
-from jobctl import cron, registry, validation
+from jobctl import cron, errors, registry, validation
 from jobctl.cli import parsing
 from jobctl.errors import InvalidSchedule, Problem
 from jobctl.records import OVERLAP_POLICIES, RETRY_BACKOFFS, SPEC_FIELDS, InvalidJson, Schedule
@@ -424,7 +424,7 @@ def fitting_params(job_name: str) -> list[Any]:
     for candidate in PARAM_CANDIDATES:
         try:
             job.check_param(candidate)
-        except ValueError:  # pydantic's ValidationError
+        except errors.InvalidParam:
             continue
         fitting.append(candidate)
     return fitting or [None]

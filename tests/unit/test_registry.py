@@ -166,3 +166,18 @@ def test_registering_the_same_function_again_is_allowed(
 
     assert returned is examples.process_data
     assert registry.get_job("processData").fn is examples.process_data
+
+
+def test_a_param_that_does_not_fit_raises_a_jobctl_error_naming_where():
+    with pytest.raises(errors.InvalidParam) as raised:
+        registry.get_job("processData").check_param(["a", 2, "c"])
+
+    assert isinstance(raised.value, errors.JobctlError)
+    assert raised.value.job_name == "processData"
+    assert [p.location for p in raised.value.problems] == [(1,)]
+    assert raised.value.problems[0].kind == "string_type"
+    assert "processData's parameter (1: " in str(raised.value)
+
+
+def test_a_param_that_fits_comes_back_validated():
+    assert registry.get_job("processData").check_param(["a", "b"]) == ["a", "b"]
