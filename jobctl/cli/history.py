@@ -11,6 +11,7 @@ import click
 from jobctl.cli import render
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.parsing import DURATION, INSTANT
+from jobctl.cli.progress import QUIET_OPTION, progress
 from jobctl.models import JobStatus
 from jobctl.records import HistoryFilter
 
@@ -67,12 +68,16 @@ def show(context: Context, history_id: int) -> None:
     default=None,
     help="Age such as 30d [default: JOBCTL_HISTORY_RETENTION_DAYS].",
 )
+@QUIET_OPTION
 @pass_context
-def purge(context: Context, older_than: timedelta | None) -> None:
+def purge(context: Context, older_than: timedelta | None, quiet: bool) -> None:
     """Delete attempts older than the retention, in short batches."""
     age = older_than or timedelta(days=context.settings.history_retention_days)
     cutoff = datetime.now(UTC) - age
-    purged = context.repository.purge_history(cutoff)
+    # The repository purges in one call: elapsed time while it works, the count at the end.
+    with progress("purge", quiet=quiet, unit="attempts") as update:
+        purged = context.repository.purge_history(cutoff)
+        update(purged, purged)
     click.echo(f"purged {purged} attempt(s) started before {cutoff:%Y-%m-%d %H:%M:%S} UTC")
 
 

@@ -13,6 +13,7 @@ from deployments import sync as schedule_sync
 from deployments import watch as schedule_watch
 from deployments.plan import Action
 from jobctl.cli.context import Context, pass_context
+from jobctl.cli.progress import QUIET_OPTION, progress
 from jobctl.cli.render import console
 from jobctl.prefect_api import prefect_client
 
@@ -51,8 +52,9 @@ def print_report(report: schedule_sync.SyncReport) -> None:
     help="Keep syncing: on every table change (NOTIFY on PostgreSQL, a change "
     "marker polled on SQLite) and every JOBCTL_FULL_RESYNC_INTERVAL_S.",
 )
+@QUIET_OPTION
 @pass_context
-def sync(context: Context, dry_run: bool, watch: bool) -> None:
+def sync(context: Context, dry_run: bool, watch: bool, quiet: bool) -> None:
     """Mirror every JobSchedule row into a Prefect deployment."""
     if watch:
         if dry_run:
@@ -62,9 +64,10 @@ def sync(context: Context, dry_run: bool, watch: bool) -> None:
 
     async def once() -> schedule_sync.SyncReport:
         async with prefect_client() as client:
-            return await schedule_sync.sync(
-                context.settings, context.repository, client, dry_run=dry_run
-            )
+            with progress("sync: deployment changes", quiet=quiet) as update:
+                return await schedule_sync.sync(
+                    context.settings, context.repository, client, dry_run=dry_run, progress=update
+                )
 
     report = asyncio.run(once())
     print_report(report)
