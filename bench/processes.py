@@ -154,11 +154,17 @@ class WorkerTuning:
 
 @contextlib.contextmanager
 def process_worker(
-    api_url: str, database_url: str, pool: str, tuning: WorkerTuning, log_path: Path
+    api_url: str,
+    database_url: str,
+    pool: str,
+    tuning: WorkerTuning,
+    log_path: Path,
+    worker_type: str = "process",
 ) -> Iterator[Child]:
-    """``prefect worker start --type process`` on ``pool``: each flow run is a subprocess."""
+    """``prefect worker start --type process`` on ``pool``: each flow run is a subprocess
+    (``worker_type="jobctl-warm"``: forked from the warm worker's template)."""
     env = stack_env(api_url, database_url, pool, **tuning.env())
-    args = [str(harness.PREFECT_BIN), "worker", "start", "--pool", pool, "--type", "process"]
+    args = [str(harness.PREFECT_BIN), "worker", "start", "--pool", pool, "--type", worker_type]
     with child(args, env, log_path) as worker:
         wait_until(lambda: asyncio.run(_worker_online(pool)), 120, "the worker online", worker)
         yield worker

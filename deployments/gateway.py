@@ -189,18 +189,23 @@ class Gateway:
     # -- writes ------------------------------------------------------------------------
 
     async def ensure_work_pool(
-        self, name: str, concurrency_limit: int | None, pool: WorkPool | None
+        self,
+        name: str,
+        concurrency_limit: int | None,
+        pool: WorkPool | None,
+        worker_type: str = ProcessWorker.type,
     ) -> bool:
-        """Create the process pool if missing (``pool`` is what was read), apply its limit.
+        """Create the pool if missing (``pool`` is what was read), apply its limit.
 
-        True when it wrote.
+        ``worker_type`` is ``process`` or ``jobctl-warm``: both take the process worker's
+        job template. An existing pool keeps its type. True when it wrote.
         """
         if pool is None:
             try:
                 await self.client.create_work_pool(
                     WorkPoolCreate(
                         name=name,
-                        type=ProcessWorker.type,
+                        type=worker_type,
                         base_job_template=ProcessWorker.get_default_base_job_template(),
                         concurrency_limit=concurrency_limit,
                         description="jobctl: every scheduled job runs here",

@@ -159,7 +159,9 @@ async def sync(
     plan = plan_sync(specs, rejected, deployed, queues, now)
     report = SyncReport(plan=plan, applied=not dry_run)
     if not dry_run:
-        await gateway.ensure_work_pool(settings.work_pool, settings.work_pool_concurrency, pool)
+        await gateway.ensure_work_pool(
+            settings.work_pool, settings.work_pool_concurrency, pool, settings.worker_type
+        )
         await gateway.ensure_zombie_automation()
         created: dict[str, UUID] = {}
         if not plan.is_noop:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,8 +36,12 @@ class Settings(BaseSettings):
         description="A scheduled run starting later than this is skipped, except the most "
         "recent missed run of its schedule (rows override with misfireGrace).",
     )
-    work_pool: str = Field(
-        default="jobctl", description="Prefect process work pool that runs every job."
+    work_pool: str = Field(default="jobctl", description="Prefect work pool that runs every job.")
+    worker_type: Literal["jobctl-warm", "process"] = Field(
+        default="jobctl-warm",
+        description="Type of the pool the sync creates and of the worker `jobctl up` starts: "
+        "jobctl-warm forks each run from a preloaded template, process starts Prefect's "
+        "two fresh interpreters per run.",
     )
     work_pool_concurrency: int | None = Field(
         default=None, ge=1, description="Runs executing at once in the pool (none = unlimited)."

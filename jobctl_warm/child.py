@@ -16,10 +16,13 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 ENGINE_MODULE = "prefect.engine"
+# A file name: the flow process writes a cProfile of its run there (benchmarks).
+PROFILE_ENV = "JOBCTL_WARM_PROFILE"
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,9 @@ def run(start: Start) -> None:
     code = 0
     interrupted = False
     try:
-        if start.hooks is None:
+        if start.hooks is None and os.environ.get(PROFILE_ENV):
+            _profiled(_run_engine_main, os.environ[PROFILE_ENV])
+        elif start.hooks is None:
             _run_engine_main()
         else:
             _run_hooks(start)
@@ -98,6 +103,16 @@ def _run_engine_main() -> None:
         "__builtins__": __builtins__,
     }
     exec(code, namespace)
+
+
+def _profiled(call: Callable[[], None], path: str) -> None:
+    import cProfile
+
+    profile = cProfile.Profile()
+    try:
+        profile.runcall(call)
+    finally:
+        profile.dump_stats(path)
 
 
 def _run_hooks(start: Start) -> None:
