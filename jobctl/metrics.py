@@ -37,7 +37,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 from prometheus_client.utils import floatToGoString
 
-from jobctl import errors, metrics_queries, registry, validation
+from jobctl import errors, metrics_queries, registry, status_queries, validation
 from jobctl.cron import ALIASES
 from jobctl.metrics_queries import DURATION_BUCKETS_S, MEMORY_BUCKETS_BYTES
 from jobctl.models import JobStatus, utcnow
@@ -377,6 +377,19 @@ class MetricsSource:
                     ["job", "schedule"],
                 ),
                 ((key, float(n)) for key, n in counts.finally_failed.items()),
+                _add,
+            ),
+            render(
+                _counter(
+                    "jobctl_missed_runs",
+                    "Due runs that started no attempt within their misfire grace "
+                    "(recorded by the sync watcher in jobctl_missed_run).",
+                    ["job", "schedule"],
+                ),
+                (
+                    (key, float(n))
+                    for key, n in status_queries.missed_counts(self.repository).items()
+                ),
                 _add,
             ),
             render(

@@ -94,3 +94,12 @@ def latest_missed(repository: Repository) -> dict[str, datetime]:
     )
     with repository.session() as session:
         return {row[0]: row[1] for row in session.execute(statement)}
+
+
+def missed_counts(repository: Repository) -> dict[tuple[str, str], int]:
+    """Missed runs recorded per (job, schedule)."""
+    statement = select(MissedRun.jobName, MissedRun.scheduleId, func.count()).group_by(
+        MissedRun.jobName, MissedRun.scheduleId
+    )
+    with repository.session() as session:
+        return {(row[0], row[1]): int(row[2]) for row in session.execute(statement)}
