@@ -1,0 +1,61 @@
+"""What the sync watcher does every minute besides syncing: find, record and alert missed
+runs (``missed_runs.tick``), and ping the heartbeat URL while healthy (``heartbeat.beat``).
+
+Each part runs on its own: a failure of one is logged and does not stop the other, nor
+the next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prefect.client.orchestration import get_client
+
+from jobctl import heartbeat, missed_runs
+from jobctl.repository import Repository
+from jobctl.settings import Settings
+
+logger = logging.getLogger("jobctl.monitor")
+
+INTERVAL_S = 60.0
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    missed: missed_runs.TickReport | None
+    beat: heartbeat.Beat | None
+
+
+async def one_round(settings: Settings, repository: Repository) -> RoundReport:
+    tick: missed_runs.TickReport | None = None
+    beat: heartbeat.Beat | None = None
+    async with get_client() as client:
+        try:
+            tick = await missed_runs.tick(settings, repository, client)
+        except Exception:  # the next round tries again; the heartbeat still runs
+            logger.exception("missed-run detection failed")
+        try:
+            beat = await heartbeat.beat(settings, repository, client)
+        except Exception:
+            logger.exception("heartbeat failed")
+    return RoundReport(missed=tick, beat=beat)
+
+
+async def run(
+    settings: Settings,
+    repository: Repository,
+    *,
+    interval_s: float = INTERVAL_S,
+    stopped: Callable[[], bool] = lambda: False,
+) -> None:
+    """Rounds every ``interval_s`` until ``stopped()``."""
+    while not stopped():
+        started = time.monotonic()
+        report = await one_round(settings, repository)
+        logger.debug("monitor round: %s", report)
+        while not stopped() and time.monotonic() - started < interval_s:
+            await asyncio.sleep(min(0.2, interval_s))
