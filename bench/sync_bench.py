@@ -60,7 +60,8 @@ from flows.registered import FLOWS
 from jobctl import prefect_api, registry, validation
 from jobctl.db import create_db_engine
 from jobctl.records import Schedule
-from jobctl.repository import COLUMN_OF_FIELD, Repository
+from jobctl.fields import COLUMN_OF_FIELD
+from jobctl.repository import Repository
 from jobctl.settings import Settings
 
 NAME = "sync"

@@ -9,9 +9,6 @@ from typing import Any
 
 from jobctl.models import JobStatus
 
-RETRY_BACKOFFS = ("fixed", "exponential")
-OVERLAP_POLICIES = ("allow", "skip", "queue")
-
 
 @dataclass(frozen=True)
 class InvalidJson:

@@ -17,6 +17,7 @@ from sqlalchemy.sql.sqltypes import NullType
 from jobctl import errors
 from jobctl.db import session_factory
 from jobctl.db_errors import translate_errors
+from jobctl.fields import COLUMN_OF_FIELD
 from jobctl.models import JobctlState, JobHistory, JobSchedule, JobStatus, utcnow
 from jobctl.records import (
     SPEC_FIELDS,
@@ -27,22 +28,6 @@ from jobctl.records import (
     ScheduleSpec,
 )
 
-# Python field name -> column name of the original (Prisma) schema.
-COLUMN_OF_FIELD = {
-    "cron": "cron",
-    "job_name": "jobName",
-    "param": "param",
-    "is_active": "isActive",
-    "description": "description",
-    "priority": "priority",
-    "timeout_ms": "timeout",
-    "max_retries": "maxRetries",
-    "timezone": "timezone",
-    "retry_delay_ms": "retryDelay",
-    "retry_backoff": "retryBackoff",
-    "overlap": "overlap",
-    "misfire_grace_ms": "misfireGrace",
-}
 SCHEDULE_VERSION_KEY = "schedule_version"
 NOTIFY_CHANNEL = "jobctl_schedule"
 PURGE_BATCH_SIZE = 5_000

@@ -9,12 +9,10 @@ from typing import Any
 from jobctl import registry
 from jobctl.cron import InvalidCron, is_time_zone, normalize_cron
 from jobctl.errors import InvalidParam, InvalidSchedule, Problem, shown
-from jobctl.records import OVERLAP_POLICIES, RETRY_BACKOFFS, InvalidJson, ScheduleSpec
+from jobctl.fields import SCHEDULE_FIELDS, Field
+from jobctl.records import InvalidJson, ScheduleSpec
 
 MAX_PARAM_BYTES = 64 * 1024
-MAX_RETRIES = 100
-MAX_INT32 = 2**31 - 1
-# A message quotes at most this much of a bad value.
 # Prefect refuses these in a deployment name, and a row's id is part of its deployment's name.
 ID_BANNED_CHARACTERS = ("/", "%", "&", ">", "<", "\x00")
 MAX_ID_CHARS = 200
@@ -42,30 +40,25 @@ def problems_of(spec: ScheduleSpec, known_jobs: Collection[str]) -> list[Problem
         if not isinstance(spec.timezone, str) or not is_time_zone(spec.timezone):
             problem("timezone", f"{shown(spec.timezone)} is not an IANA time zone")
 
-    _check_int(problem, "timeout", spec.timeout_ms, minimum=0, unit="ms")
-    _check_int(problem, "maxRetries", spec.max_retries, minimum=0, maximum=MAX_RETRIES)
-    _check_int(problem, "priority", spec.priority, minimum=0)
-    _check_int(problem, "retryDelay", spec.retry_delay_ms, minimum=0, unit="ms")
-    _check_int(problem, "misfireGrace", spec.misfire_grace_ms, minimum=0, unit="ms")
-
-    if spec.retry_backoff not in RETRY_BACKOFFS:
-        backoff = shown(spec.retry_backoff)
-        problem("retryBackoff", f"{backoff} is not one of {', '.join(RETRY_BACKOFFS)}")
-    if spec.overlap not in OVERLAP_POLICIES:
-        problem("overlap", f"{shown(spec.overlap)} is not one of {', '.join(OVERLAP_POLICIES)}")
+    for field in SCHEDULE_FIELDS:
+        value = getattr(spec, field.name)
+        if field.kind is int and field.minimum is not None and field.maximum is not None:
+            _check_int(problem, field, value)
+        elif field.choices and value not in field.choices:
+            problem(field.column, f"{shown(value)} is not one of {', '.join(field.choices)}")
     if not isinstance(spec.is_active, bool) and spec.is_active not in (0, 1):
         problem("isActive", f"must be true or false, not {shown(spec.is_active)}")
     if spec.description is not None and not isinstance(spec.description, str):
         problem("description", "must be text")
 
-    for field, value in (
+    for column, value in (
         ("cron", spec.cron),
         ("jobName", spec.job_name),
         ("timezone", spec.timezone),
         ("description", spec.description),
     ):
         if isinstance(value, str) and "\x00" in value:
-            problem(field, "contains a NUL character")
+            problem(column, "contains a NUL character")
     if isinstance(spec.param, InvalidJson):
         problem("param", f"is {spec.param.reason}: {spec.param.text[:60]!r}")
     else:
@@ -136,22 +129,18 @@ def id_problems(schedule_id: Any) -> list[Problem]:
     return []
 
 
-def _check_int(
-    problem: Any,
-    field: str,
-    value: Any,
-    *,
-    minimum: int,
-    maximum: int = MAX_INT32,
-    unit: str = "",
-) -> None:
+def _check_int(problem: Any, field: Field, value: Any) -> None:
     if value is None:
         return
+    assert field.minimum is not None and field.maximum is not None
     if isinstance(value, bool) or not isinstance(value, int):
-        problem(field, f"must be a whole number, not {shown(value)}")
-    elif not minimum <= value <= maximum:
-        suffix = f" {unit}" if unit else ""
-        problem(field, f"must be between {minimum} and {maximum}{suffix}, not {shown(value)}")
+        problem(field.column, f"must be a whole number, not {shown(value)}")
+    elif not field.minimum <= value <= field.maximum:
+        suffix = f" {field.unit}" if field.unit else ""
+        problem(
+            field.column,
+            f"must be between {field.minimum} and {field.maximum}{suffix}, not {shown(value)}",
+        )
 
 
 def validated(

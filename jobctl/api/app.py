@@ -38,13 +38,12 @@ from jobctl.api.schemas import (
 from jobctl.models import JobStatus
 from jobctl.prefect_api import prefect_api_url, prefect_client
 from jobctl.records import HistoryFilter, ScheduleSpec
-from jobctl.repository import COLUMN_OF_FIELD, Repository
+from jobctl.repository import Repository
 from jobctl.settings import Settings
 
 logger = logging.getLogger("jobctl.api")
 
 MAX_BODY_BYTES = 1024 * 1024
-FIELD_OF_COLUMN = {column: field for field, column in COLUMN_OF_FIELD.items()}
 API_USER = "api"
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -225,13 +224,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/v1/job/schedules", dependencies=secured, tags=["schedules"], status_code=201)
     def add_schedule(body: ScheduleCreate) -> ScheduleOut:
-        spec = ScheduleSpec(**_fields(body, include_defaults=True))
+        spec = ScheduleSpec(**body.spec_changes(include_defaults=True))
         checked = validation.validated(spec, registry.job_names())
         return ScheduleOut.of(repository.add_schedule(checked))
 
     @app.patch("/v1/job/schedules/{schedule_id}", dependencies=secured, tags=["schedules"])
     def update_schedule(schedule_id: str, body: ScheduleFields) -> ScheduleOut:
-        changes = _fields(body, include_defaults=False)
+        changes = body.spec_changes(include_defaults=False)
         current = repository.get_schedule(schedule_id)
         checked = validation.validated(
             current.spec().replace(**changes), registry.job_names(), schedule_id
@@ -280,11 +279,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(monitoring.router(settings, repository), dependencies=secured)
     return app
-
-
-def _fields(body: ScheduleFields, *, include_defaults: bool) -> dict[str, Any]:
-    values = body.model_dump(exclude_unset=not include_defaults, exclude_none=include_defaults)
-    return {FIELD_OF_COLUMN[column]: value for column, value in values.items()}
 
 
 def _instant(name: str, value: str | None) -> datetime | None:

@@ -7,7 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobctl.fields import FIELD_OF_COLUMN, SCHEDULE_FIELDS
 from jobctl.records import Attempt, Schedule
+
+BY_COLUMN = {field.column: field for field in SCHEDULE_FIELDS}
 
 Json = Any
 MAX_NAME = 200
@@ -44,29 +47,47 @@ class RunRequest(BaseModel):
     param: Json = None
 
 
+def _from_table(column: str, default: Any = None) -> Any:
+    """A body field's limits, unit and help, from ``jobctl.fields``."""
+    field = BY_COLUMN[column]
+    return Field(
+        default=default,
+        ge=field.minimum,
+        le=field.maximum,
+        max_length=field.max_length,
+        description=field.help,
+    )
+
+
 class ScheduleFields(BaseModel):
-    """Every editable field, named as the table names them."""
+    """Every editable field, named as the table names them (limits from jobctl.fields)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    cron: str | None = Field(default=None, max_length=200)
-    jobName: str | None = Field(default=None, max_length=MAX_NAME)
-    param: Json = None
-    isActive: bool | None = None
-    description: str | None = Field(default=None, max_length=10_000)
-    priority: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    timeout: int | None = Field(default=None, ge=0, le=2**31 - 1, description="ms")
-    maxRetries: int | None = Field(default=None, ge=0, le=100)
-    timezone: str | None = Field(default=None, max_length=100)
-    retryDelay: int | None = Field(default=None, ge=0, le=2**31 - 1, description="ms")
-    retryBackoff: Literal["fixed", "exponential"] | None = None
-    overlap: Literal["allow", "skip", "queue"] | None = None
-    misfireGrace: int | None = Field(default=None, ge=0, le=2**31 - 1, description="ms")
+    cron: str | None = _from_table("cron")
+    jobName: str | None = _from_table("jobName")
+    param: Json = _from_table("param")
+    isActive: bool | None = _from_table("isActive")
+    description: str | None = _from_table("description")
+    priority: int | None = _from_table("priority")
+    timeout: int | None = _from_table("timeout")
+    maxRetries: int | None = _from_table("maxRetries")
+    timezone: str | None = _from_table("timezone")
+    retryDelay: int | None = _from_table("retryDelay")
+    retryBackoff: Literal["fixed", "exponential"] | None = _from_table("retryBackoff")
+    overlap: Literal["allow", "skip", "queue"] | None = _from_table("overlap")
+    misfireGrace: int | None = _from_table("misfireGrace")
+
+    def spec_changes(self, *, include_defaults: bool) -> dict[str, Any]:
+        """The fields sent (or, with ``include_defaults``, every non-null one) by their
+        Python names, as ``ScheduleSpec`` takes them."""
+        values = self.model_dump(exclude_unset=not include_defaults, exclude_none=include_defaults)
+        return {FIELD_OF_COLUMN[column]: value for column, value in values.items()}
 
 
 class ScheduleCreate(ScheduleFields):
-    cron: str = Field(max_length=200)
-    jobName: str = Field(max_length=MAX_NAME)
+    cron: str = _from_table("cron", default=...)
+    jobName: str = _from_table("jobName", default=...)
 
 
 class ScheduleOut(BaseModel):
@@ -89,23 +110,13 @@ class ScheduleOut(BaseModel):
 
     @classmethod
     def of(cls, row: Schedule) -> ScheduleOut:
-        return cls(
-            id=row.id,
-            cron=str(row.cron),
-            jobName=str(row.job_name),
-            param=row.param,
-            isActive=bool(row.is_active),
-            description=row.description,
-            priority=row.priority,
-            timeout=row.timeout_ms,
-            maxRetries=row.max_retries,
-            timezone=row.timezone,
-            retryDelay=row.retry_delay_ms,
-            retryBackoff=str(row.retry_backoff),
-            overlap=str(row.overlap),
-            misfireGrace=row.misfire_grace_ms,
-            createdAt=row.created_at,
-            updatedAt=row.updated_at,
+        return cls.model_validate(
+            {
+                "id": row.id,
+                **{field.column: getattr(row, field.name) for field in SCHEDULE_FIELDS},
+                "createdAt": row.created_at,
+                "updatedAt": row.updated_at,
+            }
         )
 
 

@@ -12,37 +12,33 @@ from jobctl import registry, validation
 from jobctl.cli import render
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.parsing import JSON
-from jobctl.records import OVERLAP_POLICIES, RETRY_BACKOFFS, ScheduleSpec
+from jobctl.fields import SCHEDULE_FIELDS, Field
+from jobctl.records import ScheduleSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _schedule_options(*, for_update: bool) -> Callable[[F], F]:
-    """The options of ``add`` (some required) and ``update`` (all optional, no defaults)."""
+    """The options of ``add`` (some required) and ``update`` (all optional, no defaults),
+    one per field of ``jobctl.fields`` but ``isActive`` (``--inactive``, enable, disable)."""
+
+    def option(field: Field) -> Callable[[F], F]:
+        kind: Any = JSON if field.kind is object else field.kind
+        if field.choices:
+            kind = click.Choice(field.choices)
+        return click.option(
+            field.option,
+            field.name,
+            type=kind,
+            default=None,
+            required=field.required and not for_update,
+            help=field.help,
+        )
 
     def decorate(command: F) -> F:
-        options = [
-            click.option("--cron", required=not for_update, help="Five fields or @daily etc."),
-            click.option("--job", "job_name", required=not for_update, help="A registered job."),
-            click.option("--param", type=JSON, default=None, help="JSON value the job receives."),
-            click.option("--priority", type=int, help="Lower runs first; 0 is the highest."),
-            click.option("--timeout", "timeout_ms", type=int, help="Milliseconds; 0 = none."),
-            click.option("--max-retries", type=int, help="Retries after the first attempt."),
-            click.option("--retry-delay", "retry_delay_ms", type=int, help="Milliseconds."),
-            click.option("--retry-backoff", type=click.Choice(RETRY_BACKOFFS)),
-            click.option("--overlap", type=click.Choice(OVERLAP_POLICIES)),
-            click.option(
-                "--misfire-grace",
-                "misfire_grace_ms",
-                type=int,
-                help="Milliseconds a scheduled run may start late; a later one is skipped "
-                "unless it is the row's most recent due run [default: JOBCTL_MISFIRE_GRACE_MS].",
-            ),
-            click.option("--timezone", help="IANA zone of the cron [default: JOBCTL_TIMEZONE]."),
-            click.option("--description"),
-        ]
-        for option in reversed(options):
-            command = option(command)
+        for field in reversed(SCHEDULE_FIELDS):
+            if field.name != "is_active":
+                command = option(field)(command)
         return command
 
     return decorate

@@ -26,8 +26,9 @@ from deployments import spec
 from deployments.plan import Action
 from deployments.sync import SyncReport
 from jobctl import cron, errors, policy, registry
-from jobctl.records import OVERLAP_POLICIES, SPEC_FIELDS, Schedule, ScheduleSpec
-from jobctl.repository import COLUMN_OF_FIELD, Repository
+from jobctl.fields import COLUMN_OF_FIELD, OVERLAP_POLICIES
+from jobctl.records import SPEC_FIELDS, Schedule, ScheduleSpec
+from jobctl.repository import Repository
 from jobctl.settings import Settings
 from tests.fixtures.sync import RequestLog, SyncTarget
 

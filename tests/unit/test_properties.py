@@ -30,8 +30,9 @@ from deployments import sync as schedule_sync
 from jobctl import cron, errors, registry, validation
 from jobctl.cli import parsing
 from jobctl.errors import InvalidSchedule, Problem
-from jobctl.records import OVERLAP_POLICIES, RETRY_BACKOFFS, SPEC_FIELDS, InvalidJson, Schedule
-from jobctl.repository import COLUMN_OF_FIELD, Repository
+from jobctl.fields import COLUMN_OF_FIELD, OVERLAP_POLICIES, RETRY_BACKOFFS
+from jobctl.records import SPEC_FIELDS, InvalidJson, Schedule
+from jobctl.repository import Repository
 from jobctl.settings import Settings
 
 pytestmark = pytest.mark.reliability
