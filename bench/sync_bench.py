@@ -59,8 +59,8 @@ from deployments.sync import DEFAULT_WRITE_CONCURRENCY, SyncReport, desired_stat
 from flows.registered import FLOWS
 from jobctl import prefect_api, registry, validation
 from jobctl.db import create_db_engine
-from jobctl.records import Schedule
 from jobctl.fields import COLUMN_OF_FIELD
+from jobctl.records import Schedule
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
