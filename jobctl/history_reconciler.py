@@ -117,6 +117,65 @@ async def _read_runs(client: PrefectClient, ids: list[str]) -> dict[str, FlowRun
     return runs
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """How a PROCESSING attempt ends: its status and error, and whether its run must first
+    be marked Crashed in Prefect (it is dead and nobody else will end it)."""
+
+    status: JobStatus
+    error: str | None
+    crash_run: bool = False
+
+
+def decide(
+    attempt: Attempt,
+    run: FlowRun | None,
+    policy: RunPolicy | None,
+    *,
+    now: datetime,
+    dead_run_grace: timedelta,
+) -> Verdict | None:
+    """The verdict on a PROCESSING attempt from its run's record, or None to leave it open.
+
+    A run without a timeout is never judged dead here: Prefect's heartbeats are the tool
+    for those. The deadline counts from the current attempt's start (``run.start_time``
+    is the first attempt's).
+    """
+    if run is None:
+        return Verdict(JobStatus.FAILED, "lost: its flow run no longer exists")
+    if (attempt.attempt or 1) < run.run_count:
+        return Verdict(JobStatus.FAILED, "failed: a later attempt followed")
+    if run.state is None:
+        return None
+    if run.state.type in FINAL_TYPES:
+        return Verdict(*outcome_of(run.state))
+    if run.state.type is not StateType.RUNNING or policy is None or not policy.timeout_s:
+        return None
+    if now < run.state.timestamp + timedelta(seconds=policy.timeout_s) + dead_run_grace:
+        return None
+    message = (
+        f"crashed: still Running {policy.timeout_s:g} s timeout + "
+        f"{dead_run_grace.total_seconds():g} s grace after the attempt started, with nobody "
+        "to end it (worker and flow process gone)"
+    )
+    return Verdict(JobStatus.FAILED, message, crash_run=True)
+
+
+def retry_after_crash(run: FlowRun, policy: RunPolicy | None, now: datetime) -> State | None:
+    """The AwaitingRetry state a crashed run gets when its row allows another attempt.
+
+    The retried run keeps its id and its ``run_count``, so its next attempt is numbered
+    after the crashed one and Prefect's own retry limit still counts it.
+    """
+    if policy is None or run.run_count > policy.retries:
+        return None
+    delay_s = policy.retry_delay_before(run.run_count)
+    return AwaitingRetry(
+        scheduled_time=now + timedelta(seconds=delay_s),
+        message=f"retrying after a crash (attempt {run.run_count} of {policy.retries + 1})",
+    )
+
+
 async def reconcile(
     repository: Repository,
     client: PrefectClient,
@@ -134,22 +193,17 @@ async def reconcile(
     for attempt in processing:
         assert attempt.flow_run_id is not None
         run = runs.get(attempt.flow_run_id)
-        if run is None:
-            _close(repository, attempt, JobStatus.FAILED, "lost: its flow run no longer exists")
+        policy = RunPolicy.from_env(_env_of(run, envs)) if run is not None else None
+        verdict = decide(attempt, run, policy, now=now, dead_run_grace=dead_run_grace)
+        if verdict is None:
+            continue
+        if verdict.crash_run:
+            assert run is not None
+            await client.set_flow_run_state(run.id, Crashed(message=verdict.error), force=True)
+            report.crashed += 1
+        else:
             report.closed += 1
-        elif (attempt.attempt or 1) < run.run_count:
-            _close(repository, attempt, JobStatus.FAILED, "failed: a later attempt followed")
-            report.closed += 1
-        elif run.state is not None and run.state.type in FINAL_TYPES:
-            status, error = outcome_of(run.state)
-            _close(repository, attempt, status, error)
-            report.closed += 1
-        elif run.state is not None and run.state.type is StateType.RUNNING:
-            policy = RunPolicy.from_env(_env_of(run, envs))
-            message = await _crash_if_dead(client, run, policy, now, dead_run_grace)
-            if message is not None:
-                _close(repository, attempt, JobStatus.FAILED, message)
-                report.crashed += 1
+        _close(repository, attempt, verdict.status, verdict.error)
     since = now - backfill_window
     ended = await _ended_runs(client, job_names, work_pool_name, since)
     report.backfilled = await _backfill(repository, client, ended)
@@ -171,32 +225,6 @@ async def reconcile_with_settings(
         dead_run_grace=timedelta(seconds=settings.dead_run_grace_s),
         backfill_window=timedelta(seconds=settings.history_backfill_window_s),
     )
-
-
-async def _crash_if_dead(
-    client: PrefectClient,
-    run: FlowRun,
-    policy: RunPolicy | None,
-    now: datetime,
-    grace: timedelta,
-) -> str | None:
-    """Mark Crashed a run that outlived its timeout plus ``grace``: its process is gone.
-
-    Returns the error recorded, or None when the run may still be alive. A run without a
-    timeout is never judged here; Prefect's heartbeats are the tool for those.
-    """
-    if policy is None or not policy.timeout_s or run.state is None:
-        return None
-    # The current attempt's start: ``run.start_time`` is the first attempt's.
-    deadline = run.state.timestamp + timedelta(seconds=policy.timeout_s) + grace
-    if now < deadline:
-        return None
-    message = (
-        f"crashed: still Running {policy.timeout_s:g} s timeout + {grace.total_seconds():g} s "
-        "grace after the attempt started, with nobody to end it (worker and flow process gone)"
-    )
-    await client.set_flow_run_state(run.id, Crashed(message=message), force=True)
-    return message
 
 
 def _close(repository: Repository, attempt: Attempt, status: JobStatus, error: str | None) -> None:
@@ -238,28 +266,15 @@ async def _ended_runs(
 
 
 async def _retry_crashed(client: PrefectClient, ended: list[FlowRun], now: datetime) -> int:
-    """Put crashed runs with attempts left back as AwaitingRetry; returns how many.
-
-    The retried run keeps its id and its ``run_count``, so its next attempt is numbered
-    after the crashed one and Prefect's own retry limit still counts it.
-    """
+    """Put crashed runs with attempts left back as AwaitingRetry; returns how many."""
     crashed = [run for run in ended if run.state and run.state.type is StateType.CRASHED]
     envs = await _deployment_envs(client, crashed)
     retried = 0
     for run in crashed:
-        policy = RunPolicy.from_env(_env_of(run, envs))
-        if policy is None or run.run_count > policy.retries:
-            continue
-        delay_s = policy.retry_delay_before(run.run_count)
-        await client.set_flow_run_state(
-            run.id,
-            AwaitingRetry(
-                scheduled_time=now + timedelta(seconds=delay_s),
-                message=f"retrying after a crash (attempt {run.run_count} of {policy.retries + 1})",
-            ),
-            force=True,
-        )
-        retried += 1
+        state = retry_after_crash(run, RunPolicy.from_env(_env_of(run, envs)), now)
+        if state is not None:
+            await client.set_flow_run_state(run.id, state, force=True)
+            retried += 1
     return retried
 
 
