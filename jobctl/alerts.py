@@ -2,11 +2,13 @@
 
 A row's ``alertTo`` (or ``JOBCTL_ALERT_TO``) is the slug of a Prefect notification block,
 ``<block type>/<block name>`` (``custom-webhook/oncall``, ``slack-webhook/ops``). For each
-block named by at least one row, the sync keeps one automation: on a flow run's final
-``Failed`` (retries exhausted) or ``TimedOut`` event of one of those rows' deployments
-(matched by their ``schedule:<id>`` tag), send a notification through the block. Prefect
-emits no such event for an attempt that will be retried (that one goes AwaitingRetry),
-nor for a run that succeeds on a retry: exactly one alert per run that finally failed.
+block named by at least one row, the sync keeps two automations that send a notification
+through the block for the runs of those rows' deployments (matched by their
+``schedule:<id>`` tag): one on a run's ``Failed`` or ``TimedOut`` event, which Prefect
+emits only for the last attempt (an attempt that will be retried goes AwaitingRetry, and
+a run that succeeds on a retry ends Completed); one on a ``Crashed`` run that jobctl's
+reconciler did not put back as AwaitingRetry in time (no retry left, or lost with its
+worker). Exactly one alert per run that finally failed.
 
 Reconciled like deployments: the automation's description carries a hash of its
 configuration, so an unchanged resync writes nothing; an automation of ours (name prefix
@@ -37,11 +39,13 @@ from jobctl.settings import Settings
 logger = logging.getLogger("jobctl.alerts")
 
 MANAGED_TAG = "jobctl"
+FAILED = "failed"
+CRASHED = "crashed"
 FINAL_FAILURE_EVENTS = frozenset({"prefect.flow-run.Failed", "prefect.flow-run.TimedOut"})
 SUBJECT = "jobctl: {{ flow.name }} failed"
 # Jinja, rendered by the Prefect server with the flow run, its flow and deployment.
 BODY = """\
-Job {{ flow.name }} failed after its last attempt.
+Job {{ flow.name }} ended {{ flow_run.state.name }} after its last attempt.
 Schedule: {{ deployment.name | replace("schedule-", "") }} {{ deployment.description or "" }}
 Attempt {{ flow_run.run_count }} of {{ (flow_run.empirical_policy.retries or 0) + 1 }}
 Error: {{ ((flow_run.state.message or "") | trim).split("\\n")[0] }}
@@ -53,8 +57,14 @@ def pool_tag(pool: str) -> str:
     return f"jobctl-pool:{pool}"
 
 
-def automation_name(pool: str, slug: str) -> str:
-    return f"jobctl:{pool}:alert:{slug}"
+def automation_name(pool: str, slug: str, kind: str = FAILED) -> str:
+    return f"jobctl:{pool}:alert:{slug}" + ("" if kind == FAILED else f":{kind}")
+
+
+def crash_window_s(settings: Settings) -> float:
+    """How long a Crashed run may wait for the reconciler to retry it (AwaitingRetry)
+    before it counts as finally crashed: two reconcile rounds and some."""
+    return 2 * settings.reconcile_interval_s + 10
 
 
 def split_slug(slug: str) -> tuple[str, str] | None:
@@ -78,23 +88,48 @@ def alert_targets(repository: Repository, default: str | None) -> dict[str, str]
     return targets
 
 
-def desired_automation(
-    pool: str, slug: str, block_id: UUID, schedule_ids: Sequence[str]
-) -> AutomationCore:
-    trigger = EventTrigger(
+def desired_automations(
+    pool: str, slug: str, block_id: UUID, schedule_ids: Sequence[str], crash_window_s: float
+) -> list[AutomationCore]:
+    """The two automations of one block: a run's final Failed or TimedOut event at once;
+    a Crashed run that the reconciler did not put back as AwaitingRetry within
+    ``crash_window_s`` (crashed with no retry left, or lost with its worker)."""
+    match = {"prefect.resource.id": "prefect.flow-run.*"}
+    match_related: dict[str, str | list[str]] = {
+        "prefect.resource.role": "tag",
+        "prefect.resource.id": [f"prefect.tag.schedule:{sid}" for sid in sorted(schedule_ids)],
+    }
+    failed = EventTrigger(
         expect=set(FINAL_FAILURE_EVENTS),
-        match={"prefect.resource.id": "prefect.flow-run.*"},
-        match_related={
-            "prefect.resource.role": "tag",
-            "prefect.resource.id": [f"prefect.tag.schedule:{sid}" for sid in sorted(schedule_ids)],
-        },
+        match=match,
+        match_related=match_related,
         posture=Posture.Reactive,
         threshold=1,
         within=timedelta(0),
     )
-    action = SendNotification(block_document_id=block_id, subject=SUBJECT, body=BODY)
+    crashed = EventTrigger(
+        after={"prefect.flow-run.Crashed"},
+        expect={"prefect.flow-run.AwaitingRetry"},
+        for_each={"prefect.resource.id"},
+        match=match,
+        match_related=match_related,
+        posture=Posture.Proactive,
+        threshold=1,
+        within=timedelta(seconds=crash_window_s),
+    )
+    return [
+        _automation(pool, slug, kind, trigger, block_id)
+        for kind, trigger in ((FAILED, failed), (CRASHED, crashed))
+    ]
+
+
+def _automation(
+    pool: str, slug: str, kind: str, trigger: EventTrigger, block_id: UUID
+) -> AutomationCore:
+    subject = SUBJECT if kind == FAILED else SUBJECT.replace("failed", "crashed")
+    action = SendNotification(block_document_id=block_id, subject=subject, body=BODY)
     core = AutomationCore(
-        name=automation_name(pool, slug),
+        name=automation_name(pool, slug, kind),
         description="",
         enabled=True,
         tags=[MANAGED_TAG, pool_tag(pool)],
@@ -104,7 +139,7 @@ def desired_automation(
     content = core.model_dump(mode="json", exclude={"description"})
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
     core.description = (
-        f"Failure alerts of jobctl rows (pool {pool}) through {slug}; config {digest}"
+        f"{kind.capitalize()} runs of jobctl rows (pool {pool}) to {slug}; config {digest}"
     )
     return core
 
@@ -201,11 +236,11 @@ async def sync_alerts(
             continue
         ids_of[slug] = block
         rows_of.setdefault(slug, []).append(schedule_id)
+    window_s = crash_window_s(settings)
     desired = {
-        automation_name(settings.work_pool, slug): desired_automation(
-            settings.work_pool, slug, ids_of[slug], ids
-        )
+        core.name: core
         for slug, ids in rows_of.items()
+        for core in desired_automations(settings.work_pool, slug, ids_of[slug], ids, window_s)
     }
     existing = await client.read_automations()
     plan = plan_alerts(desired, existing, settings.work_pool)

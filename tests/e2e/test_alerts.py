@@ -17,6 +17,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.events.actions import DoNothing
 from prefect.events.schemas.automations import Automation, AutomationCore, EventTrigger
+from prefect.states import AwaitingRetry, Crashed
 from sqlalchemy import text
 
 from jobctl import alerts
@@ -152,8 +153,8 @@ def test_one_alert_for_a_run_that_finally_failed_and_none_for_one_that_succeeded
     first = _sync_alerts(sync_target)
     again = _sync_alerts(sync_target)
 
-    assert len(first.plan.create) == 1 and first.plan.writes == 1
-    assert again.plan.writes == 0 and again.plan.unchanged == 1
+    assert len(first.plan.create) == 2 and first.plan.writes == 2  # failed + crashed
+    assert again.plan.writes == 0 and again.plan.unchanged == 2
     assert set(first.rejected) == {no_block}
     assert "names no Prefect notification block" in first.rejected[no_block]
 
@@ -172,7 +173,8 @@ def test_one_alert_for_a_run_that_finally_failed_and_none_for_one_that_succeeded
     [hit] = http_target.hits_of("/alerts")
     body: dict[str, Any] = hit.body
     assert body["subject"] == "jobctl: fail failed"
-    for part in (failing, "nightly export", "Attempt 3 of 3", "disk full", failed_run.name):
+    expected = (failing, "nightly export", "ended Failed", "Attempt 3 of 3", "disk full")
+    for part in (*expected, failed_run.name):
         assert part in body["body"], body["body"]
     assert "second line" not in body["body"]
 
@@ -181,6 +183,54 @@ def test_one_alert_for_a_run_that_finally_failed_and_none_for_one_that_succeeded
     emptied = _sync_alerts(sync_target)
     left = {automation.name: automation.id for automation in _automations()}
 
-    assert len(emptied.plan.delete) == 1
+    assert len(emptied.plan.delete) == 2
     assert alerts.automation_name(sync_target.settings.work_pool, slug) not in left
     assert left[users] == users_id  # a user's automation is never touched
+
+
+def _crash(run_id: UUID, *, retried: bool) -> None:
+    """What a dead worker's run goes through: Crashed, then (retries left) AwaitingRetry
+    from jobctl's reconciler."""
+
+    async def crash() -> None:
+        async with get_client() as client:
+            await client.set_flow_run_state(run_id, Crashed(message="worker lost"), force=True)
+            if retried:
+                await client.set_flow_run_state(run_id, AwaitingRetry(), force=True)
+
+    asyncio.run(crash())
+
+
+def test_a_crashed_run_alerts_once_unless_the_reconciler_put_it_back_to_retry(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory, http_target: HttpTarget
+) -> None:
+    slug = _webhook_block(http_target)
+    rows = {
+        name: sync_target.repository.add_schedule(
+            schedule_factory(cron=NEVER_DUE, description=name, overlap="allow")
+        ).id
+        for name in ("lost", "retried")
+    }
+    for schedule_id in rows.values():
+        _set_alert_to(sync_target, schedule_id, slug)
+    sync_target.sync()
+    settings = sync_target.settings.model_copy(update={"reconcile_interval_s": 1.0})
+    fast = SyncTarget(
+        settings=settings, repository=sync_target.repository, server=sync_target.server
+    )
+    assert _sync_alerts(fast).plan.writes == 2
+
+    started = time.monotonic()
+    _crash(_run_now(sync_target, rows["lost"]), retried=False)
+    _crash(_run_now(sync_target, rows["retried"]), retried=True)
+
+    wait_for(lambda: http_target.hits_of("/alerts"), timeout_s=ALERT_TIMEOUT_S, what="alert")
+    window_s = alerts.crash_window_s(settings)
+    assert time.monotonic() - started >= window_s - 1  # not before the retry could come
+    deadline = time.monotonic() + QUIET_S
+    while time.monotonic() < deadline and len(http_target.hits_of("/alerts")) == 1:
+        time.sleep(0.5)
+    [hit] = http_target.hits_of("/alerts")
+    assert hit.body["subject"].endswith("crashed")
+    assert rows["lost"] in hit.body["body"] and "ended Crashed" in hit.body["body"]
+    assert rows["retried"] not in hit.body["body"]
