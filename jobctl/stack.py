@@ -216,7 +216,7 @@ class Stack:
         names = [d["name"] for d in yaml.safe_load(PREFECT_YAML.read_text())["deployments"]]
         # prefect.yaml cannot create its pool (Prefect checks it before any step), and
         # `deploy --all` ignores --pool: one call per deployment.
-        calls = [["work-pool", "create", pool, "--type", "process"]]
+        calls = [["work-pool", "create", pool, "--type", self.settings.worker_type]]
         calls += [["--no-prompt", "deploy", "--name", name, "--pool", pool] for name in names]
         for args in calls:
             done = subprocess.run(
@@ -237,7 +237,7 @@ class Stack:
         self.spawn(
             "worker",
             [str(BIN_DIR / "prefect"), "worker", "start", "--pool", self.settings.work_pool,
-             "--type", "process"],
+             "--type", self.settings.worker_type],
             {**WORKER_TUNING, **self.child_env()},
         )  # fmt: skip
 

@@ -10,6 +10,7 @@ as an interpreter's normal exit would.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import os
 import signal
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 ENGINE_MODULE = "prefect.engine"
+# The name ``ps`` and ``top`` show for a flow process (its command line is the template's).
+PROCESS_NAME = "jobctl-warm-run"
 # A file name: the flow process writes a cProfile of its run there (benchmarks).
 PROFILE_ENV = "JOBCTL_WARM_PROFILE"
 
@@ -72,6 +75,9 @@ def run(start: Start) -> None:
 
 def _become(start: Start) -> None:
     os.setsid()
+    with contextlib.suppress(OSError):
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(PROCESS_NAME)
     if not start.stream_output:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)

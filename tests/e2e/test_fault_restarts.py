@@ -15,7 +15,6 @@ from sqlalchemy import text
 
 from jobctl import db
 from jobctl.models import JobStatus
-from jobctl.processes import descendants
 from jobctl.records import Attempt
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -24,7 +23,7 @@ from tests.e2e.test_history import _attempts, _wait_processing
 from tests.e2e.test_runs import NEVER_DUE, _run_now, _wait_final
 from tests.fixtures.postgres_cluster import PostgresCluster
 from tests.fixtures.prefect import PrefectServer, WorkerFactory, running_prefect_server
-from tests.fixtures.processes import Child, wait_for
+from tests.fixtures.processes import Child, flow_processes, wait_for
 from tests.fixtures.sync import JobctlFactory, SyncTarget
 
 pytestmark = pytest.mark.reliability
@@ -74,7 +73,7 @@ def _three_runs_in_flight(
 
 
 def _flow_processes(worker: Child) -> list[int]:
-    return [pid for pid, cmd in descendants(worker.pid) if "prefect.engine" in cmd]
+    return flow_processes(worker.pid)
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------

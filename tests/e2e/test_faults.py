@@ -14,13 +14,12 @@ from collections.abc import Callable
 import pytest
 
 from jobctl.models import JobStatus
-from jobctl.processes import descendants
 from tests.conftest import ScheduleFactory
 from tests.e2e.test_history import _attempts, _wait_processing, _worker_and_processing_run
 from tests.e2e.test_history_reconciler import _reconcile
 from tests.e2e.test_runs import NEVER_DUE, _read_run, _run_now, _wait_final
 from tests.fixtures.prefect import ON_BOTH_WORKER_TYPES, WorkerFactory
-from tests.fixtures.processes import Child, kill_worker_and_its_runs, wait_for
+from tests.fixtures.processes import Child, flow_processes, kill_worker_and_its_runs, wait_for
 from tests.fixtures.sync import JobctlFactory, SyncTarget
 
 pytestmark = [
@@ -182,7 +181,7 @@ def test_a_runaway_job_is_bounded_by_its_timeout_and_the_worker_survives(
         assert attempt.peak_memory_bytes and quick_attempt.peak_memory_bytes
         assert attempt.peak_memory_bytes - quick_attempt.peak_memory_bytes > 2 * param * 2**20
     wait_for(
-        lambda: not [cmd for _, cmd in descendants(worker.pid) if "prefect.engine" in cmd],
+        lambda: not flow_processes(worker.pid),
         timeout_s=30,
         what="no flow process left under the worker",
     )

@@ -20,7 +20,7 @@ from jobctl.records import HistoryFilter
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 from tests.conftest import ScheduleFactory
-from tests.fixtures.processes import Child, base_env, wait_for
+from tests.fixtures.processes import Child, base_env, flow_processes, wait_for
 
 JOBCTL = str(Path(sys.executable).with_name("jobctl"))
 
@@ -92,7 +92,7 @@ def test_up_runs_schedules_and_ctrl_c_stops_everything(
 
         def flow_processes_up_for_10_s() -> int:
             now = time.monotonic()
-            engines = {pid for pid, command in descendants(up.pid) if "prefect.engine" in command}
+            engines = set(flow_processes(up.pid))
             for pid in engines:
                 first_seen.setdefault(pid, now)
             return sum(now - first_seen[pid] >= 10 for pid in engines)
