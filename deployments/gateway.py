@@ -273,7 +273,10 @@ class Gateway:
             version=spec.version,
             schedules=[
                 DeploymentScheduleCreate(
-                    schedule=CronSchedule(cron=spec.cron, timezone=spec.timezone), active=True
+                    schedule=CronSchedule(
+                        cron=spec.main_schedule[0], timezone=spec.main_schedule[1]
+                    ),
+                    active=True,
                 ),
                 *_repeat_schedules(spec.repeats),
             ],

@@ -56,11 +56,19 @@ class DeploymentSpec:
     job_variables: dict[str, Any]
     concurrency_limit: int | None
     collision_strategy: str | None
+    # The row's cron as one UTC schedule, when that names the same instants through DST
+    # changes (``jobctl.cron.utc_equivalent``): Prefect gets it instead of cron and zone.
+    utc_cron: str | None = None
     # Extra schedules for the second pass of the next repeated hours (fall-backs), told
     # apart by slug: left out of the hash, so that adding next year's does not rewrite the
     # deployment (which would delete its future runs).
     repeats: tuple[cron_rules.RepeatSchedule, ...] = ()
     version: str = field(default="", compare=False)
+
+    @property
+    def main_schedule(self) -> tuple[str, str]:
+        """The cron and the zone of the deployment's main schedule."""
+        return (self.utc_cron, "UTC") if self.utc_cron is not None else (self.cron, self.timezone)
 
     @property
     def repeat_slugs(self) -> frozenset[str]:
@@ -72,6 +80,8 @@ class DeploymentSpec:
         # Not dataclasses.asdict: its deep copy was most of a 10,000-row plan's time.
         content = {f.name: getattr(self, f.name) for f in fields(self)}
         del content["paused"], content["version"], content["repeats"]
+        if content["utc_cron"] is None:  # the hashes of deployments made before it stay
+            del content["utc_cron"]
         canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -130,6 +140,7 @@ def spec_for(
         },
         concurrency_limit=limit,
         collision_strategy=strategy,
+        utc_cron=cron_rules.utc_equivalent(row.cron, timezone, now),
         repeats=cron_rules.repeat_schedules(row.cron, timezone, now),
     )
     return replace(spec, version=spec.config_hash())

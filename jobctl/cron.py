@@ -132,7 +132,8 @@ def next_fire_times(expression: str, timezone: str, at: datetime, count: int = 3
     """The next ``count`` fire times after ``at``, as aware datetimes in ``timezone``.
 
     Computed by Prefect's own schedules from the schedules the sync gives the row's
-    deployment (its cron, and the ``repeat_schedules`` of the next fall-backs), so that
+    deployment (its cron, or its ``utc_equivalent``, and the ``repeat_schedules`` of the
+    next fall-backs), so that
     what we show is what Prefect runs, on DST days too: a time skipped by spring-forward
     fires after the gap; a repeated time fires at its first occurrence, and at its second
     too when the hour field covers every hour.
@@ -142,7 +143,11 @@ def next_fire_times(expression: str, timezone: str, at: datetime, count: int = 3
     from prefect.server.schemas.schedules import CronSchedule, RRuleSchedule
 
     five = normalize_cron(expression)
-    schedule = CronSchedule(cron=ALIASES.get(five, five), timezone=timezone)
+    utc_cron = utc_equivalent(five, timezone, at)
+    if utc_cron is not None:
+        schedule = CronSchedule(cron=utc_cron, timezone="UTC")
+    else:
+        schedule = CronSchedule(cron=ALIASES.get(five, five), timezone=timezone)
     # get_dates() is a coroutine around this generator; callers here are synchronous.
     after = at + timedelta(microseconds=1)  # strictly after ``at``
     dates = list(schedule._get_dates_generator(n=count, start=after))
@@ -242,14 +247,56 @@ def upcoming_fall_backs(timezone: str, now: datetime) -> tuple[FallBack, ...]:
     return tuple(found[:UPCOMING_FALL_BACKS])
 
 
+def utc_equivalent(expression: str, timezone: str, now: datetime) -> str | None:
+    """The cron that, evaluated in UTC, names exactly the instants the policy gives a row of
+    every hour with no day restriction (``*/15 * * * *``), in a DST zone whose offsets all
+    share their minutes (whole hours; or all half past, as Adelaide's or St John's): the
+    local minute is then the UTC minute shifted by a constant, through every DST change.
+
+    One dense schedule instead of the zone's cron and repeat schedules: Prefect's scheduler
+    revisits on every loop a deployment with a schedule of few runs (measured: about 19 ms
+    each on this machine), which repeat schedules always are. None when not equivalent
+    (a fixed hour, a day restriction, Lord Howe's 30-minute shift) or not needed (no DST).
+    """
+    if not covers_every_hour(expression):
+        return None
+    fall_backs = upcoming_fall_backs(timezone, now)
+    if not fall_backs:
+        return None
+    zone = ZoneInfo(timezone)
+    offsets = {_offset(now.astimezone(UTC), zone)}
+    for fall_back in fall_backs:
+        after = _offset(fall_back.at, zone)
+        offsets |= {after, after + fall_back.shift}
+    shifts = {int(offset.total_seconds()) % 3600 for offset in offsets}
+    if len(shifts) != 1 or shifts != {s - s % 60 for s in shifts}:
+        return None
+    return _shifted_to_utc(expression, shifts.pop() // 60)
+
+
+@functools.lru_cache(maxsize=4096)  # called for every row on every sync
+def _shifted_to_utc(expression: str, offset_minutes: int) -> str | None:
+    """``expression`` in UTC for a zone ``offset_minutes`` (mod 60) ahead of it, if it has
+    no day restriction (its local date would be needed); None otherwise."""
+    fields = croniter(ALIASES.get(expression, expression)).expanded
+    if any(field != ["*"] for field in fields[2:5]):
+        return None
+    minutes = fields[0]
+    if minutes == ["*"] or offset_minutes == 0:
+        return ALIASES.get(expression, expression)
+    utc_minutes = sorted((int(m) - offset_minutes) % 60 for m in minutes)
+    return " ".join([",".join(map(str, utc_minutes)), "*", "*", "*", "*"])
+
+
 def repeat_schedules(expression: str, timezone: str, now: datetime) -> tuple[RepeatSchedule, ...]:
     """The extra schedules that let a row whose hour field covers every hour fire at the
-    second pass of the next repeated hours of ``timezone``; none for other rows.
+    second pass of the next repeated hours of ``timezone``; none for other rows, nor for
+    rows that ``utc_equivalent`` maps to one UTC schedule.
 
     ``expression`` is a normalised cron. Its instants in a second pass never coincide with
     the main schedule's (that one fires at first occurrences), so no instant runs twice.
     """
-    if not covers_every_hour(expression):
+    if not covers_every_hour(expression) or utc_equivalent(expression, timezone, now):
         return ()
     return tuple(
         schedule

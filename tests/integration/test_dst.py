@@ -43,6 +43,7 @@ from tests.fixtures.processes import wait_for
 from tests.fixtures.sync import RequestLog, SyncTarget
 
 RUNS_TIMEOUT_S = 180
+READ_LIMIT = 200  # the most runs Prefect returns in one read, more than a DST day has
 SCHEDULER_ENV = {
     # Plan every row's runs at once, however far ahead its day is.
     "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_SCHEDULED_TIME": "P400D",
@@ -79,6 +80,11 @@ CASES = [
     Case("lord-howe-spring-hourly", "15 * 3 10 *", LORD_HOWE, date(2027, 10, 3), 24),
 ]
 BY_NAME = {case.name: case for case in CASES}
+# Every hour and no day restriction: one UTC schedule (jobctl.cron.utc_equivalent). Its
+# runs reach MAX_RUNS (500) ten days ahead, long before a DST day: docs/schedules.md's
+# rules for it are checked against Prefect's CronSchedule in tests/unit/test_cron.py.
+UTC_ROW = Case("berlin-every-30min", "*/30 * * * *", BERLIN, date(2026, 12, 1), 500)
+ROWS = [*CASES, UTC_ROW]
 
 
 def expected_instants(case: Case) -> list[datetime]:
@@ -138,7 +144,7 @@ async def _scheduled_runs(deployment_ids: dict[str, UUID]) -> dict[str, list[dat
                     )
                 ),
                 sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-                limit=200,
+                limit=READ_LIMIT,
             )
             found[name] = [
                 datetime.fromtimestamp(run.expected_start_time.timestamp(), UTC)
@@ -166,7 +172,7 @@ def synced(
         case.name: repository.add_schedule(
             ScheduleSpec(cron=case.cron, job_name="processData", timezone=case.zone)
         ).id
-        for case in CASES
+        for case in ROWS
     }
     synced_at = datetime.now(UTC)
     report = target.sync()
@@ -267,7 +273,7 @@ def test_an_unchanged_resync_writes_nothing(synced: Synced):
 
     report = synced.target.sync(log=log)
 
-    assert report.plan.counts() == {Action.UNCHANGED: len(CASES)}
+    assert report.plan.counts() == {Action.UNCHANGED: len(ROWS)}
     assert log.writes == []
 
 
@@ -290,7 +296,7 @@ def test_a_missing_repeat_schedule_is_added_and_keeps_the_future_runs(synced: Sy
 
     report = synced.target.sync()
 
-    assert report.plan.counts() == {Action.EXTEND: 1, Action.UNCHANGED: len(CASES) - 1}
+    assert report.plan.counts() == {Action.EXTEND: 1, Action.UNCHANGED: len(ROWS) - 1}
     slugs = {s.slug for s in synced.target.deployments()[row_id].schedules}
     assert {r.slug for r in cron.repeat_schedules("30 * 31 10 *", BERLIN, synced.synced_at)} < slugs
     # Added, not rewritten: the main schedule's runs are still the same runs.
@@ -318,6 +324,17 @@ async def _wait_scheduled(deployment_id: UUID, count: int) -> list[datetime]:
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"{count} runs not planned within {RUNS_TIMEOUT_S}s: {len(runs)}")
         await asyncio.sleep(1)
+
+
+def test_a_row_of_every_hour_without_day_restriction_runs_on_one_utc_schedule(synced: Synced):
+    deployment = synced.target.deployments()[synced.ids[UTC_ROW.name]]
+    runs = synced.runs[UTC_ROW.name]
+
+    (schedule,) = deployment.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == ("*/30 * * * *", "UTC")  # type: ignore[union-attr]
+    assert len(runs) == READ_LIMIT  # of 500: the first page is enough to compare
+    listed = cron.next_fire_times(UTC_ROW.cron, UTC_ROW.zone, at=synced.synced_at, count=len(runs))
+    assert [t.astimezone(UTC) for t in listed] == runs
 
 
 def test_gateway_reads_the_repeat_schedules_it_wrote(synced: Synced):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from deployments import gateway
 from deployments.plan import Action
 from deployments.spec import deployment_name, queue_name
+from jobctl import cron as cron_rules
 from jobctl import errors
 from jobctl.db import create_db_engine
 from jobctl.repository import Repository
@@ -25,11 +27,14 @@ def _assert_mirrors(target: SyncTarget, schedule_id: str) -> None:
     deployment = target.deployments()[schedule_id]
     assert deployment.name == deployment_name(schedule_id)
     assert target.flow_name(deployment) == row.job_name
-    # The row's cron, and the repeat schedules of DST fall-backs (jobctl.cron) if any.
+    # The row's cron, or its UTC equivalent, and the repeat schedules of DST fall-backs
+    # if any (docs/schedules.md).
     (main,) = [s for s in deployment.schedules if s.slug is None]
     cron = main.schedule
-    assert cron.cron == row.cron  # type: ignore[union-attr]
-    assert cron.timezone == (row.timezone or target.settings.timezone)  # type: ignore[union-attr]
+    zone = row.timezone or target.settings.timezone
+    utc_cron = cron_rules.utc_equivalent(row.cron, zone, datetime.now(UTC))
+    expected = (row.cron, zone) if utc_cron is None else (utc_cron, "UTC")
+    assert (cron.cron, cron.timezone) == expected  # type: ignore[union-attr]
     assert deployment.parameters == {"param": row.param}
     assert deployment.paused is (not row.is_active)
     assert deployment.work_pool_name == target.settings.work_pool

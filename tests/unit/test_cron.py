@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from croniter import croniter
 
 from jobctl import cron
 
@@ -259,16 +260,18 @@ def test_upcoming_fall_backs_of_a_zone_without_dst_are_none():
 @pytest.mark.parametrize(
     ("expression", "zone", "expected"),
     [
+        # Rows with a day restriction (fall-backs are on Sundays here): without one, a
+        # single UTC schedule does it (test_utc_equivalent_...).
         # Berlin 2027-10-31: 03:00 CEST -> 02:00 CET; the second 02:xx is 01:xx UTC.
         (
-            "*/15 * * * *",
+            "*/15 * * * 0",
             "Europe/Berlin",
             [utc(2027, 10, 31, 1, m) for m in (0, 15, 30, 45)],
         ),
-        ("30 * * * *", "Europe/Berlin", [utc(2027, 10, 31, 1, 30)]),
-        ("@hourly", "Europe/Berlin", [utc(2027, 10, 31, 1)]),
+        ("30 * * 10 *", "Europe/Berlin", [utc(2027, 10, 31, 1, 30)]),
+        ("0 * * * SUN", "Europe/Berlin", [utc(2027, 10, 31, 1)]),
         # New York 2027-11-07: 02:00 EDT -> 01:00 EST; the second 01:xx is 06:xx UTC.
-        ("20,40 * * * *", "America/New_York", [utc(2027, 11, 7, 6, 20), utc(2027, 11, 7, 6, 40)]),
+        ("20,40 * * 11 *", "America/New_York", [utc(2027, 11, 7, 6, 20), utc(2027, 11, 7, 6, 40)]),
         # Lord Howe 2027-04-04: 02:00 (+11) -> 01:30 (+10:30); the second 01:30-01:59 local
         # is 15:00-15:29 UTC on the 3rd: local minute 30 is UTC minute 0.
         ("*/15 * * * *", LORD_HOWE, [utc(2027, 4, 3, 15), utc(2027, 4, 3, 15, 15)]),
@@ -301,12 +304,77 @@ def test_repeat_schedules_skip_a_fall_back_on_a_day_the_cron_never_names():
     assert [r.instants[0].date() for r in repeats] == [date(2027, 10, 31)]
 
 
-def test_repeat_schedules_of_a_utc_row_are_none():
-    assert cron.repeat_schedules("*/15 * * * *", "UTC", utc(2026, 12, 1)) == ()
+@pytest.mark.parametrize(
+    ("expression", "zone"),
+    [("*/15 * * * 0", "UTC"), ("*/15 * * * 0", "Asia/Taipei"), ("*/15 * * * *", "Europe/Berlin")],
+)
+def test_repeat_schedules_of_rows_that_need_none_are_none(expression: str, zone: str):
+    # No DST; or one UTC schedule covers the row (utc_equivalent).
+    assert cron.repeat_schedules(expression, zone, utc(2026, 12, 1)) == ()
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone", "expected"),
+    [
+        ("*/15 * * * *", "Europe/Berlin", "*/15 * * * *"),
+        ("@hourly", "America/New_York", "0 * * * *"),
+        ("5 */1 * * *", "Europe/Berlin", "5 */1 * * *"),  # the row's own cron
+        # Half-hour zones whose offsets keep their minutes: the minute field shifts.
+        ("5,20 * * * *", "America/St_Johns", "35,50 * * * *"),  # -03:30 / -02:30
+        ("5 * * * *", "Australia/Adelaide", "35 * * * *"),  # +09:30 / +10:30
+        ("*/15 * * * *", "Antarctica/Troll", "*/15 * * * *"),  # +00 / +02
+        # Not equivalent: a fixed hour, a day restriction, a 30-minute DST shift.
+        ("30 2 * * *", "Europe/Berlin", None),
+        ("*/15 * * * 1-5", "Europe/Berlin", None),
+        ("*/15 * 31 10 *", "Europe/Berlin", None),
+        ("*/15 * * * *", LORD_HOWE, None),
+        # Not needed: no DST.
+        ("*/15 * * * *", "UTC", None),
+        ("*/15 * * * *", "Asia/Kolkata", None),
+    ],
+)
+def test_utc_equivalent_of_rows_of_every_hour_without_day_restriction(
+    expression: str, zone: str, expected: str | None
+):
+    assert cron.utc_equivalent(expression, zone, utc(2026, 12, 1)) == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone", "day"),
+    [
+        ("*/15 * * * *", "Europe/Berlin", date(2027, 10, 31)),
+        ("30 * * * *", "Europe/Berlin", date(2027, 3, 28)),
+        ("5,20 * * * *", "America/St_Johns", date(2027, 11, 7)),
+        ("5,20 * * * *", "America/St_Johns", date(2027, 3, 14)),
+        ("5 * * * *", "Australia/Adelaide", date(2027, 4, 4)),
+        ("5 * * * *", "Australia/Adelaide", date(2027, 10, 3)),
+    ],
+)
+def test_utc_equivalent_names_the_instants_of_the_policy_on_dst_days(
+    expression: str, zone: str, day: date
+):
+    """The policy's instants (rule 1 and rule 3 of docs/schedules.md, from zoneinfo's
+    fold) against what Prefect's CronSchedule makes of the UTC equivalent."""
+    from prefect.server.schemas.schedules import CronSchedule
+
+    start, end = _local_day_utc(zone, day)
+    wanted: set[datetime] = set()
+    instant = start
+    while instant < end:
+        if croniter.match(expression, instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None)):
+            wanted.add(instant)
+        instant += timedelta(minutes=1)
+    utc_cron = cron.utc_equivalent(expression, zone, utc(2026, 12, 1))
+    assert utc_cron is not None
+    dates = CronSchedule(cron=utc_cron, timezone="UTC")._get_dates_generator(
+        n=500, start=start, end=end - timedelta(seconds=1)
+    )
+
+    assert sorted(datetime.fromtimestamp(d.timestamp(), UTC) for d in dates) == sorted(wanted)
 
 
 def test_repeat_schedule_slug_says_when_it_stops_firing():
-    (first, second) = cron.repeat_schedules("* * * * *", "Europe/Berlin", utc(2026, 12, 1))
+    (first, second) = cron.repeat_schedules("* * * * SUN", "Europe/Berlin", utc(2026, 12, 1))
 
     assert cron.repeat_slug_ends(first.slug) == utc(2027, 10, 31, 2)
     assert cron.repeat_slug_ends(second.slug) == utc(2028, 10, 29, 2)

@@ -712,9 +712,9 @@ def test_queue_plan_applied_by_prefect_rules_orders_the_queues_and_converges(see
 # -- repeat schedules (DST fall-back) ---------------------------------------------------
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-REPEATS_2026 = cron.repeat_schedules("*/15 * * * *", "Europe/Berlin", NOW)  # 2027, 2028
+REPEATS_2026 = cron.repeat_schedules("*/15 * * * 0", "Europe/Berlin", NOW)  # 2027, 2028
 REPEATS_2028 = cron.repeat_schedules(
-    "*/15 * * * *", "Europe/Berlin", datetime(2028, 1, 1, tzinfo=UTC)
+    "*/15 * * * 0", "Europe/Berlin", datetime(2028, 1, 1, tzinfo=UTC)
 )
 SLUGS_2027, SLUGS_2028 = REPEATS_2026[0].slug, REPEATS_2026[1].slug
 SLUG_2029 = REPEATS_2028[1].slug

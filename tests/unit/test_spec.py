@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -326,34 +327,49 @@ def test_job_variables_env_values_are_strings(make_row: MakeRow):
     assert all(isinstance(value, str) for value in env.values())
 
 
-# -- repeat schedules (DST fall-back) ---------------------------------------------------
+# -- DST: the main schedule and the repeat schedules (docs/schedules.md) ----------------
 
 
-def test_a_row_with_every_hour_in_a_dst_zone_gets_the_repeat_schedules(make_row: MakeRow):
-    deployment = build(make_row(cron="*/15 * * * *", timezone="Europe/Berlin"))
+def test_a_row_of_every_hour_with_a_day_restriction_gets_repeat_schedules(make_row: MakeRow):
+    deployment = build(make_row(cron="*/15 * * * SUN", timezone="Europe/Berlin"))
 
     assert [r.instants[0] for r in deployment.repeats] == [
         datetime(2027, 10, 31, 1, tzinfo=UTC),
         datetime(2028, 10, 29, 1, tzinfo=UTC),
     ]
     assert deployment.repeat_slugs == {r.slug for r in deployment.repeats}
+    assert deployment.main_schedule == ("*/15 * * * SUN", "Europe/Berlin")
+
+
+def test_a_row_of_every_hour_without_day_restriction_gets_one_utc_schedule(make_row: MakeRow):
+    deployment = build(make_row(cron="*/15 * * * *", timezone="Europe/Berlin"))
+
+    assert deployment.utc_cron == "*/15 * * * *"
+    assert deployment.main_schedule == ("*/15 * * * *", "UTC")
+    assert deployment.timezone == "Europe/Berlin"  # the row's zone, as stored
+    assert deployment.repeats == ()
 
 
 @pytest.mark.parametrize(
-    ("expression", "timezone"), [("*/15 * * * *", "UTC"), ("30 2 * * *", "Europe/Berlin")]
+    ("expression", "timezone"), [("*/15 * * * SUN", "UTC"), ("30 2 * * *", "Europe/Berlin")]
 )
-def test_rows_without_a_repeated_pass_get_no_repeat_schedule(
+def test_rows_without_a_repeated_pass_keep_their_cron_and_zone(
     make_row: MakeRow, expression: str, timezone: str
 ):
-    assert build(make_row(cron=expression, timezone=timezone)).repeats == ()
+    deployment = build(make_row(cron=expression, timezone=timezone))
+
+    assert deployment.repeats == ()
+    assert deployment.main_schedule == (expression, timezone)
 
 
-def test_the_default_zone_decides_the_repeat_schedules(make_row: MakeRow):
-    assert build(make_row(timezone=None)).repeats != ()  # DEFAULT_TIMEZONE is Berlin's
+def test_the_default_zone_decides_the_schedules(make_row: MakeRow):
+    deployment = build(make_row(cron="*/15 * * * SUN", timezone=None))
+
+    assert deployment.repeats != ()  # DEFAULT_TIMEZONE is Berlin's
 
 
 def test_repeat_schedules_do_not_change_the_config_hash(make_row: MakeRow):
-    row = make_row(cron="*/15 * * * *", timezone="Europe/Berlin")
+    row = make_row(cron="*/15 * * * SUN", timezone="Europe/Berlin")
     now_spec = build(row)
     next_year = dataclasses.replace(
         now_spec, repeats=cron.repeat_schedules(row.cron, "Europe/Berlin", NOW_2028)
@@ -361,3 +377,14 @@ def test_repeat_schedules_do_not_change_the_config_hash(make_row: MakeRow):
 
     assert next_year.repeats != now_spec.repeats
     assert next_year.config_hash() == now_spec.version
+
+
+def test_the_hash_of_a_row_without_utc_cron_is_what_it_was_before_utc_cron(make_row: MakeRow):
+    """Deployments synced before ``utc_cron`` existed are not rewritten for it."""
+    deployment = build(make_row(cron="30 2 * * *", timezone="Europe/Berlin"))
+    content = {f.name: getattr(deployment, f.name) for f in dataclasses.fields(deployment)}
+    for name in ("paused", "version", "repeats", "utc_cron"):
+        del content[name]
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
+
+    assert deployment.version == hashlib.sha256(canonical.encode()).hexdigest()[:16]
