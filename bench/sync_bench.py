@@ -319,6 +319,7 @@ class Measured(Generic[T]):
     # quiet before it (a slow sample under contention says so).
     samples_others_cores: list[float] = field(default_factory=list)
     samples_quiet_before: list[bool] = field(default_factory=list)
+    samples_server_cpu_s: list[float] = field(default_factory=list)  # Prefect + its database
 
     @property
     def cpu_s(self) -> float:
@@ -352,6 +353,7 @@ class Bench:
             [round(seconds, 4)],
             [round(cpu.others_cores(), 2)],
             [settled.machine_quiet],
+            [round(cpu.server_s + cpu.postgres_s, 3)],
         )
 
     async def median_of(
@@ -386,6 +388,7 @@ def _details(measure: Measured[Any], **extra: Any) -> dict[str, Any]:
         "samples_s": measure.samples_s,
         "samples_others_cores": measure.samples_others_cores,
         "samples_quiet_before": measure.samples_quiet_before,
+        "samples_server_cpu_s": measure.samples_server_cpu_s,
         **extra,
     }
 
@@ -602,6 +605,7 @@ def _keep_samples(kept: Measured[Any], runs: Sequence[Measured[Any]]) -> None:
     kept.samples_s = [round(run.seconds, 4) for run in runs]
     kept.samples_others_cores = [round(run.cpu.others_cores(), 2) for run in runs]
     kept.samples_quiet_before = [run.settled.machine_quiet for run in runs]
+    kept.samples_server_cpu_s = [round(run.cpu.server_s + run.cpu.postgres_s, 3) for run in runs]
 
 
 def best_of(runs: Sequence[Measured[T]]) -> Measured[T]:
