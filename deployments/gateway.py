@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-import httpx
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import (
     DeploymentScheduleCreate,
@@ -29,7 +28,7 @@ from prefect.client.schemas.schedules import CronSchedule, RRuleSchedule
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.workers.process import ProcessWorker
 
 from deployments.manual import MANUAL_TAG, ManualSpec, manual_name
@@ -42,7 +41,7 @@ from deployments.spec import (
     DeploymentSpec,
     schedule_id_of,
 )
-from jobctl import cron, errors
+from jobctl import cron, prefect_api
 
 PAGE_SIZE = 200  # the most Prefect returns in one read
 # Pages read at once: the server spends most of a read building the answer, and a
@@ -101,13 +100,7 @@ class Gateway:
     # -- reads -------------------------------------------------------------------------
 
     async def check_reachable(self) -> None:
-        try:
-            response = await self.client._client.get("/health")  # the client has no wrapper
-            response.raise_for_status()
-        except (httpx.HTTPError, PrefectHTTPStatusError) as exc:
-            raise errors.PrefectUnavailable(
-                f"the Prefect API at {self.client.api_url} cannot be reached: {exc}"
-            ) from exc
+        await prefect_api.require_healthy(self.client)
 
     async def read_managed_deployments(self, work_pool_name: str) -> list[Deployed]:
         """Every deployment of ``work_pool_name`` that carries a schedule tag, page by page.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.settings import get_current_settings
 
@@ -34,3 +35,21 @@ def prefect_client(**httpx_settings: Any) -> PrefectClient:
     """A client of the configured server (see ``require_prefect_api``)."""
     require_prefect_api()
     return get_client(httpx_settings=httpx_settings or None)
+
+
+def health_problem(api_url: str, timeout_s: float = 5.0) -> str | None:
+    """Why the Prefect API at ``api_url`` does not answer its health check, or None."""
+    try:
+        httpx.get(f"{api_url}/health", timeout=timeout_s).raise_for_status()
+    except httpx.HTTPError as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+async def require_healthy(client: PrefectClient) -> None:
+    """``PrefectUnavailable`` unless the client's API answers its health check."""
+    problem = await client.api_healthcheck()
+    if problem is not None:
+        raise errors.PrefectUnavailable(
+            f"the Prefect API at {client.api_url} cannot be reached: {problem}"
+        )

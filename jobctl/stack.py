@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-import httpx
 import yaml
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -31,7 +30,7 @@ from deployments import sync as schedule_sync
 from deployments import watch as schedule_watch
 from jobctl import db, errors, migrate, processes
 from jobctl.models import JobStatus
-from jobctl.prefect_api import prefect_api_url, prefect_client
+from jobctl.prefect_api import health_problem, prefect_api_url, prefect_client
 from jobctl.records import HistoryFilter, ScheduleSpec
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -202,9 +201,8 @@ class Stack:
                 raise errors.PrefectUnavailable(
                     f"the Prefect server exited; see {self.state_dir / 'server.log'}"
                 )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
-                    return
+            if health_problem(self.api_url, timeout_s=2) is None:
+                return
             time.sleep(0.5)
         raise errors.PrefectUnavailable(
             f"the Prefect server did not answer in {SERVER_START_TIMEOUT_S} s"
@@ -238,7 +236,9 @@ class Stack:
             "worker",
             [str(BIN_DIR / "prefect"), "worker", "start", "--pool", self.settings.work_pool,
              "--type", self.settings.worker_type],
-            {**WORKER_TUNING, **self.child_env()},
+            # A jobctl-warm worker renews its template when a file under jobs/ changes
+            # (unless JOBCTL_WORKER_RELOAD says otherwise).
+            {"JOBCTL_WORKER_RELOAD": "true", **WORKER_TUNING, **self.child_env()},
         )  # fmt: skip
 
     def stop(self) -> None:

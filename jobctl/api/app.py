@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import httpx
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -36,7 +35,7 @@ from jobctl.api.schemas import (
     SubmittedRun,
 )
 from jobctl.models import JobStatus
-from jobctl.prefect_api import prefect_api_url, prefect_client
+from jobctl.prefect_api import health_problem, prefect_api_url, prefect_client
 from jobctl.records import HistoryFilter, ScheduleSpec
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -157,11 +156,7 @@ def create_app(settings: Settings) -> FastAPI:
             database = "unavailable"
         prefect = "unconfigured"
         if (url := prefect_api_url()) is not None:
-            try:
-                httpx.get(f"{url}/health", timeout=3).raise_for_status()
-                prefect = "ok"
-            except httpx.HTTPError:
-                prefect = "unavailable"
+            prefect = "ok" if health_problem(url, timeout_s=3) is None else "unavailable"
         if database != "ok" or prefect != "ok":
             response.status_code = 503
         return Health(database=database, prefect=prefect)

@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 
 import click
-import httpx
 from rich.table import Table
 
 from jobctl import errors, migrate, registry, stack
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.render import console
-from jobctl.prefect_api import prefect_api_url
+from jobctl.prefect_api import health_problem, prefect_api_url
 from jobctl.settings import DEFAULT_STATE_DIR
 
 
@@ -83,12 +82,16 @@ def healthcheck(context: Context) -> None:
     if api_url is None:
         checks.append(("prefect api", False, "PREFECT_API_URL is not set: run `jobctl up`"))
     else:
-        try:
-            httpx.get(f"{api_url}/health", timeout=5).raise_for_status()
+        problem = health_problem(api_url)
+        if problem is None:
             checks.append(("prefect api", True, api_url))
-        except httpx.HTTPError as exc:
+        else:
             checks.append(
-                ("prefect api", False, f"{api_url} unreachable ({exc}): start it with `jobctl up`")
+                (
+                    "prefect api",
+                    False,
+                    f"{api_url} unreachable ({problem}): start it with `jobctl up`",
+                )
             )
     table = Table(title="jobctl healthcheck")
     for column in ("check", "ok", "detail"):
