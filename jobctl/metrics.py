@@ -324,6 +324,33 @@ def _histogram(
     return family
 
 
+@dataclass(frozen=True)
+class PrefectHealth:
+    pool: str
+    up: bool
+    workers_online: int | None  # None when Prefect could not be read
+
+
+def _prefect_families(prefect: PrefectHealth | None) -> bytes:
+    if prefect is None:
+        return b""
+    up = GaugeMetricFamily(
+        "jobctl_prefect_up",
+        "Whether the Prefect API answered this scrape.",
+        value=float(prefect.up),
+    )
+    text = generate_latest(_One(up))
+    if prefect.workers_online is not None:
+        workers = GaugeMetricFamily(
+            "jobctl_workers_online",
+            "Workers of the pool that Prefect reports ONLINE.",
+            labels=["pool"],
+        )
+        workers.add_metric([prefect.pool], float(prefect.workers_online))
+        text += generate_latest(_One(workers))
+    return text
+
+
 class MetricsSource:
     """Everything ``GET /metrics`` serves; one per API process, safe to call from threads."""
 
@@ -340,9 +367,40 @@ class MetricsSource:
             self._states = schedule_states(self.repository)
         return self._states
 
-    def scrape(self, now: datetime | None = None) -> bytes:
+    def scrape(self, now: datetime | None = None, prefect: PrefectHealth | None = None) -> bytes:
+        """The text of every family; ``prefect``: what the caller read from Prefect (the
+        workers online), None when it could not."""
         with self._lock:
-            return self._scrape(now or utcnow())
+            return self._scrape(now or utcnow()) + _prefect_families(prefect) + self._sync()
+
+    def _sync(self) -> bytes:
+        health = metrics_queries.sync_health(self.repository)
+        families: list[Metric] = []
+        if health.last_success_at is not None:
+            families.append(
+                GaugeMetricFamily(
+                    "jobctl_sync_last_success_timestamp_seconds",
+                    "When the sync watcher last synced the table into Prefect (Unix seconds).",
+                    value=health.last_success_at.timestamp(),
+                )
+            )
+        if health.duration_s is not None:
+            families.append(
+                GaugeMetricFamily(
+                    "jobctl_sync_duration_seconds",
+                    "How long the last successful sync took.",
+                    value=health.duration_s,
+                )
+            )
+        if health.drift is not None:
+            families.append(
+                GaugeMetricFamily(
+                    "jobctl_sync_drift",
+                    "Deployments the last full read found changed outside jobctl (and put back).",
+                    value=float(health.drift),
+                )
+            )
+        return b"".join(generate_latest(_One(family)) for family in families)
 
     def _scrape(self, now: datetime) -> bytes:
         counts = self.totals.counts(self.repository, now)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -31,10 +31,11 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from jobctl.models import JobHistory, JobSchedule, JobStatus
+from jobctl.models import JobctlState, JobHistory, JobSchedule, JobStatus
 from jobctl.repository import Repository
 
 # Upper bounds of the histogram buckets (``+Inf`` is implied).
@@ -300,3 +301,56 @@ def row_identity(repository: Repository, history_id: int) -> tuple[Any, ...] | N
             )
         ).first()
         return None if row is None else tuple(row)
+
+
+# -- the sync's health, written by the sync watcher into jobctl_state ------------------------
+
+SYNC_KEYS = {
+    "last_success_ms": "sync_last_success_ms",  # Unix milliseconds
+    "duration_ms": "sync_duration_ms",
+    "drift": "sync_drift",  # deployments the last full read found changed outside jobctl
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncHealth:
+    last_success_at: datetime | None
+    duration_s: float | None
+    drift: int | None
+
+
+def record_sync(
+    repository: Repository, *, finished_at: datetime, duration_s: float, drift: int | None
+) -> None:
+    """Note a successful sync (the watcher calls this after each one)."""
+    values = {
+        SYNC_KEYS["last_success_ms"]: int(finished_at.timestamp() * 1000),
+        SYNC_KEYS["duration_ms"]: round(duration_s * 1000),
+    }
+    if drift is not None:
+        values[SYNC_KEYS["drift"]] = drift
+    with repository.session() as session:
+        dialect = session.get_bind().dialect.name
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert
+        for key, value in values.items():
+            statement = insert(JobctlState).values(key=key, value=value)
+            session.execute(
+                statement.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+            )
+
+
+def sync_health(repository: Repository) -> SyncHealth:
+    with repository.session() as session:
+        rows = session.execute(
+            select(JobctlState.key, JobctlState.value).where(
+                JobctlState.key.in_(list(SYNC_KEYS.values()))
+            )
+        )
+        found = {str(key): int(value) for key, value in rows}
+    last = found.get(SYNC_KEYS["last_success_ms"])
+    duration = found.get(SYNC_KEYS["duration_ms"])
+    return SyncHealth(
+        last_success_at=None if last is None else datetime.fromtimestamp(last / 1000, tz=UTC),
+        duration_s=None if duration is None else duration / 1000,
+        drift=found.get(SYNC_KEYS["drift"]),
+    )

@@ -2,20 +2,69 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
+import httpx
 from fastapi import APIRouter, Query, Response
+from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
+from prefect.exceptions import ObjectNotFound
+from starlette.concurrency import run_in_threadpool
 
 from jobctl import status
 from jobctl.api.status_schema import StatusOut
-from jobctl.metrics import CONTENT_TYPE, MetricsSource
+from jobctl.metrics import CONTENT_TYPE, MetricsSource, PrefectHealth
+from jobctl.prefect_api import prefect_api_url, prefect_client
 from jobctl.repository import Repository
 from jobctl.settings import Settings
+
+PREFECT_MAX_AGE_S = 15.0
+
+
+class PrefectHealthCache:
+    """Whether Prefect answers and how many workers of the pool are online, read at most
+    every ``max_age_s`` (a scrape must not wait on Prefect each time)."""
+
+    def __init__(self, pool: str, max_age_s: float = PREFECT_MAX_AGE_S) -> None:
+        self.pool = pool
+        self.max_age_s = max_age_s
+        self._value: PrefectHealth | None = None
+        self._read_at = float("-inf")
+
+    async def read(self) -> PrefectHealth | None:
+        if prefect_api_url() is None:
+            return None
+        if time.monotonic() - self._read_at < self.max_age_s:
+            return self._value
+        self._value = await self._fetch()
+        self._read_at = time.monotonic()
+        return self._value
+
+    async def _fetch(self) -> PrefectHealth:
+        down = PrefectHealth(pool=self.pool, up=False, workers_online=None)
+        async with prefect_client() as client:
+            if await client.api_healthcheck() is not None:
+                return down
+            try:
+                workers = await client.read_workers_for_work_pool(
+                    self.pool,
+                    worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"])),
+                )
+            except ObjectNotFound:  # the pool is not there yet: nobody polls it
+                return PrefectHealth(pool=self.pool, up=True, workers_online=0)
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code == 404:  # the same, as this call reports it
+                    return PrefectHealth(pool=self.pool, up=True, workers_online=0)
+                return down
+            except httpx.HTTPError:
+                return down
+        return PrefectHealth(pool=self.pool, up=True, workers_online=len(workers))
 
 
 def router(settings: Settings, repository: Repository) -> APIRouter:
     routes = APIRouter()
     source = MetricsSource(repository)
+    prefect_health = PrefectHealthCache(settings.work_pool)
 
     @routes.get(
         "/metrics",
@@ -23,9 +72,12 @@ def router(settings: Settings, repository: Repository) -> APIRouter:
         response_class=Response,
         responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
     )
-    def metrics() -> Response:
-        """Per job and schedule: attempts, failed runs, last success; histograms per job."""
-        return Response(source.scrape(), media_type=CONTENT_TYPE)
+    async def metrics() -> Response:
+        """Per job and schedule: attempts, failed runs, missed runs, last success; per job:
+        duration and memory histograms; schedules by state; the sync; workers online."""
+        prefect = await prefect_health.read()
+        text = await run_in_threadpool(source.scrape, None, prefect)
+        return Response(text, media_type=CONTENT_TYPE)
 
     @routes.get("/v1/job/status", tags=["monitoring"])
     def schedule_status(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from uuid import uuid4
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from jobctl import metrics_queries
 from jobctl.api.app import create_app
 from jobctl.metrics import HistoryTotals, MetricsSource
 from jobctl.models import JobStatus
@@ -246,14 +248,22 @@ def promtool() -> str:
     return PROMTOOL
 
 
+@pytest.mark.usefixtures("prefect_server")
 def test_promtool_accepts_a_scrape_of_the_api(
-    database_url: str, repo: Repository, schedule_factory: ScheduleFactory, promtool: str
+    database_url: str,
+    repo: Repository,
+    schedule_factory: ScheduleFactory,
+    promtool: str,
+    work_pool_name: str,
 ) -> None:
     sid = repo.add_schedule(schedule_factory(description='quotes " and \\ and\nnewline')).id
     attempt(repo, "run-1", 1, JobStatus.FAILED, schedule_id=sid)
     attempt(repo, "run-2", 1, JobStatus.SUCCESS, schedule_id=sid)
     attempt(repo, "run-3", 1, JobStatus.PROCESSING, schedule_id=None, job='odd"job\\name')
-    settings = Settings(database_url=database_url, api_token=TOKEN)
+    metrics_queries.record_sync(
+        repo, finished_at=T0, duration_s=0.25, drift=1
+    )  # what the watcher writes after a sync
+    settings = Settings(database_url=database_url, api_token=TOKEN, work_pool=work_pool_name)
     client = ApiClient(create_app(settings), secrets=(database_url, TOKEN))
     try:
         unauthorized = client.without_token().get("/metrics")
@@ -265,6 +275,12 @@ def test_promtool_accepts_a_scrape_of_the_api(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert b"# TYPE jobctl_attempts_total counter" in response.content
+    found = samples(response.content)
+    assert value(found, "jobctl_prefect_up") == 1
+    assert value(found, "jobctl_workers_online", pool=work_pool_name) == 0  # no worker polls it
+    assert value(found, "jobctl_sync_last_success_timestamp_seconds") == T0.timestamp()
+    assert value(found, "jobctl_sync_duration_seconds") == 0.25
+    assert value(found, "jobctl_sync_drift") == 1
     check = subprocess.run(
         [promtool, "check", "metrics"], input=response.content, capture_output=True, timeout=60
     )
@@ -340,3 +356,30 @@ def test_promtool_parses_every_query_of_the_grafana_dashboard(
 
     assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_every_metric_the_rules_and_the_dashboard_use_is_served(
+    repo: Repository, schedule_factory: ScheduleFactory
+) -> None:
+    sid = repo.add_schedule(schedule_factory()).id
+    attempt(repo, "run-1", 1, JobStatus.FAILED, schedule_id=sid)
+    metrics_queries.record_sync(repo, finished_at=T0, duration_s=1.0, drift=0)
+    served = {
+        family.name
+        for family in text_string_to_metric_families(
+            MetricsSource(repo).scrape(now=T0 + timedelta(days=1)).decode()
+        )
+    }
+    served |= {"jobctl_workers_online", "jobctl_prefect_up"}  # from Prefect: test above
+    used: set[str] = set()
+    texts = [
+        (DEPLOY / "prometheus" / "alerts.yml").read_text(),
+        (DEPLOY / "grafana" / "jobctl.json").read_text(),
+    ]
+    for document in texts:
+        used |= set(re.findall(r"jobctl_[a-z_]+", document))
+    suffixes = ("_bucket", "_sum", "_count", "_total")
+    normalized = {
+        next((name.removesuffix(s) for s in suffixes if name.endswith(s)), name) for name in used
+    }
+    assert normalized - served == set()
