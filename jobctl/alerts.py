@@ -219,6 +219,20 @@ async def block_ids(client: PrefectClient, slugs: Sequence[str]) -> dict[str, UU
     return found
 
 
+async def rejections(
+    settings: Settings, repository: Repository, client: PrefectClient
+) -> dict[str, str]:
+    """Rows whose alert target names no notification block, with the reason: for the
+    deployments sync to reject (and pause) like any bad row."""
+    targets = alert_targets(repository, settings.alert_to)
+    blocks = await block_ids(client, list(targets.values()))
+    return {
+        schedule_id: reason
+        for schedule_id, slug in targets.items()
+        if isinstance(reason := blocks[slug], str)
+    }
+
+
 async def sync_alerts(
     settings: Settings, repository: Repository, client: PrefectClient, *, dry_run: bool = False
 ) -> AlertReport:

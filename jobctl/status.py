@@ -135,7 +135,8 @@ def statuses(
                 )
                 if missed_at is not None:
                     state = MISSED
-                    reason = f"due {missed_at.isoformat()} and no attempt started"
+                    due = missed_at.strftime("%Y-%m-%d %H:%M %Z")
+                    reason = f"due {due}, no attempt started"
         found.append(
             ScheduleStatus(
                 schedule_id=row.id,

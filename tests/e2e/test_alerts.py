@@ -70,6 +70,14 @@ def _sync_alerts(target: SyncTarget) -> AlertReport:
     return asyncio.run(run())
 
 
+def _rejections(target: SyncTarget) -> dict[str, str]:
+    async def run() -> dict[str, str]:
+        async with get_client() as client:
+            return await alerts.rejections(target.settings, target.repository, client)
+
+    return asyncio.run(run())
+
+
 def _automations() -> list[Automation]:
     async def read() -> list[Automation]:
         async with get_client() as client:
@@ -157,6 +165,7 @@ def test_one_alert_for_a_run_that_finally_failed_and_none_for_one_that_succeeded
     assert again.plan.writes == 0 and again.plan.unchanged == 2
     assert set(first.rejected) == {no_block}
     assert "names no Prefect notification block" in first.rejected[no_block]
+    assert _rejections(sync_target) == first.rejected
 
     start_worker(sync_target.settings.work_pool, database_url=database_url)
     failed_run = _wait_final(_run_now(sync_target, failing))
