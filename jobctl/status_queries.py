@@ -103,3 +103,10 @@ def missed_counts(repository: Repository) -> dict[tuple[str, str], int]:
     )
     with repository.session() as session:
         return {(row[0], row[1]): int(row[2]) for row in session.execute(statement)}
+
+
+def missed_since(repository: Repository, since: datetime) -> int:
+    """How many missed runs were due since ``since`` (for `jobctl up`'s status line)."""
+    statement = select(func.count()).select_from(MissedRun).where(MissedRun.dueAt >= since)
+    with repository.session() as session:
+        return int(session.scalar(statement) or 0)

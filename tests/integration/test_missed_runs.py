@@ -13,7 +13,7 @@ from prefect.client.orchestration import get_client
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from jobctl import missed_runs
+from jobctl import missed_runs, status_queries
 from jobctl.metrics import MetricsSource
 from jobctl.missed_runs import TickReport
 from jobctl.models import JobStatus
@@ -107,6 +107,7 @@ def test_missed_due_times_are_recorded_and_alerted_once_across_restarts(
         if sample.name == "jobctl_missed_runs_total"
     }
     assert missed == {late: 4, silent: 2, on_time: 1}
+    assert status_queries.missed_since(repo, at(10, 0)) == 6  # for `jobctl up`'s status line
 
 
 def test_an_alert_that_cannot_be_delivered_is_sent_again_next_round(
