@@ -36,7 +36,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from rich.console import Console
 
 from bench import harness, processes, report
-from bench.harness import Child, Databases
+from bench.harness import Databases
 from bench.history_bench import fill_history
 from bench.processes import MemoryPeak, WorkerTuning
 from bench.report import Line
@@ -48,6 +48,7 @@ from jobctl.db import create_db_engine
 from jobctl.models import JobStatus
 from jobctl.records import HistoryFilter, ScheduleSpec
 from jobctl.repository import Repository
+from tests.fixtures.processes import Child, base_env, free_port
 
 NAME = "footprint"
 ROWS = 200
@@ -203,7 +204,7 @@ def bench_processes(databases: Databases, console: Console) -> tuple[list[Line],
     pool = f"bench-footprint-{uuid.uuid4().hex[:6]}"
     console.log(f"footprint: {ROWS} rows and {HISTORY_ROWS:,} history rows")
     add_rows(url, ROWS)
-    api_port = harness.free_port()
+    api_port = free_port()
     with (
         harness.prefect_server(databases) as server,
         temporary_settings(updates={PREFECT_API_URL: server.api_url}),
@@ -323,7 +324,7 @@ def bench_up(console: Console) -> tuple[list[Line], dict[str, Any]]:
             ScheduleSpec(cron="* * * * *", job_name="processData", param=["up"], max_retries=0)
         )
         pool = f"bench-up-{uuid.uuid4().hex[:6]}"
-        env = harness.child_env(JOBCTL_DATABASE_URL=url, JOBCTL_WORK_POOL=pool)
+        env = base_env(JOBCTL_DATABASE_URL=url, JOBCTL_WORK_POOL=pool)
         args = [str(processes.JOBCTL_BIN), "up", "--no-demo", "--state-dir", str(folder / "state")]
         load = processes.load_note()
         console.log("footprint: jobctl up in a fresh folder")

@@ -1,8 +1,8 @@
 """What every benchmark needs: throwaway databases, a Prefect server, request counting, output.
 
-Nothing here imports from ``tests/``: the approach is the one of ``tests/fixtures/prefect.py``
-(a ``prefect server start`` child in its own process group, on a PostgreSQL database of its
-own, reaped with SIGTERM then SIGKILL of the whole group).
+Child processes and the Prefect server are the tests' own (``tests/fixtures``): a
+``prefect server start`` child in its own process group, here on a PostgreSQL database of
+its own, reaped with SIGINT then SIGKILL of the whole group.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from jobctl import db, migrate
+from tests.fixtures.prefect_server import PrefectServer
 
 PG_ADMIN_DSN = os.environ.get(
     "JOBCTL_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -43,58 +43,8 @@ PG_ADMIN_DSN = os.environ.get(
 DATABASE_PREFIX = "jobctl_bench_"
 RESULTS_DIR = Path(__file__).parent / "results"
 PREFECT_BIN = Path(sys.executable).with_name("prefect")
-SERVER_START_TIMEOUT_S = 180.0
 
-# -- child processes ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Child:
-    """A subprocess in its own session (process group), its output in a log file."""
-
-    def __init__(self, args: list[str], *, env: Mapping[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            args,
-            env=dict(env),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def _signal_group(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
-
-    def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM the whole group, then SIGKILL whatever is left of it."""
-        if self.alive():
-            self._signal_group(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=timeout_s)
-        self._signal_group(signal.SIGKILL)  # children of the group may outlive the leader
-        self.process.wait(timeout=timeout_s)
-        self._log.close()
-
-
-def child_env(**extra: object) -> dict[str, str]:
-    """This process's environment without any ``PREFECT_*``/``JOBCTL_*``, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "JOBCTL_"))}
-    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    env.update({key: str(value) for key, value in extra.items()})
-    return env
+# -- child processes: the tests' own (tests/fixtures), one implementation for both ---------
 
 
 @contextlib.contextmanager
@@ -221,62 +171,27 @@ def _pid_alive(pid: int) -> bool:
 # -- the Prefect server --------------------------------------------------------------------
 
 
-@dataclass
-class PrefectServer:
-    api_url: str
-    database: str
-    child: Child
-    start_s: float
-
-    def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-
 @contextlib.contextmanager
 def prefect_server(databases: Databases, **server_env: object) -> Iterator[PrefectServer]:
-    """``prefect server start`` on a PostgreSQL database of its own and a free port.
+    """``prefect server start`` on a PostgreSQL database of its own and a free port, with
+    Prefect's default settings but for ``server_env`` (and no UI).
 
-    ``server_env`` adds ``PREFECT_*`` settings of the server. The server's process group
-    is stopped and its home directory removed on exit, whatever happened.
+    The server's process group is stopped and its home directory removed on exit,
+    whatever happened.
     """
     database = databases.create("prefect")
     home = Path(tempfile.mkdtemp(prefix="jobctl-bench-prefect-"))
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    env = child_env(
-        PREFECT_HOME=home,
-        PREFECT_API_URL=api_url,
-        PREFECT_SERVER_API_HOST="127.0.0.1",
-        PREFECT_SERVER_API_PORT=port,
-        PREFECT_UI_ENABLED="false",
-        PREFECT_SERVER_DATABASE_CONNECTION_URL=asyncpg_url(database),
-        **server_env,
-    )
-    started = time.perf_counter()
-    child = Child(
-        [str(PREFECT_BIN), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        log_path=home / "server.log",
-    )
+    env = {
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": asyncpg_url(database),
+        **{key: str(value) for key, value in server_env.items()},
+    }
+    server = PrefectServer(home, database=database, env=env)
     try:
-        server = PrefectServer(api_url, database, child, 0.0)
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not server.healthy():
-            if not child.alive():
-                raise RuntimeError(f"the Prefect server exited:\n{child.log_tail()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"the Prefect server was not healthy after {SERVER_START_TIMEOUT_S}s:\n"
-                    f"{child.log_tail()}"
-                )
-            time.sleep(0.25)
-        server.start_s = time.perf_counter() - started
+        server.start()
         yield server
     finally:
-        child.stop()
+        server.stop()
         shutil.rmtree(home, ignore_errors=True)
         databases.drop(database)
 
@@ -357,6 +272,7 @@ class CpuMeter:
     """
 
     def __init__(self, server: PrefectServer) -> None:
+        assert server.child is not None and server.database is not None, "a running server"
         self.pgid = server.child.process.pid
         self.database = server.database
         self._server: dict[tuple[str, int], float] = {}

@@ -65,6 +65,7 @@ from jobctl.registry import SYSTEM_USER, get_job
 from jobctl.repository import PURGE_BATCH_SIZE, Repository
 from jobctl.settings import Settings
 from jobs import examples
+from tests.fixtures.prefect_server import PrefectServer
 
 NAME = "history"
 MODULE = "bench.history_bench"  # the flows' module, also when run as ``-m`` (``__main__``)
@@ -285,7 +286,7 @@ def flow_series(
 
 
 def bench_flows(
-    server: harness.PrefectServer, database: str, config: Config, console: Console
+    server: PrefectServer, database: str, config: Config, console: Console
 ) -> tuple[list[Measure], dict[str, Any]]:
     """(a) the flow jobctl builds against (b) a plain flow, both in this process.
 

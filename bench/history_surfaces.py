@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from bench import harness, processes
+from bench import processes
+from tests.fixtures.processes import base_env, free_port
 
 CLI_REPEATS = 3
 API_REPEATS = 20
@@ -45,7 +46,7 @@ def _median_s(call: Callable[[], object], repeats: int, warmups: int = 0) -> lis
 
 def cli_timings(database_url: str) -> dict[str, list[float]]:
     """Seconds of each ``jobctl history`` query, a new process each time."""
-    env = harness.child_env(JOBCTL_DATABASE_URL=database_url)
+    env = base_env(JOBCTL_DATABASE_URL=database_url)
     jobctl = str(processes.JOBCTL_BIN)
 
     def cli(*args: str) -> Callable[[], object]:
@@ -61,8 +62,8 @@ def cli_timings(database_url: str) -> dict[str, list[float]]:
 
 def api_timings(database_url: str, log_dir: Path) -> dict[str, list[float]]:
     """Seconds of each ``GET /v1/job/history`` against a running ``jobctl api``."""
-    port = harness.free_port()
-    env = harness.child_env(JOBCTL_DATABASE_URL=database_url, JOBCTL_API_TOKEN=TOKEN)
+    port = free_port()
+    env = base_env(JOBCTL_DATABASE_URL=database_url, JOBCTL_API_TOKEN=TOKEN)
     args = [str(processes.JOBCTL_BIN), "api", "--host", "127.0.0.1", "--port", str(port)]
     timings: dict[str, list[float]] = {}
     with processes.child(args, env, log_dir / "api.log") as api:

@@ -58,7 +58,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from bench import harness, processes
-from bench.harness import Child, CpuMeter, Databases
+from bench.harness import CpuMeter, Databases
 from bench.sync_bench import (
     CHANGE_KINDS,
     BenchRowError,
@@ -79,6 +79,7 @@ from jobctl.models import JobStatus
 from jobctl.records import Schedule
 from jobctl.repository import Repository
 from jobctl.settings import Settings
+from tests.fixtures.processes import Child
 
 NAME = "load"
 DEFAULT_MINUTES = 10

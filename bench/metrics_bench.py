@@ -37,6 +37,7 @@ from rich.console import Console
 from bench import harness
 from bench.harness import Result
 from jobctl import registry
+from tests.fixtures.processes import Child, base_env, free_port
 
 NAME = "metrics"
 TARGET_S = 0.200
@@ -144,7 +145,7 @@ def scrape(client: httpx.Client) -> tuple[float, int]:
     return elapsed, len(response.content)
 
 
-def _wait_up(client: httpx.Client, api: harness.Child) -> None:
+def _wait_up(client: httpx.Client, api: Child) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if not api.alive():
@@ -170,11 +171,11 @@ def run(quick: bool, console: Console) -> bool:
             f"filled {config.schedules} schedules, {config.history_rows} attempts "
             f"in {time.perf_counter() - started:.1f}s"
         )
-        port = harness.free_port()
+        port = free_port()
         log = Path(f"/tmp/jobctl-bench-metrics-{port}.log")
-        api = harness.Child(
+        api = Child(
             [str(JOBCTL_BIN), "api", "--port", str(port)],
-            env=harness.child_env(JOBCTL_DATABASE_URL=harness.psycopg_url(name)),
+            env=base_env(JOBCTL_DATABASE_URL=harness.psycopg_url(name)),
             log_path=log,
         )
         try:

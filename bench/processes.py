@@ -21,7 +21,7 @@ from typing import TypeVar
 from prefect.client.orchestration import get_client
 
 from bench import harness
-from bench.harness import Child
+from tests.fixtures.processes import Child, base_env
 
 JOBCTL_BIN = Path(sys.executable).with_name("jobctl")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -128,7 +128,7 @@ def child(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[Chil
 
 def stack_env(api_url: str, database_url: str, pool: str, **extra: object) -> dict[str, str]:
     """What a worker, a watcher or the API of one jobctl needs, and nothing inherited."""
-    return harness.child_env(
+    return base_env(
         PREFECT_API_URL=api_url,
         JOBCTL_DATABASE_URL=database_url,
         JOBCTL_WORK_POOL=pool,

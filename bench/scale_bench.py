@@ -48,6 +48,7 @@ from bench import harness, processes, report
 from bench.harness import CpuMeter, Databases
 from bench.report import Line
 from bench.sync_bench import UnexpectedPlan, change_rows, group
+from tests.fixtures.processes import base_env
 
 NAME = "scale"
 DEFAULT_ROWS = (100, 1000, 10_000)
@@ -79,7 +80,7 @@ def sync_in_child(database_url: str, pool: str, api_url: str, what: str) -> Chil
     load = processes.load_note()
     done = subprocess.run(
         [sys.executable, "-m", "bench.sync_child", database_url, pool],
-        env=harness.child_env(PREFECT_API_URL=api_url),
+        env=base_env(PREFECT_API_URL=api_url),
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT_S,

@@ -63,6 +63,8 @@ from jobctl.records import ScheduleSpec
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 from jobctl_warm import child
+from tests.fixtures.prefect_server import PrefectServer
+from tests.fixtures.processes import base_env
 
 NAME = "throughput"
 CONCURRENCY = 4
@@ -235,7 +237,7 @@ def import_seconds(module: str, repeats: int = 5) -> float:
         subprocess.run(
             [sys.executable, "-c", f"import {module}"],
             check=True,
-            env=harness.child_env(),
+            env=base_env(),
             capture_output=True,
         )
         samples.append(time.perf_counter() - started)
@@ -321,7 +323,7 @@ def measure_worker(
     worker_type: str,
     config: Config,
     databases: Databases,
-    server: harness.PrefectServer,
+    server: PrefectServer,
     scratch: Path,
     console: Console,
     profiles: dict[str, Any],

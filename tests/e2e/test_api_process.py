@@ -14,7 +14,7 @@ from jobctl.repository import Repository
 from jobs import examples
 from tests.fixtures.api import ORIGINAL_PARAM, ORIGINAL_REQUEST, TOKEN, auth
 from tests.fixtures.cli import JOBCTL, cli_env
-from tests.fixtures.prefect import PrefectServer
+from tests.fixtures.prefect_server import PrefectServer
 from tests.fixtures.processes import Child, free_port, wait_for
 
 API_START_TIMEOUT_S = 60

@@ -22,7 +22,8 @@ from tests.conftest import ScheduleFactory
 from tests.e2e.test_history import _attempts, _wait_processing
 from tests.e2e.test_runs import NEVER_DUE, _run_now, _wait_final
 from tests.fixtures.postgres_cluster import PostgresCluster
-from tests.fixtures.prefect import PrefectServer, WorkerFactory, running_prefect_server
+from tests.fixtures.prefect import WorkerFactory, running_prefect_server
+from tests.fixtures.prefect_server import PrefectServer
 from tests.fixtures.processes import Child, flow_processes, wait_for
 from tests.fixtures.sync import JobctlFactory, SyncTarget
 

@@ -16,7 +16,8 @@ from jobctl.repository import Repository
 from jobctl.settings import Settings
 from tests.conftest import ScheduleFactory
 from tests.e2e.test_runs import _wait_final
-from tests.fixtures.prefect import PREFECT_BIN, PrefectServer, WorkerFactory
+from tests.fixtures.prefect import WorkerFactory
+from tests.fixtures.prefect_server import PREFECT_BIN, PrefectServer
 from tests.fixtures.processes import base_env, wait_for
 from tests.fixtures.sync import SyncTarget
 

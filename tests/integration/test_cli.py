@@ -25,7 +25,7 @@ from jobctl.records import SPEC_FIELDS, HistoryFilter
 from jobctl.repository import Repository
 from tests.conftest import ScheduleFactory
 from tests.fixtures.cli import Call, cli_env, run_cli, run_concurrently
-from tests.fixtures.prefect import PrefectServer
+from tests.fixtures.prefect_server import PrefectServer
 from tests.fixtures.sync import SyncTarget
 
 DAILY = "0 0 * * *"

@@ -38,7 +38,8 @@ from jobctl.records import ScheduleSpec
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 from tests.fixtures.cli import cli_env, run_cli
-from tests.fixtures.prefect import PrefectServer, scratch_postgres_database
+from tests.fixtures.prefect import scratch_postgres_database
+from tests.fixtures.prefect_server import PrefectServer
 from tests.fixtures.processes import wait_for
 from tests.fixtures.sync import RequestLog, SyncTarget
 
