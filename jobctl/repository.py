@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -340,8 +340,20 @@ class Repository:
             )
             return [_attempt_from_row(row) for row in rows]
 
-    def purge_history(self, older_than: datetime, batch_size: int = PURGE_BATCH_SIZE) -> int:
-        """Delete attempts that started before ``older_than``, one short transaction a batch."""
+    def count_history_before(self, older_than: datetime) -> int:
+        """How many attempts started before ``older_than`` (what a purge would delete)."""
+        with self.session() as session:
+            statement = select(func.count()).where(JobHistory.startAt < older_than)
+            return int(session.scalar(statement) or 0)
+
+    def purge_history(
+        self,
+        older_than: datetime,
+        batch_size: int = PURGE_BATCH_SIZE,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete attempts that started before ``older_than``, one short transaction a
+        batch; ``on_batch`` hears the count deleted so far after each."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         purged = 0
@@ -357,6 +369,8 @@ class Repository:
                 result = session.execute(delete(JobHistory).where(JobHistory.id.in_(batch)))
                 deleted = int(result.rowcount)  # type: ignore[attr-defined]
             purged += deleted
+            if on_batch is not None:
+                on_batch(purged)
             if deleted < batch_size:
                 return purged
 

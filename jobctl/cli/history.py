@@ -74,10 +74,12 @@ def purge(context: Context, older_than: timedelta | None, quiet: bool) -> None:
     """Delete attempts older than the retention, in short batches."""
     age = older_than or timedelta(days=context.settings.history_retention_days)
     cutoff = datetime.now(UTC) - age
-    # The repository purges in one call: elapsed time while it works, the count at the end.
+    total = context.repository.count_history_before(cutoff)
     with progress("purge", quiet=quiet, unit="attempts") as update:
-        purged = context.repository.purge_history(cutoff)
-        update(purged, purged)
+        update(0, total)
+        purged = context.repository.purge_history(
+            cutoff, on_batch=lambda done: update(done, max(total, done))
+        )
     click.echo(f"purged {purged} attempt(s) started before {cutoff:%Y-%m-%d %H:%M:%S} UTC")
 
 

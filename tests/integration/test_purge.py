@@ -28,10 +28,13 @@ def test_purge_of_100000_rows_deletes_exactly_the_old_ones(repo: Repository) -> 
             {"now": now, "rows": ROWS},
         )
     cutoff = now - timedelta(minutes=ROWS // 2) - timedelta(seconds=30)
+    to_purge = repo.count_history_before(cutoff)
+    heard: list[int] = []
 
-    purged = repo.purge_history(cutoff, batch_size=5_000)
+    purged = repo.purge_history(cutoff, batch_size=5_000, on_batch=heard.append)
 
-    assert purged == ROWS // 2
+    assert purged == to_purge == ROWS // 2
+    assert heard == list(range(5_000, ROWS // 2 + 1, 5_000)) + [ROWS // 2]
     assert repo.count_history() == ROWS // 2
     with repo.engine.connect() as conn:
         oldest = conn.execute(text('SELECT min("startAt") FROM "JobHistory"')).scalar_one()
