@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from croniter import croniter
 from pydantic import ValidationError
 
-from jobctl.errors import SHOWN_CHARS, shown
+from jobctl.errors import SHOWN_CHARS, InvalidCron, shown
 
 ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -40,10 +40,6 @@ UPCOMING_FALL_BACKS = 2
 FALL_BACK_SEARCH_YEARS = 3
 REPEAT_SLUG_PREFIX = "dst-repeat-"
 _SLUG_TIME = "%Y%m%dT%H%MZ"
-
-
-class InvalidCron(ValueError):
-    pass
 
 
 @functools.cache

@@ -32,6 +32,10 @@ class MigrationsPending(JobctlError):
     """The database schema is not current: run `jobctl db upgrade`."""
 
 
+class InvalidCron(JobctlError, ValueError):
+    """The cron expression is invalid."""
+
+
 class InvalidInput(JobctlError):
     """The database refused a value (a NUL character in text, say)."""
 

@@ -7,8 +7,8 @@ from collections.abc import Collection
 from typing import Any
 
 from jobctl import registry
-from jobctl.cron import InvalidCron, is_time_zone, normalize_cron
-from jobctl.errors import InvalidParam, InvalidSchedule, Problem, shown
+from jobctl.cron import is_time_zone, normalize_cron
+from jobctl.errors import InvalidCron, InvalidParam, InvalidSchedule, Problem, shown
 from jobctl.fields import SCHEDULE_FIELDS, Field
 from jobctl.records import InvalidJson, ScheduleSpec
 

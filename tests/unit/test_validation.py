@@ -248,3 +248,12 @@ def test_validated_without_schedule_id_still_lists_problems(schedule_factory: Ma
         validation.validated(schedule_factory(job_name="nope"), KNOWN_JOBS)
 
     assert raised.value.schedule_id is None
+
+
+def test_an_invalid_cron_is_a_jobctl_error() -> None:
+    from jobctl import cron, errors
+
+    with pytest.raises(errors.InvalidCron) as raised:
+        cron.normalize_cron("61 * * * *")
+
+    assert isinstance(raised.value, errors.JobctlError)
