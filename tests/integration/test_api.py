@@ -416,6 +416,8 @@ SECURED_OPERATIONS = [
     ("DELETE", "/v1/job/schedules/{schedule_id}"),
     ("GET", "/v1/job/history"),
     ("GET", "/v1/job/history/{history_id}"),
+    ("GET", "/v1/job/status"),
+    ("GET", "/metrics"),
 ]
 
 
@@ -454,6 +456,8 @@ def _secured_requests(targets: Targets) -> list[tuple[str, str, dict[str, Any]]]
         ("DELETE", schedule, {}),
         ("GET", "/v1/job/history", {}),
         ("GET", f"/v1/job/history/{targets.history_id}", {}),
+        ("GET", "/v1/job/status", {}),
+        ("GET", "/metrics", {}),
     ]
 
 
