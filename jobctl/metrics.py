@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -78,11 +78,15 @@ class Histogram:
 class Counts:
     """Everything the metrics say about attempts, summed over groups."""
 
-    attempts: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    finished: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    running: dict[Key, int] = field(default_factory=lambda: defaultdict(int))
     finally_failed: dict[Key, int] = field(default_factory=lambda: defaultdict(int))
     last_success: dict[Key, datetime] = field(default_factory=dict)
     durations: dict[str, Histogram] = field(default_factory=lambda: defaultdict(Histogram))
     memory: dict[str, Histogram] = field(default_factory=lambda: defaultdict(Histogram))
+    # The (job, schedule) keys whose numbers may differ from the previous scrape's; None:
+    # not known (the first scrape), compare everything.
+    touched: set[Key] | None = None
 
     def add(self, groups: metrics_queries.Aggregate, *, foldable: bool | None = None) -> None:
         """Add the groups (only those whose ``foldable`` is this, unless None)."""
@@ -90,7 +94,10 @@ class Counts:
             if foldable is not None and group.foldable is not foldable:
                 continue
             key = (group.job_name, group.schedule_id or MANUAL)
-            self.attempts[(*key, group.status.value)] += group.attempts
+            if group.status is JobStatus.PROCESSING:
+                self.running[key] += group.attempts
+            else:
+                self.finished[(*key, group.status.value)] += group.attempts
             if group.finally_failed:
                 self.finally_failed[key] += group.finally_failed
             if group.status is JobStatus.SUCCESS and group.last_end_at is not None:
@@ -110,7 +117,8 @@ class Counts:
     def plus(self, groups: metrics_queries.Aggregate) -> Counts:
         """A copy of these counts with the groups that are not foldable added."""
         copy = Counts()
-        copy.attempts.update(self.attempts)
+        copy.finished.update(self.finished)
+        copy.running.update(self.running)
         copy.finally_failed.update(self.finally_failed)
         copy.last_success.update(self.last_success)
         for job, histogram in self.durations.items():
@@ -152,6 +160,7 @@ class HistoryTotals:
         self._folded_identity: tuple[Any, ...] | None = None
         self.open_ids: set[int] = set()
         self._seen: list[tuple[float, int]] = []  # (clock, max id) of recent scrapes
+        self._last_keys: set[Key] | None = None  # the keys the previous scrape read
 
     def _fold_target(self, max_id: int) -> int:
         now = self._clock()
@@ -195,7 +204,13 @@ class HistoryTotals:
             self._folded_identity = (
                 metrics_queries.row_identity(repository, target) if reuses_ids else None
             )
-        return self.totals.plus(groups)  # what was not folded: read again next time
+        counts = self.totals.plus(groups)  # what was not folded: read again next time
+        keys = {(g.job_name, g.schedule_id or MANUAL) for g in groups.schedules}
+        # Totals change only by folding, and folded groups are among these: a key that
+        # neither this scrape nor the previous one read has the numbers it had.
+        counts.touched = None if self._last_keys is None else keys | self._last_keys
+        self._last_keys = keys
+        return counts
 
 
 @dataclass(frozen=True)
@@ -255,42 +270,72 @@ class Renderer:
 
     At 10,000 schedules a scrape holds tens of thousands of samples of which a few hundred
     change between two scrapes: only those go through ``generate_latest`` again (all in one
-    call per family); the lines of the others are reused.
+    call per family); the lines of the others are reused. Given the keys that may have
+    changed (``changed``), the others are not even looked at.
     """
 
     def __init__(self) -> None:
         self._lines: dict[str, dict[tuple[str, ...], tuple[float, bytes]]] = {}
         self._headers: dict[str, bytes] = {}
+        self._texts: dict[str, bytes] = {}  # the last text of each family
 
     def render(
-        self, make: Callable[[], Metric], samples: Iterable[Sample], add: Callable[..., None]
+        self,
+        make: Callable[[], Metric],
+        values: Mapping[Any, Any],  # keys: tuples of label values
+        *,
+        changed: Iterable[Any] | None = None,
+        value_of: Callable[[Any], float] = float,
     ) -> bytes:
+        """``values``: labels -> value (a missing key: no sample); ``changed``: the only
+        keys whose value or presence may differ from the previous call (None: any)."""
         empty = make()
         name = empty.name
         if name not in self._headers:
             self._headers[name] = generate_latest(_One(empty))
-        known = self._lines.get(name, {})
-        lines: dict[tuple[str, ...], tuple[float, bytes]] = {}
-        changed: list[Sample] = []
-        for labels, value in samples:
-            line = known.get(labels)
-            if line is not None and line[0] == value:
-                lines[labels] = line
-            else:
-                changed.append((labels, value))
-                lines[labels] = (value, b"")
-        if changed:
+        known = self._lines.get(name)
+        if known is None or changed is None:
+            lines: dict[tuple[str, ...], tuple[float, bytes]] = {}
+            stale = known or {}
+            fresh: list[tuple[tuple[str, ...], float]] = []
+            for labels, raw in values.items():
+                value = value_of(raw)
+                line = stale.get(labels)
+                if line is not None and line[0] == value:
+                    lines[labels] = line
+                else:
+                    fresh.append((labels, value))
+                    lines[labels] = (value, b"")
+        else:
+            lines = known
+            fresh = []
+            removed = False
+            for labels in changed:
+                raw = values.get(labels)
+                if raw is None:
+                    removed = lines.pop(labels, None) is not None or removed
+                    continue
+                value = value_of(raw)
+                line = lines.get(labels)
+                if line is None or line[0] != value:
+                    fresh.append((labels, value))
+                    lines[labels] = (value, b"")
+            if not fresh and not removed and name in self._texts:
+                return self._texts[name]  # nothing changed: the same text as last time
+        if fresh:
             family = make()
-            for labels, value in changed:
-                add(family, list(labels), value)
+            for labels, value in fresh:
+                family.add_metric(list(labels), value)  # type: ignore[attr-defined]
             text = generate_latest(_One(family))
             rendered = text.split(b"\n")[2:-1]  # after HELP and TYPE; one line a sample
-            if len(rendered) != len(changed):
-                raise RuntimeError(f"{name}: {len(rendered)} lines for {len(changed)} samples")
-            for (labels, value), text_line in zip(changed, rendered, strict=True):
+            if len(rendered) != len(fresh):
+                raise RuntimeError(f"{name}: {len(rendered)} lines for {len(fresh)} samples")
+            for (labels, value), text_line in zip(fresh, rendered, strict=True):
                 lines[labels] = (value, text_line + b"\n")
         self._lines[name] = lines
-        return self._headers[name] + b"".join(text for _, text in lines.values())
+        text = self._headers[name] + b"".join(line for _, line in lines.values())
+        self._texts[name] = text
+        return text
 
 
 def _counter(
@@ -301,10 +346,6 @@ def _counter(
 
 def _gauge(name: str, documentation: str, labels: Sequence[str]) -> Callable[[], GaugeMetricFamily]:
     return lambda: GaugeMetricFamily(name, documentation, labels=labels)
-
-
-def _add(family: CounterMetricFamily | GaugeMetricFamily, labels: list[str], value: float) -> None:
-    family.add_metric(labels, value)
 
 
 def _histogram(
@@ -361,11 +402,13 @@ class MetricsSource:
         self._states: ScheduleStates | None = None
         self._lock = threading.Lock()
 
-    def _schedule_states(self) -> ScheduleStates:
+    def _schedule_states(self) -> tuple[ScheduleStates, bool]:
+        """The states, and whether they were read again (the table changed)."""
         version = self.repository.schedule_version()
         if self._states is None or self._states.version != version:
             self._states = schedule_states(self.repository)
-        return self._states
+            return self._states, True
+        return self._states, False
 
     def scrape(self, now: datetime | None = None, prefect: PrefectHealth | None = None) -> bytes:
         """The text of every family; ``prefect``: what the caller read from Prefect (the
@@ -404,10 +447,9 @@ class MetricsSource:
 
     def _scrape(self, now: datetime) -> bytes:
         counts = self.totals.counts(self.repository, now)
-        states = self._schedule_states()
-        attempts = [(key, float(n)) for key, n in counts.attempts.items() if n]
-        finished = [s for s in attempts if s[0][2] != JobStatus.PROCESSING.value]
-        running = [(s[0][:2], s[1]) for s in attempts if s[0][2] == JobStatus.PROCESSING.value]
+        states, states_read = self._schedule_states()
+        touched = counts.touched
+        statuses = (JobStatus.SUCCESS.value, JobStatus.FAILED.value)
         render = self.renderer.render
         parts = [
             render(
@@ -416,8 +458,8 @@ class MetricsSource:
                     "Finished attempts (JobHistory rows) by job, schedule and status.",
                     ["job", "schedule", "status"],
                 ),
-                finished,
-                _add,
+                counts.finished,
+                changed=None if touched is None else [(*k, st) for k in touched for st in statuses],
             ),
             render(
                 _gauge(
@@ -425,8 +467,7 @@ class MetricsSource:
                     "Attempts started and not finished (status PROCESSING).",
                     ["job", "schedule"],
                 ),
-                running,
-                _add,
+                {key: n for key, n in counts.running.items() if n},
             ),
             render(
                 _counter(
@@ -434,8 +475,8 @@ class MetricsSource:
                     "Runs whose last attempt failed (no retry left or none came).",
                     ["job", "schedule"],
                 ),
-                ((key, float(n)) for key, n in counts.finally_failed.items()),
-                _add,
+                counts.finally_failed,
+                changed=touched,
             ),
             render(
                 _counter(
@@ -444,11 +485,7 @@ class MetricsSource:
                     "(recorded by the sync watcher in jobctl_missed_run).",
                     ["job", "schedule"],
                 ),
-                (
-                    (key, float(n))
-                    for key, n in status_queries.missed_counts(self.repository).items()
-                ),
-                _add,
+                status_queries.missed_counts(self.repository),
             ),
             render(
                 _gauge(
@@ -456,8 +493,9 @@ class MetricsSource:
                     "End time of the last successful attempt (Unix seconds).",
                     ["job", "schedule"],
                 ),
-                ((key, at.timestamp()) for key, at in counts.last_success.items()),
-                _add,
+                counts.last_success,
+                changed=touched,
+                value_of=datetime.timestamp,
             ),
             render(
                 _gauge(
@@ -465,8 +503,8 @@ class MetricsSource:
                     "Period of an active schedule's cron (the longest gap between fire times).",
                     ["job", "schedule"],
                 ),
-                states.intervals_s.items(),
-                _add,
+                states.intervals_s,
+                changed=None if states_read else (),
             ),
             render(
                 _gauge(
@@ -475,8 +513,7 @@ class MetricsSource:
                     "(invalid: the sync pauses their deployment).",
                     ["state"],
                 ),
-                (((state,), float(n)) for state, n in states.counts.items()),
-                _add,
+                {(state,): n for state, n in states.counts.items()},
             ),
             generate_latest(
                 _One(

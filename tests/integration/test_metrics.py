@@ -383,3 +383,30 @@ def test_every_metric_the_rules_and_the_dashboard_use_is_served(
         next((name.removesuffix(s) for s in suffixes if name.endswith(s)), name) for name in used
     }
     assert normalized - served == set()
+
+
+def test_a_long_running_source_says_what_a_fresh_one_says_after_every_change(
+    repo: Repository, schedule_factory: ScheduleFactory
+) -> None:
+    """The incremental paths (folding, open rows, re-rendering only touched samples) against
+    a source that reads everything afresh, round after round."""
+    ids = [repo.add_schedule(schedule_factory(max_retries=1)).id for _ in range(3)]
+    long_running = MetricsSource(repo, folding())
+    later = T0 + timedelta(minutes=1)
+    rounds = [
+        lambda: attempt(repo, "r1", 1, JobStatus.PROCESSING, schedule_id=ids[0]),
+        lambda: attempt(repo, "r1", 1, JobStatus.FAILED, schedule_id=ids[0]),
+        lambda: attempt(repo, "r1", 2, JobStatus.SUCCESS, schedule_id=ids[0], start=later),
+        lambda: attempt(repo, "r2", 1, JobStatus.FAILED, schedule_id=ids[1]),
+        lambda: attempt(repo, "r2", 2, JobStatus.FAILED, schedule_id=ids[1], start=later),
+        lambda: attempt(repo, "r3", 1, JobStatus.SUCCESS, schedule_id=None, job="httpCall"),
+        lambda: None,  # nothing new: every sample from the cache
+    ]
+    for index, change in enumerate(rounds):
+        change()
+        now = T0 + timedelta(minutes=5)
+        ours = samples(long_running.scrape(now=now))
+        fresh = samples(MetricsSource(repo, folding()).scrape(now=now))
+        assert ours == fresh, f"round {index}"
+    assert value(ours, "jobctl_runs_failed_total", job="processData", schedule=ids[1]) == 1
+    assert value(ours, "jobctl_attempts_running", job="processData", schedule=ids[0]) is None
