@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Collection
@@ -28,30 +29,51 @@ def adopt_orphans() -> None:
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def ending_with(parent_pid: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child die (SIGKILL) when ``parent_pid`` dies (Linux's
-    parent-death signal): whatever kills its parent, even SIGKILL, the child does not
-    outlive it. None elsewhere than Linux."""
+def ending_with(parent_pid: int, sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that sends the child ``sig`` when ``parent_pid`` dies (Linux's
+    parent-death signal): whatever kills its parent, even SIGKILL, the child learns it at
+    once. None elsewhere than Linux."""
     if sys.platform != "linux":
         return None
     prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
 
     def set_parent_death_signal() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before the signal was armed
             os._exit(1)
 
     return set_parent_death_signal
 
 
-def end_with_parent() -> None:
-    """This process dies (SIGKILL) when its parent dies (Linux)."""
+GUARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run_guarded(args: list[str], env: dict[str, str]) -> int:
+    """Run ``args`` as a child and stand guard over everything it starts; its exit code.
+
+    Whatever ends the child, even SIGKILL, what it leaves behind is ended here: as a child
+    subreaper this process adopts the child's orphans (flow runs start sessions of their
+    own, out of reach of any group signal), and ends them once the child is gone. Signals
+    sent here are passed on to the child; if this process is killed, the child gets
+    SIGTERM (a parent-death signal) and stops cleanly itself.
+    """
     if sys.platform != "linux":
-        return
-    parent_pid = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(1)
+        return subprocess.call(args, env=env)
+    adopt_orphans()
+    child = subprocess.Popen(args, env=env, preexec_fn=ending_with(os.getpid(), signal.SIGTERM))
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in GUARDED_SIGNALS}
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        end([pid for pid, _ in descendants(os.getpid())], grace_s=5)
+    return code
 
 
 def _parent_of(pid_dir: Path) -> int | None:

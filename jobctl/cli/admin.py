@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from pathlib import Path
 
 import click
 from rich.table import Table
 
-from jobctl import errors, migrate, registry, stack
+from jobctl import errors, migrate, processes, registry, stack
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.render import console
 from jobctl.prefect_api import health_problem, prefect_api_url
 from jobctl.settings import DEFAULT_STATE_DIR
+
+GUARDED_ENV = "JOBCTL_UP_GUARDED"
 
 
 @click.group()
@@ -115,4 +118,15 @@ def healthcheck(context: Context) -> None:
 @pass_context
 def up(context: Context, no_demo: bool, state_dir: Path, status_every: float) -> None:
     """Run everything: Prefect server (unless PREFECT_API_URL is set), worker, sync watcher."""
+    if os.environ.get(GUARDED_ENV) is None:
+        # The stack runs in a child of this process, which ends whatever the stack leaves
+        # behind however it ends (even SIGKILL): see processes.run_guarded.
+        args = [sys.executable, "-m", "jobctl.cli"]
+        args += ["-v"] if context.verbose else []
+        args += ["up", "--state-dir", str(state_dir), "--status-every", str(status_every)]
+        args += ["--no-demo"] if no_demo else []
+        env = {**os.environ, GUARDED_ENV: "1"}
+        if context.database_url:
+            env["JOBCTL_DATABASE_URL"] = context.database_url
+        sys.exit(processes.run_guarded(args, env))
     stack.up(context.settings, demo=not no_demo, state_dir=state_dir, status_every_s=status_every)

@@ -181,16 +181,59 @@ def test_the_children_of_a_killed_up_die_with_it(tmp_path: Path) -> None:
         up.stop()
 
 
-@pytest.mark.parametrize("ending", ["SIGHUP to its group", "SIGTERM", "stdout closed"])
+# A stand-in for the stack under the guardian of `jobctl up`: it starts a process in a
+# session of its own (as the worker starts a flow run) and ends it on SIGTERM.
+GUARDED_STACK = """
+import signal, subprocess, sys, time
+run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                       start_new_session=True)
+print(run.pid, flush=True)
+def stop(*_):
+    run.kill()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+time.sleep(600)
+"""
+GUARDIAN = (
+    "import os, sys\n"
+    "from jobctl import processes\n"
+    "sys.exit(processes.run_guarded([sys.executable, '-c', sys.argv[1]], dict(os.environ)))\n"
+)
+
+
+@pytest.mark.parametrize("killed", ["the stack", "the guardian"])
+def test_nothing_outlives_a_guarded_stack_whichever_process_is_killed(
+    killed: str, tmp_path: Path
+) -> None:
+    guardian = Child(
+        [sys.executable, "-c", GUARDIAN, GUARDED_STACK], env=base_env(), log_path=tmp_path / "log"
+    )
+    try:
+        run_pid = int(wait_for(lambda: guardian.log().strip(), timeout_s=60, what="the run"))
+        (stack_pid, _), *_ = descendants(guardian.pid)
+        assert alive(run_pid)
+
+        os.kill(stack_pid if killed == "the stack" else guardian.pid, signal.SIGKILL)
+
+        wait_for(lambda: not alive(run_pid), timeout_s=15, what="the run's end")
+        wait_for(lambda: not alive(stack_pid), timeout_s=15, what="the stack's end")
+    finally:
+        guardian.stop()
+
+
+ENDINGS = ["SIGHUP to its group", "SIGTERM", "stdout closed", "SIGKILL of the stack"]
+
+
+@pytest.mark.parametrize("ending", ENDINGS)
 @pytest.mark.parametrize("database_url", ["sqlite"], ids=["sqlite"], indirect=True)
 @pytest.mark.usefixtures("prefect_server")
 def test_up_stops_every_child_on_a_closed_terminal_or_sigterm(
-    ending: str, database_url: str, work_pool_name: str, tmp_path: Path
+    ending: str, database_url: str, repo: Repository, work_pool_name: str, tmp_path: Path
 ) -> None:
     """As when the terminal of `jobctl up | tee up.log` is closed: the terminal's SIGHUP, or
     tee gone first and up's next line written into a closed pipe; or a service manager's
-    SIGTERM (after the worker died once and up started another). Whichever, up stops the
-    worker and says so."""
+    SIGTERM (after the worker died once and up started another); or the stack's process
+    killed outright while a flow run is in flight. Whichever, no process is left."""
     from prefect.settings import PREFECT_API_URL
 
     env = base_env(
@@ -235,6 +278,26 @@ def test_up_stops_every_child_on_a_closed_terminal_or_sigterm(
                 what="a new worker",
             )
 
+        if ending == "SIGKILL of the stack":
+            subprocess.run(
+                [JOBCTL, "call", "sleep", "--param", "600", "--no-wait"],
+                env=env, check=True, capture_output=True, timeout=120,
+            )  # fmt: skip
+            wait_for(
+                lambda: repo.list_history(HistoryFilter(status=JobStatus.PROCESSING)),
+                timeout_s=120,
+                what="a flow run in flight",
+            )
+            everything = [pid for pid, _ in descendants(up.pid)]
+            stack = next(pid for pid, cmd in descendants(up.pid) if "jobctl.cli up" in cmd)
+            os.kill(stack, signal.SIGKILL)
+            up.wait(timeout=90)
+            wait_for(
+                lambda: [pid for pid in everything if alive(pid)] == [],
+                timeout_s=30,
+                what="every process of the stack gone",
+            )
+            return
         if ending == "stdout closed":
             up.stdout.close()
         elif ending == "SIGTERM":

@@ -1,0 +1,5 @@
+"""``python -m jobctl.cli``: the ``jobctl`` command."""
+
+from jobctl.cli import main
+
+main()
