@@ -36,6 +36,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import generate_latest
 from prometheus_client.utils import floatToGoString
+from sqlalchemy.orm import Session
 
 from jobctl import errors, metrics_queries, registry, status_queries, validation
 from jobctl.cron import ALIASES
@@ -171,14 +172,14 @@ class HistoryTotals:
             self._seen = [seen for seen in self._seen if seen[0] >= old[-1][0]]
         return max(lagged, max_id - self.fold_margin_ids, self.folded_id)
 
-    def counts(self, repository: Repository, now: datetime) -> Counts:
+    def counts(self, session: Session, now: datetime) -> Counts:
         settle_before = metrics_queries.settle_before(now, self.settle_s)
-        max_id = metrics_queries.max_history_id(repository)
-        reuses_ids = repository.engine.dialect.name == "sqlite"  # PostgreSQL: a sequence
+        max_id = metrics_queries.max_history_id(session)
+        reuses_ids = session.get_bind().dialect.name == "sqlite"  # PostgreSQL: a sequence
         if (
             reuses_ids
             and self.folded_id
-            and metrics_queries.row_identity(repository, self.folded_id) != self._folded_identity
+            and metrics_queries.row_identity(session, self.folded_id) != self._folded_identity
         ):
             # The newest folded row was deleted: SQLite hands its id out again, so which
             # rows were folded is no longer known. Count the table afresh (a counter reset).
@@ -190,19 +191,17 @@ class HistoryTotals:
         )
         folds = target > self.folded_id or bool(self.open_ids)
         still_open = (
-            metrics_queries.unsettled_ids(repository, dataclasses.replace(scanned, up_to_id=target))
+            metrics_queries.unsettled_ids(session, dataclasses.replace(scanned, up_to_id=target))
             if folds
             else set()
         )
-        groups = metrics_queries.aggregate(
-            repository, scanned, fold_up_to=target, open_ids=still_open
-        )
+        groups = metrics_queries.aggregate(session, scanned, fold_up_to=target, open_ids=still_open)
         if folds:
             self.open_ids = still_open
             self.totals.add(groups, foldable=True)
             self.folded_id = target
             self._folded_identity = (
-                metrics_queries.row_identity(repository, target) if reuses_ids else None
+                metrics_queries.row_identity(session, target) if reuses_ids else None
             )
         counts = self.totals.plus(groups)  # what was not folded: read again next time
         keys = {(g.job_name, g.schedule_id or MANUAL) for g in groups.schedules}
@@ -402,9 +401,9 @@ class MetricsSource:
         self._states: ScheduleStates | None = None
         self._lock = threading.Lock()
 
-    def _schedule_states(self) -> tuple[ScheduleStates, bool]:
+    def _schedule_states(self, session: Session) -> tuple[ScheduleStates, bool]:
         """The states, and whether they were read again (the table changed)."""
-        version = self.repository.schedule_version()
+        version = metrics_queries.schedule_version(session)
         if self._states is None or self._states.version != version:
             self._states = schedule_states(self.repository)
             return self._states, True
@@ -414,10 +413,13 @@ class MetricsSource:
         """The text of every family; ``prefect``: what the caller read from Prefect (the
         workers online), None when it could not."""
         with self._lock:
-            return self._scrape(now or utcnow()) + _prefect_families(prefect) + self._sync()
+            # One transaction for every question of a scrape (a round trip each, not three).
+            with self.repository.session() as session:
+                text = self._scrape(session, now or utcnow()) + self._sync(session)
+            return text + _prefect_families(prefect)
 
-    def _sync(self) -> bytes:
-        health = metrics_queries.sync_health(self.repository)
+    def _sync(self, session: Session) -> bytes:
+        health = metrics_queries.sync_health(session)
         families: list[Metric] = []
         if health.last_success_at is not None:
             families.append(
@@ -445,9 +447,9 @@ class MetricsSource:
             )
         return b"".join(generate_latest(_One(family)) for family in families)
 
-    def _scrape(self, now: datetime) -> bytes:
-        counts = self.totals.counts(self.repository, now)
-        states, states_read = self._schedule_states()
+    def _scrape(self, session: Session, now: datetime) -> bytes:
+        counts = self.totals.counts(session, now)
+        states, states_read = self._schedule_states(session)
         touched = counts.touched
         statuses = (JobStatus.SUCCESS.value, JobStatus.FAILED.value)
         render = self.renderer.render
@@ -485,7 +487,7 @@ class MetricsSource:
                     "(recorded by the sync watcher in jobctl_missed_run).",
                     ["job", "schedule"],
                 ),
-                status_queries.missed_counts(self.repository),
+                status_queries.missed_counts(session),
             ),
             render(
                 _gauge(

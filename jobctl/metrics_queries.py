@@ -1,7 +1,8 @@
 """The aggregate SQL behind ``GET /metrics``: JobHistory summed per schedule, job and status.
 
-Kept apart from ``repository`` for now (same style: SQL here, frozen rows out); it runs
-in a ``Repository.session()`` so that driver errors are translated the same way.
+Kept apart from ``repository`` for now (same style: SQL here, frozen rows out). The reads
+take the session of one ``Repository.session()`` (driver errors translated the same way):
+a scrape asks all its questions in one transaction.
 
 A scrape must not scan a million rows: ``jobctl.metrics`` folds rows once they are
 *settled* (their numbers can no longer change) into running totals, and asks this
@@ -32,11 +33,11 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from jobctl.models import JobctlState, JobHistory, JobSchedule, JobStatus
-from jobctl.repository import Repository
+from jobctl.repository import SCHEDULE_VERSION_KEY, Repository
 
 # Upper bounds of the histogram buckets (``+Inf`` is implied).
 DURATION_BUCKETS_S = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3_600.0, 14_400.0)
@@ -164,9 +165,8 @@ def _not_listed(ids: list[int], dialect: str) -> ColumnElement[bool]:
     return JobHistory.id.not_in(ids)
 
 
-def max_history_id(repository: Repository) -> int:
-    with repository.session() as session:
-        return int(session.scalar(select(func.max(JobHistory.id))) or 0)
+def max_history_id(session: Session) -> int:
+    return int(session.scalar(select(func.max(JobHistory.id))) or 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,7 +194,7 @@ class Selection:
 
 
 def aggregate(
-    repository: Repository, selection: Selection, *, fold_up_to: int, open_ids: Collection[int]
+    session: Session, selection: Selection, *, fold_up_to: int, open_ids: Collection[int]
 ) -> Aggregate:
     """The selected attempts summed per schedule, job, status and foldable (an id up to
     ``fold_up_to`` and not in ``open_ids``), and per job and foldable.
@@ -207,49 +207,46 @@ def aggregate(
     """
     settle_before = selection.settle_before
     result = Aggregate([], [])
-    with repository.session() as session:
-        dialect = session.get_bind().dialect.name
-        duration = _seconds_between(JobHistory.startAt, JobHistory.endAt, dialect)
-        memory = cast(JobHistory.peakMemoryBytes, Float)
-        foldable = case(
-            (and_(JobHistory.id <= fold_up_to, _not_listed(sorted(open_ids), dialect)), True),
-            else_=False,
-        ).label("foldable")
-        for condition in selection.chunks(dialect):
-            per_schedule = (
-                select(
-                    JobHistory.scheduleId,
-                    JobHistory.jobName,
-                    JobHistory.status,
-                    foldable,
-                    func.count(),
-                    func.coalesce(func.sum(_finally_failed(settle_before)), 0),
-                    func.max(JobHistory.endAt),
-                )
-                .where(condition)
-                .group_by(JobHistory.scheduleId, JobHistory.jobName, JobHistory.status, foldable)
+    dialect = session.get_bind().dialect.name
+    duration = _seconds_between(JobHistory.startAt, JobHistory.endAt, dialect)
+    memory = cast(JobHistory.peakMemoryBytes, Float)
+    foldable = case(
+        (and_(JobHistory.id <= fold_up_to, _not_listed(sorted(open_ids), dialect)), True),
+        else_=False,
+    ).label("foldable")
+    for condition in selection.chunks(dialect):
+        per_schedule = (
+            select(
+                JobHistory.scheduleId,
+                JobHistory.jobName,
+                JobHistory.status,
+                foldable,
+                func.count(),
+                func.coalesce(func.sum(_finally_failed(settle_before)), 0),
+                func.max(JobHistory.endAt),
             )
-            result.schedules.extend(
-                ScheduleGroup(
-                    row[0], row[1], row[2], bool(row[3]), int(row[4]), int(row[5]), row[6]
-                )
-                for row in session.execute(per_schedule)
+            .where(condition)
+            .group_by(JobHistory.scheduleId, JobHistory.jobName, JobHistory.status, foldable)
+        )
+        result.schedules.extend(
+            ScheduleGroup(row[0], row[1], row[2], bool(row[3]), int(row[4]), int(row[5]), row[6])
+            for row in session.execute(per_schedule)
+        )
+        per_job = (
+            select(
+                JobHistory.jobName,
+                foldable,
+                func.count(duration),
+                func.coalesce(func.sum(duration), 0.0),
+                *_bucket_counts(duration, DURATION_BUCKETS_S),
+                func.count(memory),
+                func.coalesce(func.sum(memory), 0.0),
+                *_bucket_counts(memory, MEMORY_BUCKETS_BYTES),
             )
-            per_job = (
-                select(
-                    JobHistory.jobName,
-                    foldable,
-                    func.count(duration),
-                    func.coalesce(func.sum(duration), 0.0),
-                    *_bucket_counts(duration, DURATION_BUCKETS_S),
-                    func.count(memory),
-                    func.coalesce(func.sum(memory), 0.0),
-                    *_bucket_counts(memory, MEMORY_BUCKETS_BYTES),
-                )
-                .where(condition, JobHistory.status != JobStatus.PROCESSING)
-                .group_by(JobHistory.jobName, foldable)
-            )
-            result.jobs.extend(_job_group_of(row) for row in session.execute(per_job))
+            .where(condition, JobHistory.status != JobStatus.PROCESSING)
+            .group_by(JobHistory.jobName, foldable)
+        )
+        result.jobs.extend(_job_group_of(row) for row in session.execute(per_job))
     return result
 
 
@@ -272,18 +269,17 @@ def _job_group_of(row: Any) -> JobGroup:
     )
 
 
-def unsettled_ids(repository: Repository, selection: Selection) -> set[int]:
+def unsettled_ids(session: Session, selection: Selection) -> set[int]:
     """Which of the selected attempts are not settled yet."""
     found: set[int] = set()
-    with repository.session() as session:
-        dialect = session.get_bind().dialect.name
-        for condition in selection.chunks(dialect):
-            statement = (
-                select(JobHistory.id)
-                .select_from(JobHistory)
-                .where(condition, ~settled_expression(selection.settle_before))
-            )
-            found.update(session.scalars(statement))
+    dialect = session.get_bind().dialect.name
+    for condition in selection.chunks(dialect):
+        statement = (
+            select(JobHistory.id)
+            .select_from(JobHistory)
+            .where(condition, ~settled_expression(selection.settle_before))
+        )
+        found.update(session.scalars(statement))
     return found
 
 
@@ -291,16 +287,15 @@ def settle_before(now: datetime, settle_s: float) -> datetime:
     return now - timedelta(seconds=settle_s)
 
 
-def row_identity(repository: Repository, history_id: int) -> tuple[Any, ...] | None:
+def row_identity(session: Session, history_id: int) -> tuple[Any, ...] | None:
     """What tells the row ``history_id`` from a later one that took its id again (SQLite
     reuses the ids of deleted newest rows)."""
-    with repository.session() as session:
-        row = session.execute(
-            select(JobHistory.flowRunId, JobHistory.attempt, JobHistory.startAt).where(
-                JobHistory.id == history_id
-            )
-        ).first()
-        return None if row is None else tuple(row)
+    row = session.execute(
+        select(JobHistory.flowRunId, JobHistory.attempt, JobHistory.startAt).where(
+            JobHistory.id == history_id
+        )
+    ).first()
+    return None if row is None else tuple(row)
 
 
 # -- the sync's health, written by the sync watcher into jobctl_state ------------------------
@@ -339,14 +334,13 @@ def record_sync(
             )
 
 
-def sync_health(repository: Repository) -> SyncHealth:
-    with repository.session() as session:
-        rows = session.execute(
-            select(JobctlState.key, JobctlState.value).where(
-                JobctlState.key.in_(list(SYNC_KEYS.values()))
-            )
+def sync_health(session: Session) -> SyncHealth:
+    rows = session.execute(
+        select(JobctlState.key, JobctlState.value).where(
+            JobctlState.key.in_(list(SYNC_KEYS.values()))
         )
-        found = {str(key): int(value) for key, value in rows}
+    )
+    found = {str(key): int(value) for key, value in rows}
     last = found.get(SYNC_KEYS["last_success_ms"])
     duration = found.get(SYNC_KEYS["duration_ms"])
     return SyncHealth(
@@ -354,3 +348,10 @@ def sync_health(repository: Repository) -> SyncHealth:
         duration_s=None if duration is None else duration / 1000,
         drift=found.get(SYNC_KEYS["drift"]),
     )
+
+
+def schedule_version(session: Session) -> int:
+    """The counter that triggers bump on every change to JobSchedule (as
+    ``Repository.schedule_version``, in the caller's transaction)."""
+    value = session.scalar(select(JobctlState.value).where(JobctlState.key == SCHEDULE_VERSION_KEY))
+    return int(value or 0)

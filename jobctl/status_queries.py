@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Text, cast, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from jobctl.missed_run_model import MissedRun
 from jobctl.models import JobHistory, JobSchedule, JobStatus
@@ -96,13 +96,12 @@ def latest_missed(repository: Repository) -> dict[str, datetime]:
         return {row[0]: row[1] for row in session.execute(statement)}
 
 
-def missed_counts(repository: Repository) -> dict[tuple[str, str], int]:
-    """Missed runs recorded per (job, schedule)."""
+def missed_counts(session: Session) -> dict[tuple[str, str], int]:
+    """Missed runs recorded per (job, schedule), in the caller's transaction (a scrape's)."""
     statement = select(MissedRun.jobName, MissedRun.scheduleId, func.count()).group_by(
         MissedRun.jobName, MissedRun.scheduleId
     )
-    with repository.session() as session:
-        return {(row[0], row[1]): int(row[2]) for row in session.execute(statement)}
+    return {(row[0], row[1]): int(row[2]) for row in session.execute(statement)}
 
 
 def missed_since(repository: Repository, since: datetime) -> int:
