@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         "jobctl-warm forks each run from a preloaded template, process starts Prefect's "
         "two fresh interpreters per run.",
     )
+    worker_reload: bool = Field(
+        default=False,
+        description="A jobctl-warm worker builds a new template when a file under jobs/ "
+        "changes (`jobctl up` sets it; production restarts the worker on deploy).",
+    )
     work_pool_concurrency: int | None = Field(
         default=None, ge=1, description="Runs executing at once in the pool (none = unlimited)."
     )

@@ -24,6 +24,9 @@ from typing import Any
 ENGINE_MODULE = "prefect.engine"
 # The name ``ps`` and ``top`` show for a flow process (its command line is the template's).
 PROCESS_NAME = "jobctl-warm-run"
+# The worker's ``sys.path``, which multiprocessing passes to its forkserver but Python 3.11
+# does not apply (the template would otherwise import from the worker's working folder).
+SYS_PATH_ENV = "JOBCTL_WARM_SYS_PATH"
 # A file name: the flow process writes a cProfile of its run there (benchmarks).
 PROFILE_ENV = "JOBCTL_WARM_PROFILE"
 

@@ -8,10 +8,15 @@ or socket: it is forked for every run.
 
 from __future__ import annotations
 
+import gc
 import importlib
+import json
+import os
 import sys
 import threading
 import traceback
+
+from jobctl_warm.child import SYS_PATH_ENV
 
 MODULES = (
     "prefect.engine",
@@ -29,6 +34,8 @@ MODULES = (
 
 
 def preload() -> None:
+    if raw := os.environ.get(SYS_PATH_ENV):
+        sys.path[:] = json.loads(raw)
     for name in MODULES:
         try:
             importlib.import_module(name)
@@ -36,6 +43,10 @@ def preload() -> None:
             print(f"jobctl-warm template: could not import {name}:", file=sys.stderr)
             traceback.print_exc()
     _warm_caches()
+    # What the template imported lives as long as every flow process: keep it out of the
+    # garbage collector's passes (and their copy-on-write page faults) in each of them.
+    gc.collect()
+    gc.freeze()
     extra = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if extra:
         print(f"jobctl-warm template: threads after preload: {extra}", file=sys.stderr)

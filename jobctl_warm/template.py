@@ -5,16 +5,22 @@ the worker, which holds an event loop, threads and sockets). It imports
 ``jobctl_warm.preload`` once and forks a child per start request. If it dies, the next
 start builds a new one, and the worker's log says so. ``retire`` leaves the current one to
 finish the runs it forked and builds a fresh one for the next runs (new code).
+
+A forkserver runs until every holder of its "alive" pipe has closed it, and reports the
+exit status of a child only while it runs: a retired template's pipe is kept open here
+until the last process it forked has been waited for.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.process
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +47,9 @@ class Template:
         self._logger = logger
         self._lock = threading.Lock()
         self._known_pid: int | None = None
-        self._retired: list[int] = []
+        self._forked_by: dict[int, int | None] = {}  # live process -> its template
+        self._retired: dict[int, int] = {}  # retired template -> its alive pipe, still open
+        self._ended: list[int] = []  # released templates, to reap
 
     @property
     def pid(self) -> int | None:
@@ -56,10 +64,13 @@ class Template:
         began = time.monotonic()
         process = self.start(child.noop)
         process.join()
+        self._done(process)
         return time.monotonic() - began
 
     def start(self, target: Callable[..., object], *args: object) -> BaseProcess:
         """Fork a process running ``target(*args)`` from the template. Blocking."""
+        # Read by ``preload`` when a template starts: it imports what this process would.
+        os.environ[child.SYS_PATH_ENV] = json.dumps(sys.path)
         with self._lock:
             process = self._context.Process(
                 target=target, args=args, name="jobctl-warm", daemon=False
@@ -69,23 +80,46 @@ class Template:
             # a stopped worker, as on Prefect's process worker.
             multiprocessing.process._children.discard(process)  # type: ignore[attr-defined]
             self._note_pid()
-        self._reap_retired()
+            if process.pid is not None:
+                self._forked_by[process.pid] = self.pid
+        self._reap()
         return process
 
     async def wait(self, process: BaseProcess) -> int:
         """The exit status of ``process`` (negative: killed by that signal)."""
-        await anyio.wait_readable(process.sentinel)
-        status = process.exitcode
-        if status == LOST_STATUS and process.pid is not None and _alive(process.pid):
-            self._logger.warning(
-                "the warm template died while flow process %s ran: its exit status is "
-                "unknown; waiting for it to end",
-                process.pid,
-            )
-            while _alive(process.pid):
-                await anyio.sleep(0.5)
+        try:
+            await anyio.wait_readable(process.sentinel)
+            status = process.exitcode
+            if status == LOST_STATUS and process.pid is not None and _alive(process.pid):
+                self._logger.warning(
+                    "the warm template died while flow process %s ran: its exit status is "
+                    "unknown; waiting for it to end",
+                    process.pid,
+                )
+                while _alive(process.pid):
+                    await anyio.sleep(0.5)
+        finally:
+            self._done(process)
         assert status is not None
         return status
+
+    def _done(self, process: BaseProcess) -> None:
+        """``process`` was waited for: a retired template with no process left may end."""
+        with self._lock:
+            if process.pid is not None:
+                self._forked_by.pop(process.pid, None)
+        self._release()
+
+    def _release(self) -> None:
+        """Close the alive pipe of each retired template that forked no live process."""
+        with self._lock:
+            busy = set(self._forked_by.values())
+            for pid, alive_fd in list(self._retired.items()):
+                if pid not in busy:
+                    os.close(alive_fd)
+                    del self._retired[pid]
+                    self._ended.append(pid)
+        self._reap()
 
     def retire(self) -> None:
         """The next start builds a new template; this one ends after the runs it forked."""
@@ -94,7 +128,7 @@ class Template:
             pid = server._forkserver_pid  # type: ignore[attr-defined]
             if pid is None:
                 return
-            os.close(server._forkserver_alive_fd)  # type: ignore[attr-defined]
+            self._retired[pid] = server._forkserver_alive_fd  # type: ignore[attr-defined]
             address = server._forkserver_address  # type: ignore[attr-defined]
             if address and not util.is_abstract_socket_namespace(address):
                 with contextlib.suppress(FileNotFoundError):
@@ -102,8 +136,8 @@ class Template:
             server._forkserver_pid = None  # type: ignore[attr-defined]
             server._forkserver_alive_fd = None  # type: ignore[attr-defined]
             server._forkserver_address = None  # type: ignore[attr-defined]
-            self._retired.append(pid)
             self._known_pid = None
+        self._release()
         self._logger.info("retired the warm template (pid %s); the next run builds a new one", pid)
 
     def _note_pid(self) -> None:
@@ -114,14 +148,15 @@ class Template:
             )
         self._known_pid = pid
 
-    def _reap_retired(self) -> None:
-        for pid in list(self._retired):
+    def _reap(self) -> None:
+        """Collect the exit status of released templates that have ended."""
+        for pid in list(self._ended):
             try:
                 done, _ = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 done = pid
             if done:
-                self._retired.remove(pid)
+                self._ended.remove(pid)
 
 
 def _alive(pid: int) -> bool:

@@ -76,6 +76,7 @@ class WarmWorker(ProcessWorker):
     async def setup(self) -> None:
         from prefect.runner._flow_run_executor import FlowRunExecutorContext
 
+        from jobctl.settings import Settings
         from jobctl_warm.template import Template
 
         await super().setup()
@@ -86,10 +87,30 @@ class WarmWorker(ProcessWorker):
         self._executor_context = await self._exit_stack.enter_async_context(
             FlowRunExecutorContext()
         )
+        if Settings().worker_reload:
+            await self._watch_code()
 
-    def reload(self) -> None:
-        """New code: the next runs fork from a new template (``jobctl up --reload``)."""
+    async def _watch_code(self) -> None:
+        """Renew the template when a file under ``jobs/`` changes (``JOBCTL_WORKER_RELOAD``)."""
+        from jobctl_warm import reload
+
+        root = reload.package_dir()
+        if root is None:
+            self._logger.warning("no jobs package found: code changes are not watched")
+            return
+        watchers = await self._exit_stack.enter_async_context(anyio.create_task_group())
+        # Unwound first: the watcher stops before anything it uses.
+        self._exit_stack.callback(watchers.cancel_scope.cancel)
+        watchers.start_soon(reload.watch, root, self.renew_template, self._logger)
+        self._logger.info("watching %s: a change builds a new warm template", root)
+
+    def renew_template(self) -> None:
+        """New code for the next runs: retire the template and build a new one (blocking).
+
+        Runs in flight finish on the template that forked them."""
         self.template.retire()
+        seconds = self.template.build()
+        self._logger.info("new warm template ready in %.1f s (pid %s)", seconds, self.template.pid)
 
     async def run(
         self,

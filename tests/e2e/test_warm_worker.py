@@ -9,23 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.states import Cancelling, Scheduled
 
+import jobs
 from jobctl.processes import descendants
 from tests.conftest import ScheduleFactory
+from tests.e2e.test_history import _attempts
 from tests.e2e.test_runs import NEVER_DUE, _read_run, _run_now, _wait_final
 from tests.fixtures.prefect import ON_BOTH_WORKER_TYPES, WARM, WorkerFactory
-from tests.fixtures.processes import Child, wait_for
+from tests.fixtures.processes import Child, flow_processes, wait_for
 from tests.fixtures.sync import SyncTarget
 
+JOBS_DIR = Path(jobs.__file__).parent
 POSTGRES = pytest.mark.parametrize("database_url", ["postgresql"], ids=["postgres"], indirect=True)
 
 
@@ -137,3 +143,84 @@ def test_a_prefetched_run_cancelled_before_it_starts_ends_cancelled_and_its_proc
 
     assert run.state is not None and run.state.is_cancelled(), run.state
     wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout_s=30, what="the process gone")
+
+
+@POSTGRES
+def test_a_changed_job_runs_its_new_code_after_the_template_is_renewed(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """``JOBCTL_WORKER_RELOAD`` (what ``jobctl up`` sets): a file under ``jobs/`` edited
+    while the worker runs; the next run runs the edited code. The jobs package is a copy
+    put first on the worker's ``PYTHONPATH``."""
+    shutil.copytree(JOBS_DIR, tmp_path / "jobs", ignore=shutil.ignore_patterns("__pycache__"))
+    examples = tmp_path / "jobs" / "examples.py"
+    row = sync_target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, param=["a"], max_retries=0)
+    )
+    sync_target.sync()
+    worker = start_worker(
+        sync_target.settings.work_pool,
+        database_url=database_url,
+        type=WARM,
+        PYTHONPATH=str(tmp_path),
+        JOBCTL_WORKER_RELOAD="true",
+    )
+    before = _wait_final(_run_now(sync_target, row.id))
+    assert before.state is not None and before.state.is_completed(), worker.log()[-3000:]
+    wait_for(lambda: "watching" in worker.log(), timeout_s=30, what="the watcher on")
+
+    signature = "def process_data(param: list[str] | None, user: str) -> dict[str, Any]:\n"
+    source = examples.read_text()
+    assert signature in source
+    examples.write_text(
+        source.replace(signature, signature + '    raise RuntimeError("version 2")\n')
+    )
+    wait_for(lambda: "new warm template ready" in worker.log(), timeout_s=60, what="a new template")
+    after = _wait_final(_run_now(sync_target, row.id))
+
+    assert after.state is not None and after.state.is_failed(), after.state
+    [attempt] = _attempts(sync_target.repository, after.id)
+    assert attempt.error is not None and attempt.error.startswith("RuntimeError: version 2")
+
+
+def _log_messages(run_id: UUID) -> list[str]:
+    async def read() -> list[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=200
+            )
+            return [log.message for log in logs]
+
+    return asyncio.run(read())
+
+
+@POSTGRES
+@ON_BOTH_WORKER_TYPES
+def test_a_runs_logs_reach_prefect_and_its_infrastructure_pid_is_its_flow_process(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+    database_url: str,
+) -> None:
+    row = sync_target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=5, timeout_ms=0, max_retries=0)
+    )
+    sync_target.sync()
+    worker = start_worker(sync_target.settings.work_pool, database_url=database_url)
+    run_id = _run_now(sync_target, row.id)
+    wait_for(lambda: _read_run(run_id).state.is_running(), timeout_s=60, what="run running")  # type: ignore[union-attr]
+
+    pid = int(_read_run(run_id).infrastructure_pid or 0)
+    assert pid in flow_processes(worker.pid)
+    run = _wait_final(run_id)
+
+    assert run.state is not None and run.state.is_completed()
+    wait_for(
+        lambda: any("Finished in state Completed" in m for m in _log_messages(run_id)),
+        timeout_s=30,
+        what="the run's last log line in Prefect",
+    )
