@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -20,15 +21,23 @@ from uuid import UUID
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.objects import WorkPool
 from prefect.states import Cancelling, Scheduled
+from prefect.workers.process import ProcessWorker
 
 import jobs
 from jobctl.processes import descendants
 from tests.conftest import ScheduleFactory
 from tests.e2e.test_history import _attempts
 from tests.e2e.test_runs import NEVER_DUE, _read_run, _run_now, _wait_final
-from tests.fixtures.prefect import ON_BOTH_WORKER_TYPES, WARM, WorkerFactory
-from tests.fixtures.processes import Child, flow_processes, wait_for
+from tests.fixtures.prefect import (
+    ON_BOTH_WORKER_TYPES,
+    PREFECT_BIN,
+    WARM,
+    PrefectServer,
+    WorkerFactory,
+)
+from tests.fixtures.processes import Child, base_env, flow_processes, wait_for
 from tests.fixtures.sync import SyncTarget
 
 JOBS_DIR = Path(jobs.__file__).parent
@@ -224,3 +233,23 @@ def test_a_runs_logs_reach_prefect_and_its_infrastructure_pid_is_its_flow_proces
         timeout_s=30,
         what="the run's last log line in Prefect",
     )
+
+
+def test_the_worker_type_is_found_by_prefects_cli(prefect_server: PrefectServer) -> None:
+    """``prefect work-pool create --type jobctl-warm`` finds the type through the
+    ``prefect.collections`` entry point; the pool takes the process worker's job template."""
+    pool = f"jobctl-warm-cli-{uuid.uuid4().hex[:8]}"
+    env = base_env(PREFECT_API_URL=prefect_server.api_url)
+    created = subprocess.run(
+        [str(PREFECT_BIN), "work-pool", "create", pool, "--type", WARM],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stdout + created.stderr
+
+    async def read() -> WorkPool:
+        async with get_client() as client:
+            return await client.read_work_pool(pool)
+
+    read_back = asyncio.run(read())
+    assert read_back.type == WARM
+    assert read_back.base_job_template == ProcessWorker.get_default_base_job_template()
