@@ -44,6 +44,8 @@ class Template:
     def __init__(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(PRELOAD)
+        # Read by ``preload`` when a template starts: it imports what this process would.
+        os.environ[child.SYS_PATH_ENV] = json.dumps(sys.path)
         self._logger = logger
         self._lock = threading.Lock()
         self._known_pid: int | None = None
@@ -69,8 +71,6 @@ class Template:
 
     def start(self, target: Callable[..., object], *args: object) -> BaseProcess:
         """Fork a process running ``target(*args)`` from the template. Blocking."""
-        # Read by ``preload`` when a template starts: it imports what this process would.
-        os.environ[child.SYS_PATH_ENV] = json.dumps(sys.path)
         with self._lock:
             process = self._context.Process(
                 target=target, args=args, name="jobctl-warm", daemon=False
