@@ -58,7 +58,8 @@ class WarmWorker(ProcessWorker):
         "Restart the worker (or let `jobctl up` reload it) after a code deploy."
     )
     _display_name = "jobctl warm process"
-    _documentation_url = "https://github.com/jobctl/jobctl#workers"
+    # Its job configuration and behaviour are the process worker's, documented there.
+    _documentation_url = ProcessWorker._documentation_url
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
