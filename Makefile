@@ -12,7 +12,7 @@ run: $(STAMP)  ## Run the whole system: Prefect server, worker, sync watcher (SQ
 test: $(STAMP)  ## Run every test: unit, integration (SQLite and PostgreSQL), end to end.
 	$(VENV)/bin/python -m pytest
 
-test-slow: $(STAMP)  ## The long tests (200 runs on two workers), outside the default run.
+test-slow: $(STAMP)  ## The long tests (marked slow), outside the default run.
 	$(VENV)/bin/python -m pytest -m slow
 
 lint: $(STAMP)  ## ruff, mypy, the import contracts between layers, declared dependencies.
