@@ -11,6 +11,8 @@ this process scrapes it over HTTP like Prometheus would:
   by plain SQL) — the target: their 95th percentile (nearest rank) ≤ 200 ms; the median
   and the slowest are reported too (on this shared 2-core machine the slowest is mostly
   other programs' doing: the load average goes into the results);
+- the API process's CPU time per steady scrape (from /proc): what a scrape costs when
+  other programs do not compete for the CPUs;
 - the baseline, in the same run, on the same database: ``SELECT count(*) FROM "JobHistory"``
   through psycopg (median of N), the cheapest question one can ask the table; the ratio is
   the steady scrape's median over it.
@@ -23,6 +25,7 @@ target is missed.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -137,12 +140,20 @@ def count_baseline(dsn: str, repeats: int) -> list[float]:
     return samples
 
 
-def scrape(client: httpx.Client) -> tuple[float, int]:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc, clock-tick resolution)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scrape(client: httpx.Client, pid: int) -> tuple[float, float, int]:
+    """Wall seconds of one scrape, the API process's CPU seconds in it, the text's size."""
+    cpu_before = cpu_s(pid)
     started = time.perf_counter()
     response = client.get("/metrics")
     elapsed = time.perf_counter() - started
     response.raise_for_status()
-    return elapsed, len(response.content)
+    return elapsed, cpu_s(pid) - cpu_before, len(response.content)
 
 
 def _wait_up(client: httpx.Client, api: Child) -> None:
@@ -181,12 +192,17 @@ def run(quick: bool, console: Console) -> bool:
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
                 _wait_up(client, api)
-                cold_s, size = scrape(client)
+                pid = api.process.pid
+                cold_s, _, size = scrape(client, pid)
                 steady: list[float] = []
+                cpu: list[float] = []
+                load_before = os.getloadavg()[0]
                 for interval in range(1, config.scrapes + 1):
                     traffic(dsn, config, interval)
-                    elapsed, size = scrape(client)
+                    elapsed, used, size = scrape(client, pid)
                     steady.append(elapsed)
+                    cpu.append(used)
+                load_after = os.getloadavg()[0]
         finally:
             api.stop()
         baseline = count_baseline(dsn, config.scrapes)
@@ -194,7 +210,12 @@ def run(quick: bool, console: Console) -> bool:
     rows = config.history_rows
     base = statistics.median(baseline)
     p95 = harness.percentile(steady, 95)
-    details = {"scrape_bytes": size, "steady_s": [round(s, 4) for s in steady]}
+    details = {
+        "scrape_bytes": size,
+        "steady_s": [round(s, 4) for s in steady],
+        "api_cpu_s": [round(c, 3) for c in cpu],
+        "loadavg_1min_before_after": [load_before, load_after],
+    }
 
     def versus(scenario: str, seconds: float, **extra: Any) -> Result:
         return Result(
@@ -213,6 +234,13 @@ def run(quick: bool, console: Console) -> bool:
             details=details,
         ),
         versus(f"steady scrape, slowest of {len(steady)}", max(steady)),
+        Result(
+            NAME,
+            rows,
+            f"API process CPU per steady scrape, mean of {len(cpu)} (1-min load "
+            f"{load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} CPUs)",
+            statistics.fmean(cpu),
+        ),
     ]
     harness.print_table(
         console, f"GET /metrics, {config.schedules} schedules, {rows} attempts", results
