@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from jobctl.repository import Repository
 from jobctl.settings import Settings
 
 PREFECT_MAX_AGE_S = 15.0
+PREFECT_TIMEOUT_S = 3.0
 
 
 class PrefectHealthCache:
@@ -36,7 +38,10 @@ class PrefectHealthCache:
             return None
         if time.monotonic() - self._read_at < self.max_age_s:
             return self._value
-        self._value = await self._fetch()
+        try:
+            self._value = await asyncio.wait_for(self._fetch(), PREFECT_TIMEOUT_S)
+        except TimeoutError:  # a hung Prefect must not hang the scrape
+            self._value = PrefectHealth(pool=self.pool, up=False, workers_online=None)
         self._read_at = time.monotonic()
         return self._value
 

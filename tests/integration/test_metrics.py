@@ -12,6 +12,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobctl import metrics_queries
@@ -410,3 +411,19 @@ def test_a_long_running_source_says_what_a_fresh_one_says_after_every_change(
         assert ours == fresh, f"round {index}"
     assert value(ours, "jobctl_runs_failed_total", job="processData", schedule=ids[1]) == 1
     assert value(ours, "jobctl_attempts_running", job="processData", schedule=ids[0]) is None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], ids=["sqlite"], indirect=True)
+def test_a_scrape_says_prefect_is_down_instead_of_failing(database_url: str) -> None:
+    settings = Settings(database_url=database_url, api_token=TOKEN)
+    client = ApiClient(create_app(settings), secrets=(database_url, TOKEN))
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:1/api"}):
+            response = client.get("/metrics", headers=auth())
+    finally:
+        client.shutdown()
+
+    assert response.status_code == 200
+    found = samples(response.content)
+    assert value(found, "jobctl_prefect_up") == 0
+    assert not [key for key in found if key[0] == "jobctl_workers_online"]
