@@ -16,7 +16,7 @@ from jobctl.repository import Repository
 from jobctl.settings import Settings
 from tests.conftest import ScheduleFactory
 from tests.e2e.test_runs import _wait_final
-from tests.fixtures.prefect import WorkerFactory
+from tests.fixtures.prefect import WARM, WorkerFactory
 from tests.fixtures.prefect_server import PREFECT_BIN, PrefectServer
 from tests.fixtures.processes import base_env, wait_for
 from tests.fixtures.sync import SyncTarget
@@ -55,7 +55,7 @@ def test_prefect_deploy_all_deploys_the_static_flows_and_the_sync_runs_on_a_work
 ) -> None:
     # Prefect checks the pool before running any step of prefect.yaml, so the pool comes
     # first, as the README says.
-    _prefect(prefect_server, "work-pool", "create", POOL, "--type", "process", "--overwrite")
+    _prefect(prefect_server, "work-pool", "create", POOL, "--type", WARM, "--overwrite")
     _prefect(prefect_server, "--no-prompt", "deploy", "--all")
 
     sync_deployment = _read_deployment("sync-schedules/every-minute")
