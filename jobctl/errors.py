@@ -85,6 +85,14 @@ class InvalidSchedule(JobctlError):
         super().__init__(where + "; ".join(str(p) for p in problems))
 
 
+class InvalidSchedulesFile(JobctlError):
+    """The schedules file is invalid."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid schedules file: " + "; ".join(problems))
+
+
 @dataclass(frozen=True)
 class ParamProblem:
     """One way a param does not fit its job: where in the param, and why."""

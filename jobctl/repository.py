@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -203,6 +203,45 @@ class Repository:
             result = session.execute(delete(JobSchedule).where(JobSchedule.id == schedule_id))
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
+
+    def apply_schedules(
+        self,
+        *,
+        adds: Sequence[tuple[str, ScheduleSpec]] = (),
+        updates: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        deletes: Sequence[str] = (),
+    ) -> None:
+        """Add rows (with their ids), change the given fields of rows, delete rows: all in
+        one transaction, so either every change lands or none. Nothing to do runs no SQL.
+
+        A row to update or delete that no longer exists raises ``ScheduleNotFound`` and
+        rolls everything back.
+        """
+        if not (adds or updates or deletes):
+            return
+        for schedule_id in [*(i for i, _ in updates), *deletes]:
+            if not self._may_name_a_row(schedule_id):
+                raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
+        with self.session() as session:
+            for schedule_id, changes in updates:
+                unknown = set(changes) - set(SPEC_FIELDS)
+                if unknown:
+                    raise ValueError(f"not schedule fields: {', '.join(sorted(unknown))}")
+                values = {COLUMN_OF_FIELD[name]: value for name, value in changes.items()}
+                values["updatedAt"] = utcnow()
+                result = session.execute(
+                    update(JobSchedule).where(JobSchedule.id == schedule_id).values(**values)
+                )
+                if result.rowcount == 0:  # type: ignore[attr-defined]
+                    raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
+            for schedule_id in deletes:
+                result = session.execute(delete(JobSchedule).where(JobSchedule.id == schedule_id))
+                if result.rowcount == 0:  # type: ignore[attr-defined]
+                    raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
+            for schedule_id, spec in adds:
+                values = {COLUMN_OF_FIELD[name]: getattr(spec, name) for name in SPEC_FIELDS}
+                session.add(JobSchedule(id=schedule_id, **values))
+            session.flush()
 
     def schedule_version(self) -> int:
         """A counter that database triggers bump on every change to JobSchedule."""

@@ -1,14 +1,16 @@
-"""``jobctl schedule``: add, list, show, update, enable, disable and remove JobSchedule rows."""
+"""``jobctl schedule``: add, list, show, update, enable, disable and remove JobSchedule rows;
+export them to YAML and apply such a file."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
-from jobctl import registry, validation
+from jobctl import errors, registry, schedules_file, validation
 from jobctl.cli import render
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.parsing import JSON
@@ -128,3 +130,48 @@ def remove(context: Context, schedule_id: str) -> None:
     """Delete a schedule (its deployment is deleted at the next sync; its history stays)."""
     context.repository.delete_schedule(schedule_id)
     click.echo(f"removed {schedule_id}")
+
+
+@schedule.command("export")
+@click.option("--job", "job_name", help="Only rows of this job.")
+@pass_context
+def export(context: Context, job_name: str | None) -> None:
+    """Write the rows as YAML (for `schedule apply -f`); warnings go to stderr."""
+    rows = context.repository.list_schedules()
+    if job_name:
+        rows = [row for row in rows if row.job_name == job_name]
+    text, warnings = schedules_file.export(rows)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(text, nl=False)
+
+
+@schedule.command("apply")
+@click.option("-f", "--file", "path", type=click.File("r"), required=True, help="YAML file.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option("--prune", is_flag=True, help="Delete rows absent from the file.")
+@click.option("--keep-active-state", is_flag=True, help="Leave isActive of existing rows as it is.")
+@pass_context
+def apply(
+    context: Context, path: TextIO, dry_run: bool, prune: bool, keep_active_state: bool
+) -> None:
+    """Bring the table to a file of `schedule export`, in one transaction: a file with any
+    invalid entry writes nothing; an unchanged file writes nothing."""
+    try:
+        entries = schedules_file.parse(path.read(), registry.job_names())
+    except errors.InvalidSchedulesFile as exc:
+        if context.verbose:
+            raise
+        for problem in exc.problems:
+            click.echo(f"error: {path.name}: {problem}", err=True)
+        sys.exit(1)
+    current = context.repository.list_schedules()
+    plan = schedules_file.plan(entries, current, prune=prune, keep_active_state=keep_active_state)
+    if not dry_run:
+        context.repository.apply_schedules(
+            adds=plan.adds(), updates=plan.updates(), deletes=plan.deletes()
+        )
+    for change in plan.changes:
+        if dry_run or change.action is not schedules_file.Action.UNCHANGED:
+            click.echo(change.describe(dry_run=dry_run))
+    click.echo(f"{'plan (dry run, nothing written)' if dry_run else 'applied'}: {plan.summary()}")
