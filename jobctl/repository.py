@@ -222,6 +222,11 @@ class Repository:
         for schedule_id in [*(i for i, _ in updates), *deletes]:
             if not self._may_name_a_row(schedule_id):
                 raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
+        for schedule_id, _ in adds:
+            if not self._may_name_a_row(schedule_id):
+                raise errors.InvalidInput(
+                    f"id {schedule_id!r} cannot be stored: JobSchedule.id holds UUIDs here"
+                )
         with self.session() as session:
             for schedule_id, changes in updates:
                 unknown = set(changes) - set(SPEC_FIELDS)

@@ -117,19 +117,21 @@ class Plan:
 # -- export ------------------------------------------------------------------------------
 
 
-def export(rows: Iterable[Schedule]) -> tuple[str, list[str]]:
-    """The YAML text of ``rows``, and a warning per row that cannot round-trip as it is."""
+def export(rows: Iterable[Schedule], known_jobs: Collection[str]) -> tuple[str, list[str]]:
+    """The YAML text of ``rows``, and a warning per row that apply would refuse as it is."""
     warnings: list[str] = []
     entries: list[dict[str, Any]] = []
     for row in rows:
+        problems = validation.id_problems(row.id) + validation.problems_of(row, known_jobs)
+        if problems:
+            warnings.append(
+                f"schedule {row.id} is invalid ({'; '.join(map(str, problems))}): "
+                "apply refuses the file until it is fixed"
+            )
         entry: dict[str, Any] = {ID_KEY: row.id}
         for f in SCHEDULE_FIELDS:
             value = getattr(row, f.name)
-            if isinstance(value, InvalidJson):
-                warnings.append(
-                    f"schedule {row.id}: param is {value.reason}; exported as a string: "
-                    "fix it before apply"
-                )
+            if isinstance(value, InvalidJson):  # warned above; its text, to fix by hand
                 value = value.text
             entry[f.column] = value
         entries.append(entry)

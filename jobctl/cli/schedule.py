@@ -140,7 +140,7 @@ def export(context: Context, job_name: str | None) -> None:
     rows = context.repository.list_schedules()
     if job_name:
         rows = [row for row in rows if row.job_name == job_name]
-    text, warnings = schedules_file.export(rows)
+    text, warnings = schedules_file.export(rows, registry.job_names())
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(text, nl=False)

@@ -14,10 +14,11 @@ import pytest
 import yaml
 from sqlalchemy import Engine, event
 
-from jobctl import errors
+from jobctl import errors, migrate
 from jobctl.repository import Repository
 from tests.conftest import ScheduleFactory
 from tests.fixtures.cli import cli_env, run_cli
+from tests.integration.test_migrations import DAILY_ID, PAUSED_ID, create_original_database
 
 WRITES = ("INSERT", "UPDATE", "DELETE")
 
@@ -219,3 +220,36 @@ def test_apply_schedules_is_one_transaction(repo: Repository, schedule_factory: 
             deletes=[missing],
         )
     assert [(row.id, row.priority) for row in repo.list_schedules()] == [(kept, 0)]
+
+
+@pytest.mark.parametrize("unmigrated_database_url", ["postgresql"], ids=["postgres"], indirect=True)
+def test_the_original_systems_uuid_rows_export_and_apply_unchanged(
+    unmigrated_database_url: str, unmigrated_engine: Engine, tmp_path: Path
+):
+    create_original_database(unmigrated_engine, id_type="UUID")
+    migrate.upgrade(unmigrated_engine)
+    repo = Repository(unmigrated_engine)
+    env = cli_env(database_url=unmigrated_database_url, home=tmp_path, pycache=tmp_path)
+    path = tmp_path / "schedules.yaml"
+    # Two of the original's rows have params their jobs refuse: export warns, apply refuses.
+    exported = run_cli("schedule", "export", env=env)
+    warned = exported.stderr.splitlines()
+    assert [line.split()[2] for line in warned] == [DAILY_ID, PAUSED_ID]
+    assert all(line.endswith("apply refuses the file until it is fixed") for line in warned)
+    path.write_text(exported.stdout)
+    run_cli("schedule", "apply", "-f", str(path), env=env, expect_rc=1)
+    repo.update_schedule(DAILY_ID, param=["a"])
+    repo.update_schedule(PAUSED_ID, param={"url": "http://127.0.0.1:9/"})
+    before = repo.list_schedules()
+    document = export(env, path)
+
+    with counted_writes() as writes:
+        result = run_cli("schedule", "apply", "-f", str(path), env=env)
+    assert writes == []
+    assert result.stdout == f"applied: 0 add, 0 update, 0 delete, {len(before)} unchanged\n"
+
+    document["schedules"].append({"id": "not-a-uuid", "cron": "@daily", "jobName": "processData"})
+    write(path, document)
+    result = run_cli("schedule", "apply", "-f", str(path), env=env, expect_rc=1)
+    assert "'not-a-uuid' cannot be stored: JobSchedule.id holds UUIDs here" in result.stderr
+    assert repo.list_schedules() == before

@@ -52,7 +52,7 @@ def problems(text: str) -> list[str]:
 
 
 def roundtrip(rows: list[Schedule]) -> list[schedules_file.Entry]:
-    text, warnings = schedules_file.export(rows)
+    text, warnings = schedules_file.export(rows, KNOWN_JOBS)
     assert warnings == []
     return schedules_file.parse(text, KNOWN_JOBS)
 
@@ -66,7 +66,7 @@ def fixed_ids() -> Any:
 
 
 def test_export_writes_every_column_by_its_original_name_and_the_id():
-    text, _ = schedules_file.export([row(ID_A)])
+    text, _ = schedules_file.export([row(ID_A)], KNOWN_JOBS)
     (entry,) = yaml.safe_load(text)["schedules"]
     assert list(entry) == ["id", *(field.column for field in SCHEDULE_FIELDS)]
     assert entry["id"] == ID_A and entry["timeout"] == 60_000 and entry["isActive"] is True
@@ -189,10 +189,16 @@ def test_an_explicitly_empty_list_means_no_rows():
     assert parse("schedules:\n") == []
 
 
-def test_export_warns_about_a_param_that_is_not_json_and_keeps_the_row():
-    text, warnings = schedules_file.export([row(ID_A, param=InvalidJson("{oops"))])
-    assert ID_A in text and "'{oops'" in text
-    assert len(warnings) == 1 and ID_A in warnings[0]
+def test_export_warns_about_an_invalid_row_and_keeps_it():
+    rows = [row(ID_A, param=InvalidJson("{oops")), row(ID_B), row(ID_C, job_name="gone")]
+    text, warnings = schedules_file.export(rows, KNOWN_JOBS)
+    assert ID_A in text and "'{oops'" in text and ID_C in text
+    assert warnings == [
+        f"schedule {ID_A} is invalid (param: is not valid JSON: '{{oops'): "
+        "apply refuses the file until it is fixed",
+        f"schedule {ID_C} is invalid (jobName: 'gone' is not a registered job): "
+        "apply refuses the file until it is fixed",
+    ]
 
 
 # -- plan --------------------------------------------------------------------------------
