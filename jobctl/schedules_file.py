@@ -19,10 +19,10 @@ A column left out of an entry takes its default, as ``jobctl schedule add`` does
 from __future__ import annotations
 
 import enum
-import json
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import yaml
@@ -135,10 +135,31 @@ def export(rows: Iterable[Schedule], known_jobs: Collection[str]) -> tuple[str, 
                 value = value.text
             entry[f.column] = value
         entries.append(entry)
-    text = yaml.safe_dump(
-        {TOP_KEY: entries}, sort_keys=False, allow_unicode=True, default_flow_style=False
+    text = yaml.dump(
+        {TOP_KEY: entries},
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
     )
     return text, warnings
+
+
+class _Dumper(yaml.SafeDumper):
+    """Text of several lines as a literal block (``|``), readable in a diff."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if any(c in value for c in "\r\x85\u2028\u2029"):
+        # YAML reads these as line breaks too, and PyYAML's other styles then write text
+        # that reads back differently: double quotes escape them.
+        style: str | None = '"'
+    else:
+        style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_text)
 
 
 # -- parse -------------------------------------------------------------------------------
@@ -304,12 +325,16 @@ def plan(
 
 
 def _same(name: str, wanted: Any, stored: Any) -> bool:
-    """Whether a stored value already is the wanted one: JSON compared canonically (so
-    that ``1`` and ``true`` differ and key order does not), cron by its normal form."""
+    """Whether a stored value already is the wanted one: JSON compared as JSON (``1`` and
+    ``true`` differ, ``1.0``, ``1`` and ``1e0`` do not, nor does key order: PostgreSQL's
+    jsonb may give a number back in another form), cron by its normal form."""
     if name == "param":
         if isinstance(stored, InvalidJson):
             return False
-        return _canonical(wanted) == _canonical(stored)
+        try:
+            return bool(_canonical(wanted) == _canonical(stored))
+        except RecursionError:
+            return False
     if name == "cron" and isinstance(stored, str):
         try:
             return bool(normalize_cron(stored) == wanted)
@@ -318,5 +343,13 @@ def _same(name: str, wanted: Any, stored: Any) -> bool:
     return type(wanted) is type(stored) and bool(wanted == stored)
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+def _canonical(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return (type(value).__name__, value)
+    if isinstance(value, int | float):
+        return ("number", Decimal(repr(value)).normalize())
+    if isinstance(value, list | tuple):
+        return ("list", tuple(_canonical(item) for item in value))
+    if isinstance(value, dict):
+        return ("object", tuple(sorted((str(k), _canonical(v)) for k, v in value.items())))
+    return (type(value).__name__, value)

@@ -78,6 +78,9 @@ def test_export_then_apply_writes_nothing(
     repo: Repository, schedule_factory: ScheduleFactory, env: dict[str, str], tmp_path: Path
 ):
     add_rows(repo, schedule_factory, 5)
+    # jsonb gives 1e16 back as 10000000000000000; a number is the same number either way.
+    repo.add_schedule(schedule_factory(job_name="sleep", param=1e16))
+    repo.add_schedule(schedule_factory(job_name="sleep", param=1.0))
     before = repo.list_schedules()
     version = repo.schedule_version()
     path = tmp_path / "schedules.yaml"
@@ -88,7 +91,7 @@ def test_export_then_apply_writes_nothing(
         with counted_writes() as writes:
             result = run_cli("schedule", "apply", "-f", str(path), *flags, env=env)
         assert writes == [], flags
-        assert result.stdout == "applied: 0 add, 0 update, 0 delete, 5 unchanged\n"
+        assert result.stdout == "applied: 0 add, 0 update, 0 delete, 7 unchanged\n"
 
     assert repo.schedule_version() == version
     assert repo.list_schedules() == before  # updatedAt included

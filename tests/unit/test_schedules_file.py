@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobctl import schedules_file
 from jobctl.errors import InvalidSchedulesFile
@@ -239,9 +241,12 @@ def test_values_that_compare_equal_in_python_but_differ_in_the_table_are_updates
     assert change.action is Action.UPDATE
 
 
-def test_json_key_order_and_an_equivalent_stored_cron_are_unchanged():
-    current = [row(ID_A, param={"b": 1, "a": [1, 2]}, cron="0 0 3 * * *")]
-    entries = [entry_for(current[0], param={"a": [1, 2], "b": 1}, cron="0 3 * * *")]
+def test_json_key_order_number_form_and_an_equivalent_stored_cron_are_unchanged():
+    # PostgreSQL's jsonb gives 1e16 back as 10000000000000000, and keeps 1.0 as 1.0.
+    stored = {"b": 1, "a": [1.0, 10_000_000_000_000_000, True, None]}
+    current = [row(ID_A, param=stored, cron="0 0 3 * * *")]
+    wanted = {"a": [1, 1e16, True, None], "b": 1.0}
+    entries = [entry_for(current[0], param=wanted, cron="0 3 * * *")]
     assert schedules_file.plan(entries, current).writes_nothing
 
 
@@ -285,3 +290,28 @@ def test_keep_active_state_leaves_is_active_of_existing_rows_but_not_of_new_ones
     assert add.spec is not None and add.spec.is_active is False
     without = schedules_file.plan(entries, current)
     assert without.changes[0].columns == ("isActive", "priority")
+
+
+# -- round trip of any text and any JSON -------------------------------------------------
+
+# Text a row can hold: PostgreSQL refuses NUL, and validation refuses it first.
+TEXT = st.text(st.characters(exclude_characters="\x00"), max_size=40)
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(description=TEXT, param=JSON_VALUES)
+@settings(max_examples=300, deadline=None, database=None)
+def test_any_text_and_any_json_export_and_parse_back_unchanged(description: str, param: Any):
+    current = [row(ID_A, description=description, param=param)]
+    text, _ = schedules_file.export(current, KNOWN_JOBS)
+    (entry,) = schedules_file.parse(text, KNOWN_JOBS)
+    assert entry.spec.description == description
+    assert schedules_file.plan([entry], current).writes_nothing
