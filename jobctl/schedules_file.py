@@ -35,7 +35,6 @@ from jobctl.records import InvalidJson, Schedule, ScheduleSpec
 
 TOP_KEY = "schedules"
 ID_KEY = "id"
-COLUMNS = tuple(f.column for f in SCHEDULE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,7 @@ class Plan:
         return all(change.action is Action.UNCHANGED for change in self.changes)
 
     def summary(self) -> str:
-        counts = ", ".join(f"{len(self.of(action))} {action.value}" for action in Action)
-        return f"{counts}" if self.changes else "no schedules in the file nor the table"
+        return ", ".join(f"{len(self.of(action))} {action.value}" for action in Action)
 
     def updates(self) -> list[tuple[str, dict[str, Any]]]:
         """(id, {field name: new value}) of every update, for the repository."""
