@@ -83,6 +83,14 @@ SCHEDULE_FIELDS = (
         MAX_INT32,
         unit="ms",
     ),
+    Field(
+        "alert_to",
+        "alertTo",
+        str,
+        "The Prefect notification block (type/name) that gets this row's alerts "
+        "[default: JOBCTL_ALERT_TO].",
+        max_length=200,
+    ),
 )
 BY_NAME = {field.name: field for field in SCHEDULE_FIELDS}
 COLUMN_OF_FIELD = {field.name: field.column for field in SCHEDULE_FIELDS}

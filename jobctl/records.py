@@ -36,6 +36,7 @@ class ScheduleSpec:
     retry_backoff: Any = "fixed"
     overlap: Any = "allow"
     misfire_grace_ms: Any = None
+    alert_to: Any = None
 
     def replace(self, **changes: Any) -> ScheduleSpec:
         return dataclasses.replace(self, **changes)

@@ -50,6 +50,8 @@ def problems_of(spec: ScheduleSpec, known_jobs: Collection[str]) -> list[Problem
         problem("isActive", f"must be true or false, not {shown(spec.is_active)}")
     if spec.description is not None and not isinstance(spec.description, str):
         problem("description", "must be text")
+    if spec.alert_to is not None and not _is_block_slug(spec.alert_to):
+        problem("alertTo", f"{shown(spec.alert_to)} is not <block type>/<block name>")
 
     for column, value in (
         ("cron", spec.cron),
@@ -77,6 +79,15 @@ def problems_of(spec: ScheduleSpec, known_jobs: Collection[str]) -> list[Problem
                 if misfit:
                     problem("param", misfit)
     return problems
+
+
+def _is_block_slug(value: Any) -> bool:
+    """A Prefect block's slug, ``custom-webhook/oncall``: whether it names an existing
+    block is the sync's to check, against Prefect."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    block_type, _, name = value.partition("/")
+    return bool(block_type) and bool(name) and "/" not in name and len(value) <= 200
 
 
 def contains_nul(value: Any) -> bool:

@@ -77,6 +77,7 @@ class ScheduleFields(BaseModel):
     retryBackoff: Literal["fixed", "exponential"] | None = _from_table("retryBackoff")
     overlap: Literal["allow", "skip", "queue"] | None = _from_table("overlap")
     misfireGrace: int | None = _from_table("misfireGrace")
+    alertTo: str | None = _from_table("alertTo")
 
     def spec_changes(self, *, include_defaults: bool) -> dict[str, Any]:
         """The fields sent (or, with ``include_defaults``, every non-null one) by their
@@ -105,6 +106,7 @@ class ScheduleOut(BaseModel):
     retryBackoff: str
     overlap: str
     misfireGrace: int | None
+    alertTo: str | None = None
     createdAt: datetime | None
     updatedAt: datetime | None
 

@@ -122,6 +122,7 @@ SPEC_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "retry_backoff": plausible_or_anything(st.sampled_from([*RETRY_BACKOFFS, "linear"])),
     "overlap": plausible_or_anything(st.sampled_from([*OVERLAP_POLICIES, "cancel"])),
     "misfire_grace_ms": plausible_or_anything(st.none() | st.integers(-1, 10**6)),
+    "alert_to": plausible_or_anything(st.sampled_from([None, "custom-webhook/ops", "ops", "/"])),
 }
 assert set(SPEC_VALUES) == set(SPEC_FIELDS)
 IDS = st.one_of(

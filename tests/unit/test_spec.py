@@ -88,6 +88,7 @@ EVERY_OTHER_FIELD: dict[str, Any] = {
     "retry_backoff": "exponential",
     "overlap": "queue",
     "misfire_grace_ms": 1_000,
+    "alert_to": "custom-webhook/another",
 }
 
 
