@@ -26,7 +26,7 @@ from deployments.manual import ManualSpec
 from deployments.plan import Action, Deployed, Plan, Step, plan_sync
 from deployments.spec import DeploymentSpec, spec_for
 from flows.registered import FLOWS, entrypoint
-from jobctl import errors, registry, validation
+from jobctl import alerts, errors, registry, validation
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
@@ -154,6 +154,12 @@ async def sync(
         )
     finally:
         specs, rejected = await rows_read
+    # A row whose alerts would go nowhere is rejected like any bad row; the alert
+    # automations follow the rows (no write when they already do).
+    alert_report = await alerts.sync_alerts(settings, repository, client, dry_run=dry_run)
+    for schedule_id, reason in alert_report.rejected.items():
+        if specs.pop(schedule_id, None) is not None:
+            rejected[schedule_id] = reason
     pool = await gateway.read_work_pool(settings.work_pool)
     queues = await gateway.read_queues(settings.work_pool) if pool is not None else []
     plan = plan_sync(specs, rejected, deployed, queues, now)

@@ -1,4 +1,5 @@
-"""``jobctl sync --watch``: sync on every change of the table, and fully now and then.
+"""``jobctl sync --watch``: sync on every change of the table, and fully now and then;
+reconcile history, and every minute find missed runs and ping the heartbeat (``monitor``).
 
 A change is seen through the trigger-maintained counter (``repository.schedule_version``),
 polled every ``watch_interval_s``; on PostgreSQL a LISTEN on ``jobctl_schedule`` wakes the
@@ -13,13 +14,14 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 import psycopg
 from sqlalchemy.engine import make_url
 
 from deployments.plan import Deployed
 from deployments.sync import SyncReport, sync
-from jobctl import errors, history_reconciler
+from jobctl import errors, history_reconciler, metrics_queries, monitor
 from jobctl.prefect_api import prefect_client
 from jobctl.repository import NOTIFY_CHANNEL, Repository
 from jobctl.settings import Settings
@@ -70,6 +72,7 @@ async def _watch(
     last_version: int | None = None
     last_full = 0.0
     last_reconcile = 0.0
+    last_monitor = 0.0
     async with _notifications(settings) as woken:
         while not stop.is_set():
             try:
@@ -81,10 +84,21 @@ async def _watch(
                             settings, repository, client, known=None if full_due else known
                         )
                     known = report.deployed_after
+                    # Writes a full read found with the table unchanged: edits by hand.
+                    drift = (
+                        len(report.plan.writes) if full_due and version == last_version else None
+                    )
                     last_version = version
                     if full_due:
                         last_full = time.monotonic()
                     backoff.reset()
+                    await asyncio.to_thread(
+                        metrics_queries.record_sync,
+                        repository,
+                        finished_at=datetime.now(UTC),
+                        duration_s=report.duration_s,
+                        drift=drift,
+                    )
                     if on_sync is not None:
                         on_sync(report)
             except Exception as exc:
@@ -101,6 +115,9 @@ async def _watch(
                 except Exception as exc:
                     await _failed("history reconciliation", exc, stop, backoff, on_error)
                     continue
+            if time.monotonic() - last_monitor >= monitor.INTERVAL_S:
+                await monitor.one_round(settings, repository)  # logs its own failures
+                last_monitor = time.monotonic()
             await _wait(woken, stop, settings.watch_interval_s)
 
 

@@ -28,7 +28,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments import sync as schedule_sync
 from deployments import watch as schedule_watch
-from jobctl import db, errors, migrate, processes
+from jobctl import db, errors, migrate, processes, status_queries
 from jobctl.models import JobStatus
 from jobctl.prefect_api import health_problem, prefect_api_url, prefect_client
 from jobctl.records import HistoryFilter, ScheduleSpec
@@ -291,9 +291,9 @@ def status_line(stack: Stack, repository: Repository) -> str:
     since = datetime.now(UTC) - timedelta(hours=1)
     try:
         recent = repository.list_history(HistoryFilter(since=since, limit=10_000))
-        runs = f"{len(recent)} attempt(s) in the last hour, " + (
-            f"{sum(a.status is JobStatus.FAILED for a in recent)} failed"
-        )
+        failed = sum(a.status is JobStatus.FAILED for a in recent)
+        missed = status_queries.missed_since(repository, since)
+        runs = f"{len(recent)} attempt(s) in the last hour, {failed} failed, {missed} missed"
     except errors.JobctlError as exc:
         runs = f"history unavailable ({exc})"
     alive = ", ".join(f"{c.name} {'up' if c.alive() else 'DOWN'}" for c in stack.children)
