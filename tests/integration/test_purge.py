@@ -34,7 +34,7 @@ def test_purge_of_100000_rows_deletes_exactly_the_old_ones(repo: Repository) -> 
     purged = repo.purge_history(cutoff, batch_size=5_000, on_batch=heard.append)
 
     assert purged == to_purge == ROWS // 2
-    assert heard == list(range(5_000, ROWS // 2 + 1, 5_000)) + [ROWS // 2]
+    assert heard == [*range(5_000, ROWS // 2 + 1, 5_000), ROWS // 2]
     assert repo.count_history() == ROWS // 2
     with repo.engine.connect() as conn:
         oldest = conn.execute(text('SELECT min("startAt") FROM "JobHistory"')).scalar_one()
