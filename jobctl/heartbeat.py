@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import httpx
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
 
-from jobctl import errors
+from jobctl import errors, prefect_api
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
@@ -41,11 +40,8 @@ async def health_problem(
     if failure is not None:
         return f"Prefect API: {failure}"
     try:
-        workers = await client.read_workers_for_work_pool(
-            settings.work_pool,
-            worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"])),
-        )
-    except (httpx.HTTPError, ValueError) as exc:
+        workers = await prefect_api.online_workers(client, settings.work_pool)
+    except httpx.HTTPError as exc:
         return f"workers of pool {settings.work_pool!r}: {exc}"
     if not workers:
         return f"no worker of pool {settings.work_pool!r} is online"

@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
+from prefect.exceptions import ObjectNotFound
 from prefect.settings import get_current_settings
 
 from jobctl import errors
@@ -53,3 +55,21 @@ async def require_healthy(client: PrefectClient) -> None:
         raise errors.PrefectUnavailable(
             f"the Prefect API at {client.api_url} cannot be reached: {problem}"
         )
+
+
+async def online_workers(client: PrefectClient, pool: str) -> int:
+    """How many workers of ``pool`` are online; 0 when the pool does not exist yet.
+
+    ``httpx.HTTPError`` when Prefect cannot answer.
+    """
+    try:
+        workers = await client.read_workers_for_work_pool(
+            pool, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"]))
+        )
+    except ObjectNotFound:
+        return 0
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 404:  # the same, as this call reports it
+            return 0
+        raise
+    return len(workers)

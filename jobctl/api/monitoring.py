@@ -8,14 +8,12 @@ from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Query, Response
-from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
-from prefect.exceptions import ObjectNotFound
 from starlette.concurrency import run_in_threadpool
 
 from jobctl import status
 from jobctl.api.status_schema import StatusOut
 from jobctl.metrics import CONTENT_TYPE, MetricsSource, PrefectHealth
-from jobctl.prefect_api import prefect_api_url, prefect_client
+from jobctl.prefect_api import online_workers, prefect_api_url, prefect_client
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
@@ -51,19 +49,10 @@ class PrefectHealthCache:
             if await client.api_healthcheck() is not None:
                 return down
             try:
-                workers = await client.read_workers_for_work_pool(
-                    self.pool,
-                    worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"])),
-                )
-            except ObjectNotFound:  # the pool is not there yet: nobody polls it
-                return PrefectHealth(pool=self.pool, up=True, workers_online=0)
-            except httpx.HTTPStatusError as exc:
-                if exc.response.status_code == 404:  # the same, as this call reports it
-                    return PrefectHealth(pool=self.pool, up=True, workers_online=0)
-                return down
+                workers = await online_workers(client, self.pool)
             except httpx.HTTPError:
                 return down
-        return PrefectHealth(pool=self.pool, up=True, workers_online=len(workers))
+        return PrefectHealth(pool=self.pool, up=True, workers_online=workers)
 
 
 def router(settings: Settings, repository: Repository) -> APIRouter:
