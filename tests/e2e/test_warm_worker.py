@@ -253,3 +253,36 @@ def test_the_worker_type_is_found_by_prefects_cli(prefect_server: PrefectServer)
     read_back = asyncio.run(read())
     assert read_back.type == WARM
     assert read_back.base_job_template == ProcessWorker.get_default_base_job_template()
+
+
+@POSTGRES
+def test_a_run_with_its_own_command_starts_that_command(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+    database_url: str,
+) -> None:
+    """The ``command`` job variable is honoured as on the process worker: not forked."""
+    row = sync_target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=3, timeout_ms=0, max_retries=0)
+    )
+    sync_target.sync()
+    worker = start_worker(sync_target.settings.work_pool, database_url=database_url, type=WARM)
+
+    deployment_id = sync_target.deployments()[row.id].id
+
+    async def create() -> UUID:
+        async with get_client() as client:
+            run = await client.create_flow_run_from_deployment(
+                deployment_id, job_variables={"command": f"{sys.executable} -m prefect.engine"}
+            )
+            return run.id
+
+    run_id = asyncio.run(create())
+    wait_for(lambda: _read_run(run_id).state.is_running(), timeout_s=90, what="run running")  # type: ignore[union-attr]
+    pid = int(_read_run(run_id).infrastructure_pid or 0)
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        assert b"prefect.engine" in cmdline.read()
+    run = _wait_final(run_id)
+
+    assert run.state is not None and run.state.is_completed(), worker.log()[-3000:]
