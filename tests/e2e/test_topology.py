@@ -43,7 +43,8 @@ JOBCTL = str(Path(sys.executable).with_name("jobctl"))
 WORKER_LIMIT = 5  # flow processes per worker at once
 # On the warm workers a run costs about 0.3 CPU-seconds in the worker and its flow process
 # and 0.3 in the server: 200 runs fit in `make test` (on process workers they took 6.6
-# CPU-seconds each, 12 minutes of both cores).
+# CPU-seconds each, 12 minutes of both cores). 200 took 3 min 46 s here on warm workers,
+# run alone on a machine shared with other sessions (load 4-9).
 RUNS = 200
 
 
