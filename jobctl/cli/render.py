@@ -14,6 +14,7 @@ from rich.table import Table
 
 from jobctl import registry, validation
 from jobctl.cron import next_fire_times
+from jobctl.fields import SCHEDULE_FIELDS
 from jobctl.records import Attempt, InvalidJson, Schedule
 
 # Every text that comes from a row goes through ``escape``: rich reads ``[...]`` as markup,
@@ -75,11 +76,8 @@ def schedule_detail(row: Schedule, default_zone: str, at: datetime) -> None:
     table = Table(show_header=False, title=f"schedule {_cell(row.id, limit=2_000)}")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    for name in (
-        "job_name", "cron", "timezone", "is_active", "priority", "timeout_ms", "max_retries",
-        "retry_delay_ms", "retry_backoff", "overlap", "misfire_grace_ms", "description",
-        "created_at", "updated_at",
-    ):  # fmt: skip
+    names = [field.name for field in SCHEDULE_FIELDS if field.name != "param"]
+    for name in [*names, "created_at", "updated_at"]:
         value = getattr(row, name)
         table.add_row(name, "" if value is None else _cell(value, limit=2_000))
     table.add_row("param", _compact_json(row.param, limit=2_000))

@@ -76,6 +76,7 @@ SCHEDULE_BODY: dict[str, Any] = {
     "retryBackoff": "exponential",
     "overlap": "skip",
     "misfireGrace": 60_000,
+    "alertTo": "custom-webhook/oncall",
 }
 
 
@@ -727,6 +728,7 @@ def test_a_schedule_added_through_the_api_is_stored_listed_and_read_back(
         retry_backoff="exponential",
         overlap="skip",
         misfire_grace_ms=60_000,
+        alert_to="custom-webhook/oncall",
     )
     minimal = api.post("/v1/job/schedules", json={"cron": "0 0 * * *", "jobName": "fail"})
     assert minimal.status_code == 201, minimal.text
@@ -744,6 +746,7 @@ def test_a_schedule_added_through_the_api_is_stored_listed_and_read_back(
         "retryBackoff": "fixed",
         "overlap": "allow",
         "misfireGrace": None,
+        "alertTo": None,
     }
     assert api.get(f"/v1/job/schedules/{created['id']}").json() == created
     listed = api.get("/v1/job/schedules")
