@@ -37,10 +37,8 @@ from unittest import mock
 
 import psycopg
 from prefect.client.orchestration import PrefectClient, get_client
-from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
-from prefect.client.schemas.schedules import CronSchedule
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.utilities.callables import parameter_schema
 from prefect.workers.process import ProcessWorker
@@ -51,6 +49,7 @@ from sqlalchemy import Engine
 
 from bench import harness
 from bench.harness import CpuMeter, CpuSample, Databases, RequestLog, Result, Settled
+from deployments import gateway
 from deployments import watch as watch_module
 from deployments.gateway import Gateway
 from deployments.plan import Action, Deployed
@@ -450,33 +449,7 @@ def expect_plan(
 
 def create_kwargs(spec: DeploymentSpec, flow_id: uuid.UUID) -> dict[str, Any]:
     """The arguments of ``create_deployment`` for ``spec``: the very payload the sync sends."""
-    options = None
-    if spec.collision_strategy is not None:
-        options = ConcurrencyOptions(
-            collision_strategy=ConcurrencyLimitStrategy(spec.collision_strategy)
-        )
-    return {
-        "flow_id": flow_id,
-        "name": spec.name,
-        "version": spec.version,
-        "schedules": [
-            DeploymentScheduleCreate(
-                schedule=CronSchedule(cron=spec.cron, timezone=spec.timezone), active=True
-            )
-        ],
-        "concurrency_limit": spec.concurrency_limit,
-        "concurrency_options": options,
-        "parameters": spec.parameters,
-        "description": spec.description,
-        "work_pool_name": spec.work_pool_name,
-        "work_queue_name": spec.work_queue_name,
-        "tags": spec.tags,
-        "entrypoint": spec.entrypoint,
-        "parameter_openapi_schema": SCHEMAS.get(spec.flow_name),
-        "enforce_parameter_schema": False,
-        "paused": spec.paused,
-        "job_variables": spec.job_variables,
-    }
+    return gateway.deployment_arguments(spec, flow_id, SCHEMAS.get(spec.flow_name))
 
 
 SCHEMAS: dict[str, dict[str, Any]] = {

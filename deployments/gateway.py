@@ -91,6 +91,42 @@ def _repeat_schedules(
     ]
 
 
+def deployment_arguments(
+    spec: DeploymentSpec, flow_id: UUID, parameter_schema: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The arguments of ``create_deployment`` for ``spec``: the payload the sync sends."""
+    options = None
+    if spec.collision_strategy is not None:
+        options = ConcurrencyOptions(
+            collision_strategy=ConcurrencyLimitStrategy(spec.collision_strategy)
+        )
+    main_cron, main_zone = spec.main_schedule
+    return {
+        "flow_id": flow_id,
+        "name": spec.name,
+        "version": spec.version,
+        "schedules": [
+            DeploymentScheduleCreate(
+                schedule=CronSchedule(cron=main_cron, timezone=main_zone), active=True
+            ),
+            *_repeat_schedules(spec.repeats),
+        ],
+        "concurrency_limit": spec.concurrency_limit,
+        "concurrency_options": options,
+        "parameters": spec.parameters,
+        # Prefect's client turns None into the text "None": no description is "".
+        "description": spec.description or "",
+        "work_pool_name": spec.work_pool_name,
+        "work_queue_name": spec.work_queue_name,
+        "tags": spec.tags,
+        "entrypoint": spec.entrypoint,
+        "parameter_openapi_schema": parameter_schema,
+        "enforce_parameter_schema": False,
+        "paused": spec.paused,
+        "job_variables": spec.job_variables,
+    }
+
+
 class Gateway:
     def __init__(self, client: PrefectClient) -> None:
         self.client = client
@@ -255,37 +291,9 @@ class Gateway:
         self, spec: DeploymentSpec, parameter_schema: dict[str, Any] | None
     ) -> UUID:
         """Create or replace (Prefect upserts on flow and name) the deployment of ``spec``."""
-        options = None
-        if spec.collision_strategy is not None:
-            options = ConcurrencyOptions(
-                collision_strategy=ConcurrencyLimitStrategy(spec.collision_strategy)
-            )
+        flow_id = await self.flow_id(spec.flow_name)
         return await self.client.create_deployment(
-            flow_id=await self.flow_id(spec.flow_name),
-            name=spec.name,
-            version=spec.version,
-            schedules=[
-                DeploymentScheduleCreate(
-                    schedule=CronSchedule(
-                        cron=spec.main_schedule[0], timezone=spec.main_schedule[1]
-                    ),
-                    active=True,
-                ),
-                *_repeat_schedules(spec.repeats),
-            ],
-            concurrency_limit=spec.concurrency_limit,
-            concurrency_options=options,
-            parameters=spec.parameters,
-            # Prefect's client turns None into the text "None": no description is "".
-            description=spec.description or "",
-            work_pool_name=spec.work_pool_name,
-            work_queue_name=spec.work_queue_name,
-            tags=spec.tags,
-            entrypoint=spec.entrypoint,
-            parameter_openapi_schema=parameter_schema,
-            enforce_parameter_schema=False,
-            paused=spec.paused,
-            job_variables=spec.job_variables,
+            **deployment_arguments(spec, flow_id, parameter_schema)
         )
 
     async def add_repeat_schedules(
