@@ -34,7 +34,7 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from jobctl import db, migrate
+from jobctl import db, migrate, processes
 from tests.fixtures.prefect_server import PrefectServer
 
 PG_ADMIN_DSN = os.environ.get(
@@ -154,18 +154,8 @@ class Databases:
             ]
         for name in names:
             match = pattern.match(name)
-            if match and not _pid_alive(int(match.group(1))):
+            if match and not processes.exists(int(match.group(1))):
                 self.drop(name)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- the Prefect server --------------------------------------------------------------------

@@ -105,6 +105,17 @@ def descendants(pid: int) -> list[tuple[int, str]]:
     return found
 
 
+def exists(pid: int) -> bool:
+    """The process exists (a zombie not yet reaped included), whoever owns it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def alive(pid: int) -> bool:
     """Running, and not a zombie waiting to be reaped."""
     try:

@@ -29,6 +29,7 @@ from multiprocessing.process import BaseProcess
 
 import anyio
 
+from jobctl import processes
 from jobctl_warm import child
 
 PRELOAD = ["jobctl_warm.preload"]
@@ -90,13 +91,13 @@ class Template:
         try:
             await anyio.wait_readable(process.sentinel)
             status = process.exitcode
-            if status == LOST_STATUS and process.pid is not None and _alive(process.pid):
+            if status == LOST_STATUS and process.pid is not None and processes.exists(process.pid):
                 self._logger.warning(
                     "the warm template died while flow process %s ran: its exit status is "
                     "unknown; waiting for it to end",
                     process.pid,
                 )
-                while _alive(process.pid):
+                while processes.exists(process.pid):
                     await anyio.sleep(0.5)
         finally:
             self._done(process)
@@ -157,13 +158,3 @@ class Template:
                 done = pid
             if done:
                 self._ended.remove(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -33,6 +33,8 @@ from prefect.workers.process import (
     ProcessWorkerResult,
 )
 
+from jobctl import processes
+
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun, State
     from prefect.runner._control_channel import ControlChannel
@@ -201,13 +203,7 @@ class _SessionScope:
     wait_after_graceful_kill = True
 
     def is_alive(self, pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return processes.exists(pid)
 
     def _signal(self, pid: int, sig: int) -> None:
         try:
