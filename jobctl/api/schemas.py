@@ -134,6 +134,8 @@ class AttemptOut(BaseModel):
     flowRunId: str | None
     attempt: int | None
     peakMemoryBytes: int | None
+    # ``backfill <from>/<to>`` for a run a backfill created; null otherwise.
+    origin: str | None = None
 
     @classmethod
     def of(cls, row: Attempt) -> AttemptOut:
@@ -149,6 +151,7 @@ class AttemptOut(BaseModel):
             flowRunId=row.flow_run_id,
             attempt=row.attempt,
             peakMemoryBytes=row.peak_memory_bytes,
+            origin=row.origin,
         )
 
 
