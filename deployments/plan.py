@@ -9,7 +9,7 @@ import enum
 import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -102,13 +102,20 @@ def plan_deployments(
     rejected: Mapping[str, str],
     deployed: Iterable[Deployed],
     now: datetime | None = None,
+    *,
+    maintenance: bool = False,
 ) -> list[Step]:
     """One step per row and per stray deployment.
 
     ``now`` tells the repeat schedules of past fall-backs, which are left in place (they
     never fire again; removing one would delete the deployment's future runs), from live
     ones a spec no longer wants; without it, every unwanted one counts as live.
+
+    ``maintenance``: a maintenance pause is on, so every deployment is wanted paused
+    whatever its row's ``isActive``; other changes of a row still apply (paused).
     """
+    if maintenance:
+        specs = {sid: replace(spec, paused=True) for sid, spec in specs.items()}
     by_schedule: dict[str, list[Deployed]] = {}
     for item in deployed:
         by_schedule.setdefault(item.schedule_id, []).append(item)
@@ -166,11 +173,13 @@ def plan_sync(
     deployed: Iterable[Deployed],
     queues: Iterable[Queue],
     now: datetime | None = None,
+    *,
+    maintenance: bool = False,
 ) -> Plan:
     """The whole plan of one sync: a step per row and per stray deployment, and the queue
     changes, keeping the queues that a rejected row's remaining deployment still uses.
-    ``now``: see ``plan_deployments``."""
-    steps = plan_deployments(specs, rejected, deployed, now)
+    ``now`` and ``maintenance``: see ``plan_deployments``."""
+    steps = plan_deployments(specs, rejected, deployed, now, maintenance=maintenance)
     kept_queues = {
         s.deployed.work_queue_name
         for s in steps

@@ -52,6 +52,10 @@ class HistoryNotFound(JobctlError):
     """No JobHistory row has that id."""
 
 
+class BackfillRefused(JobctlError):
+    """The backfill was refused: a bad range, too many fire times, or a row that cannot run."""
+
+
 class UnknownJob(JobctlError):
     """No job is registered under that name."""
 
@@ -62,6 +66,10 @@ class AlreadyRunning(JobctlError):
 
 class PrefectUnavailable(JobctlError):
     """The Prefect API cannot be reached."""
+
+
+class PrefectRefused(JobctlError):
+    """Prefect refused the change."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,10 @@ class InvalidParam(JobctlError):
 
 class InvalidSetting(JobctlError):
     """A JOBCTL_ setting is invalid."""
+
+
+class AlreadyPaused(JobctlError):
+    """A maintenance pause is already on: resume it first."""
 
 
 def shown(value: Any) -> str:

@@ -791,3 +791,49 @@ def test_extend_is_a_write_and_plan_sync_passes_now_on():
     sync_plan = plan.plan_sync({"a": wanted}, {}, [current], [], NOW)
 
     assert [s.action for s in sync_plan.writes] == [Action.EXTEND]
+
+
+# -- maintenance pause -----------------------------------------------------------------------
+
+
+def _actions(steps: list[Step]) -> dict[str, Action]:
+    return {step.schedule_id: step.action for step in steps}
+
+
+def test_a_maintenance_pause_pauses_every_running_deployment_and_leaves_paused_ones() -> None:
+    specs = {"a": make_spec("a"), "b": make_spec("b"), "off": make_spec("off", paused=True)}
+    deployed = [make_deployed("a"), make_deployed("b"), make_deployed("off", paused=True)]
+
+    steps = plan.plan_deployments(specs, {}, deployed, maintenance=True)
+
+    assert _actions(steps) == {"a": Action.PAUSE, "b": Action.PAUSE, "off": Action.UNCHANGED}
+
+
+def test_a_resync_during_a_maintenance_pause_writes_nothing() -> None:
+    specs = {"a": make_spec("a"), "off": make_spec("off", paused=True)}
+    deployed = [make_deployed("a", paused=True), make_deployed("off", paused=True)]
+
+    steps = plan.plan_deployments(specs, {}, deployed, maintenance=True)
+
+    assert all(step.action is Action.UNCHANGED for step in steps)
+
+
+def test_a_row_edited_during_a_maintenance_pause_is_updated_still_paused() -> None:
+    specs = {"a": make_spec("a", version="v2"), "new": make_spec("new")}
+    deployed = [make_deployed("a", version="v1", paused=True)]
+
+    steps = {s.schedule_id: s for s in plan.plan_deployments(specs, {}, deployed, maintenance=True)}
+
+    assert steps["a"].action is Action.UPDATE and steps["a"].spec is not None
+    assert steps["a"].spec.paused and steps["a"].spec.version == "v2"
+    assert steps["new"].action is Action.CREATE and steps["new"].spec is not None
+    assert steps["new"].spec.paused
+
+
+def test_the_end_of_a_maintenance_pause_resumes_exactly_the_active_rows() -> None:
+    specs = {"a": make_spec("a"), "b": make_spec("b"), "off": make_spec("off", paused=True)}
+    deployed = [make_deployed(i, paused=True) for i in ("a", "b", "off")]
+
+    steps = plan.plan_deployments(specs, {}, deployed, maintenance=False)
+
+    assert _actions(steps) == {"a": Action.RESUME, "b": Action.RESUME, "off": Action.UNCHANGED}
