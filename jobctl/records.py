@@ -75,6 +75,8 @@ class Attempt:
     flow_run_id: str | None = None
     attempt: int | None = None
     peak_memory_bytes: int | None = None
+    # What created the run when it was not the row's schedule: a backfill and its range.
+    origin: str | None = None
 
     @property
     def duration_s(self) -> float | None:

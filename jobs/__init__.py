@@ -3,6 +3,6 @@
 Add a module here and import it below; nothing else needs to change.
 """
 
-from jobs import examples
+from jobs import examples, reports
 
-__all__ = ["examples"]
+__all__ = ["examples", "reports"]

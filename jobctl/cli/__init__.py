@@ -17,6 +17,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
 # Prefect's engine and Alembic, which `up`, `sync` and `db` need (seconds per command).
 SUBCOMMANDS = {
     "api": "jobctl.cli.api:api",
+    "backfill": "jobctl.cli.backfill:backfill",
     "call": "jobctl.cli.api:call",
     "db": "jobctl.cli.admin:db",
     "healthcheck": "jobctl.cli.admin:healthcheck",

@@ -110,7 +110,7 @@ def attempts(rows: Sequence[Attempt]) -> None:
         table.add_row(
             str(row.id),
             escape(row.job_name),
-            escape((row.schedule_id or "manual")[:8]),
+            escape((row.schedule_id or "manual")[:8]) + (" backfill" if row.origin else ""),
             "" if row.attempt is None else str(row.attempt),
             f"[{style}]{row.status.value}[/{style}]",
             row.start_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -129,6 +129,8 @@ def attempt_detail(row: Attempt) -> None:
     table.add_row("status", row.status.value)
     table.add_row("schedule", escape(row.schedule_id or "manual"))
     table.add_row("flow run", escape(row.flow_run_id or ""))
+    if row.origin:
+        table.add_row("origin", escape(row.origin))
     table.add_row("attempt", "" if row.attempt is None else str(row.attempt))
     table.add_row("started", row.start_at.isoformat())
     table.add_row("ended", row.end_at.isoformat() if row.end_at else "")

@@ -1,0 +1,209 @@
+"""Backfill: run a row's job once per past fire time of its cron in a range.
+
+Each run is a run of the row's deployment (its param, priority, timeout and retries),
+created in a ``Scheduled`` state at its fire time: Prefect records that time as the run's
+``expected_start_time``, which is its logical time (``jobctl.runtime.scheduled_time()``)
+and stays the same through retries. An idempotency key per (row, fire time) makes a
+second backfill of the same times, or of an overlapping range, create no second run: a
+backfill stopped halfway resumes by running it again.
+
+The row's overlap policy holds: with ``allow`` every run is created at once; with
+``skip`` or ``queue`` (deployment concurrency 1) the next run is created when the
+previous one has ended, so no two run at once and none is refused by the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import httpx
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.states import Scheduled
+
+from deployments.spec import deployment_name
+from jobctl import backfill_plan, errors, registry, run_origins, validation
+from jobctl.models import utcnow
+from jobctl.repository import Repository
+
+POLL_S = 0.25
+ONE_AT_A_TIME = frozenset({"skip", "queue"})
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """What a backfill of one row over ``[start, end)`` runs."""
+
+    schedule_id: str
+    job_name: str
+    cron: str
+    timezone: str
+    overlap: str
+    start: datetime
+    end: datetime
+    fire_times: tuple[datetime, ...]
+
+    @property
+    def origin(self) -> str:
+        return backfill_plan.origin(self.start, self.end)
+
+    @property
+    def one_at_a_time(self) -> bool:
+        return self.overlap in ONE_AT_A_TIME
+
+
+@dataclass(frozen=True)
+class BackfillRun:
+    fire_time: datetime
+    flow_run_id: str
+    # The run's state when reported: final ("Completed", "Failed", "Cancelled"...) when
+    # the backfill waited for it, else the state it was created in.
+    state: str
+
+
+def plan(
+    repository: Repository,
+    schedule_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    default_timezone: str,
+    max_runs: int = backfill_plan.DEFAULT_MAX_RUNS,
+    now: datetime | None = None,
+) -> Backfill:
+    """The fire times of row ``schedule_id`` in ``[start, end)``, or ``BackfillRefused``
+    (``ScheduleNotFound``, ``InvalidSchedule``) saying why it cannot be backfilled."""
+    row = repository.get_schedule(schedule_id)
+    good = validation.validated(row, registry.job_names(), row.id)
+    if not good.is_active:
+        raise errors.BackfillRefused(
+            f"schedule {row.id} is disabled (isActive false): its deployment is paused and "
+            "its runs would not start; enable it first"
+        )
+    timezone = str(row.timezone or default_timezone)
+    times = backfill_plan.fire_times(
+        str(good.cron), timezone, start, end, max_runs=max_runs, now=now or utcnow()
+    )
+    return Backfill(
+        schedule_id=row.id,
+        job_name=str(good.job_name),
+        cron=str(good.cron),
+        timezone=timezone,
+        overlap=str(good.overlap or "allow"),
+        start=start,
+        end=end,
+        fire_times=tuple(times),
+    )
+
+
+async def execute(
+    backfill: Backfill,
+    client: PrefectClient,
+    repository: Repository,
+    *,
+    wait: bool = True,
+    on_run: Callable[[BackfillRun], None] | None = None,
+    poll_s: float = POLL_S,
+) -> list[BackfillRun]:
+    """Create the backfill's runs and, with ``wait``, wait for each to end. Rows whose
+    overlap is ``skip`` or ``queue`` always wait: their runs go one after the other.
+
+    ``on_run`` hears of each run when it ends (or is created, without waiting).
+    """
+    deployment_id = await _deployment_id(client, backfill)
+    done: list[BackfillRun] = []
+
+    def report(item: BackfillRun) -> None:
+        done.append(item)
+        if on_run is not None:
+            on_run(item)
+
+    created: list[tuple[datetime, FlowRun]] = []
+    for fire_time in backfill.fire_times:
+        run = await _create_run(client, repository, backfill, deployment_id, fire_time)
+        if backfill.one_at_a_time:
+            report(await _ended(client, fire_time, run.id, poll_s))
+        elif wait:
+            created.append((fire_time, run))
+        else:
+            report(BackfillRun(fire_time, str(run.id), _state_name(run)))
+    for fire_time, run in created:
+        report(await _ended(client, fire_time, run.id, poll_s))
+    return done
+
+
+async def _deployment_id(client: PrefectClient, backfill: Backfill) -> UUID:
+    name = f"{backfill.job_name}/{deployment_name(backfill.schedule_id)}"
+    try:
+        deployment = await client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        raise errors.BackfillRefused(
+            f"schedule {backfill.schedule_id} has no deployment {name} yet: run `jobctl sync`"
+        ) from None
+    except httpx.TransportError as exc:
+        raise errors.PrefectUnavailable(f"the Prefect API cannot be reached: {exc}") from exc
+    if deployment.paused:
+        raise errors.BackfillRefused(
+            f"the deployment {name} is paused: its runs would not start (run `jobctl sync`, "
+            "or resume it)"
+        )
+    return deployment.id
+
+
+async def _create_run(
+    client: PrefectClient,
+    repository: Repository,
+    backfill: Backfill,
+    deployment_id: UUID,
+    fire_time: datetime,
+) -> FlowRun:
+    """The run of ``fire_time``: created now, or the one an earlier backfill created."""
+    try:
+        run = await client.create_flow_run_from_deployment(
+            deployment_id,
+            # Scheduled at the fire time, already past: a worker takes it at once, and
+            # Prefect keeps that time as the run's expected start.
+            state=Scheduled(scheduled_time=fire_time),
+            tags=[backfill_plan.tag(backfill.start, backfill.end)],
+            idempotency_key=backfill_plan.idempotency_key(backfill.schedule_id, fire_time),
+        )
+    except httpx.TransportError as exc:
+        raise errors.PrefectUnavailable(f"the Prefect API cannot be reached: {exc}") from exc
+    except PrefectHTTPStatusError as exc:
+        raise errors.BackfillRefused(
+            f"Prefect refused the run of {backfill_plan.utc_text(fire_time)}: {exc}"
+        ) from exc
+    run_origins.record(
+        repository,
+        flow_run_id=str(run.id),
+        schedule_id=backfill.schedule_id,
+        origin=backfill.origin,
+        logical_time=fire_time,
+        now=utcnow(),
+    )
+    return run
+
+
+async def _ended(
+    client: PrefectClient, fire_time: datetime, run_id: UUID, poll_s: float
+) -> BackfillRun:
+    """Wait for the run to reach a final state (a run that waits for a worker waits)."""
+    while True:
+        try:
+            run = await client.read_flow_run(run_id)
+        except httpx.TransportError as exc:
+            raise errors.PrefectUnavailable(f"the Prefect API cannot be reached: {exc}") from exc
+        if run.state is not None and run.state.is_final():
+            return BackfillRun(fire_time, str(run_id), _state_name(run))
+        await asyncio.sleep(poll_s)
+
+
+def _state_name(run: FlowRun) -> str:
+    if run.state is None:
+        return "?"
+    return run.state.name or run.state.type.value.title()
