@@ -40,12 +40,12 @@ from bench.harness import Databases
 from bench.history_bench import fill_history
 from bench.processes import MemoryPeak, WorkerTuning
 from bench.report import Line
-from deployments.gateway import Gateway
 from deployments.manual import manual_deployment_name
 from deployments.spec import schedule_id_of
 from jobctl import migrate
 from jobctl.db import create_db_engine
 from jobctl.models import JobStatus
+from jobctl.prefect_gateway.client import ClientGateway
 from jobctl.records import HistoryFilter, ScheduleSpec
 from jobctl.repository import Repository
 from tests.fixtures.processes import Child, base_env, free_port
@@ -105,7 +105,7 @@ async def managed_descriptions(pool: str) -> dict[str, str | None]:
 
 async def deployed_count(pool: str) -> int:
     async with get_client() as client:
-        return len(await Gateway(client).read_managed_deployments(pool))
+        return len(await ClientGateway(client).read_managed_deployments(pool))
 
 
 def rest_rss(named: dict[str, Child]) -> dict[str, float]:

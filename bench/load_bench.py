@@ -69,13 +69,13 @@ from bench.sync_bench import (
     require_valid,
     seed_rows,
 )
-from deployments.gateway import Gateway
 from deployments.plan import Action
 from deployments.spec import MANAGED_TAG, DeploymentSpec, deployment_name
 from deployments.sync import desired_state, sync
 from flows.history import AttemptKey, HistoryRecorder
 from jobctl.db import create_db_engine
 from jobctl.models import JobStatus
+from jobctl.prefect_gateway.client import ClientGateway
 from jobctl.records import Schedule
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -310,7 +310,7 @@ async def count_schedule_deployments(client: PrefectClient, pool: str) -> int:
 async def dry_run(load: SyncLoad, client: PrefectClient) -> tuple[bool, dict[str, int], float]:
     """A dry-run sync with a full read of Prefect: does it plan nothing for every live row?"""
     started = time.perf_counter()
-    report = await sync(load.settings, load.repository, client, dry_run=True)
+    report = await sync(load.settings, load.repository, ClientGateway(client), dry_run=True)
     seconds = time.perf_counter() - started
     counts = {action.value: n for action, n in report.plan.counts().items() if n}
     noop = (
@@ -443,7 +443,7 @@ async def final_state(load: SyncLoad) -> Check:
             conn.execute('SELECT id, "isActive" FROM "JobSchedule"').fetchall()
         )
     async with get_client() as client:
-        deployed = await Gateway(client).read_managed_deployments(load.settings.work_pool)
+        deployed = await ClientGateway(client).read_managed_deployments(load.settings.work_pool)
     per_row = Counter(d.schedule_id for d in deployed)
     figures: dict[str, int] = {
         "rows": len(active),

@@ -45,9 +45,9 @@ from bench import harness, processes, report, throughput_bench
 from bench.harness import Databases
 from bench.processes import WorkerTuning
 from bench.report import Line
-from deployments.gateway import Gateway
 from deployments.sync import sync
 from jobctl.db import create_db_engine
+from jobctl.prefect_gateway.client import ClientGateway
 from jobctl.records import ScheduleSpec
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -183,10 +183,10 @@ async def deployment_ids(settings: Settings) -> list[uuid.UUID]:
     engine = create_db_engine(settings.database_url)
     try:
         async with get_client() as client:
-            done = await sync(settings, Repository(engine), client)
+            done = await sync(settings, Repository(engine), ClientGateway(client))
             if not done.ok:
                 raise RuntimeError(f"the sync failed: {done.summary()}")
-            deployed = await Gateway(client).read_managed_deployments(settings.work_pool)
+            deployed = await ClientGateway(client).read_managed_deployments(settings.work_pool)
     finally:
         engine.dispose()
     return [item.id for item in deployed]

@@ -33,7 +33,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import TracebackType
 from typing import Any, Generic, TypeVar
-from unittest import mock
 
 import psycopg
 from prefect.client.orchestration import PrefectClient, get_client
@@ -49,9 +48,7 @@ from sqlalchemy import Engine
 
 from bench import harness
 from bench.harness import CpuMeter, CpuSample, Databases, RequestLog, Result, Settled
-from deployments import gateway
 from deployments import watch as watch_module
-from deployments.gateway import Gateway
 from deployments.plan import Action, Deployed
 from deployments.spec import DeploymentSpec
 from deployments.sync import DEFAULT_WRITE_CONCURRENCY, SyncReport, desired_state, sync
@@ -59,6 +56,8 @@ from flows.registered import FLOWS
 from jobctl import prefect_api, registry, validation
 from jobctl.db import create_db_engine
 from jobctl.fields import COLUMN_OF_FIELD
+from jobctl.prefect_gateway import payloads
+from jobctl.prefect_gateway.client import ClientGateway
 from jobctl.records import Schedule
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -449,7 +448,7 @@ def expect_plan(
 
 def create_kwargs(spec: DeploymentSpec, flow_id: uuid.UUID) -> dict[str, Any]:
     """The arguments of ``create_deployment`` for ``spec``: the very payload the sync sends."""
-    return gateway.deployment_arguments(spec, flow_id, SCHEMAS.get(spec.flow_name))
+    return payloads.deployment_arguments(spec, flow_id, SCHEMAS.get(spec.flow_name))
 
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -553,7 +552,7 @@ def group(
 
 async def count_managed(pool: str) -> int:
     async with get_client() as client:
-        return len(await Gateway(client).read_managed_deployments(pool))
+        return len(await ClientGateway(client).read_managed_deployments(pool))
 
 
 async def warm_up(bench: Bench) -> None:
@@ -571,7 +570,7 @@ async def warm_up(bench: Bench) -> None:
 
 
 async def _sync_of(settings: Settings, repository: Repository, client: PrefectClient) -> SyncReport:
-    return await sync(settings, repository, client)
+    return await sync(settings, repository, ClientGateway(client))
 
 
 def _keep_samples(kept: Measured[Any], runs: Sequence[Measured[Any]]) -> None:
@@ -778,7 +777,7 @@ async def expect_applied(rows: Group, changed: Mapping[str, str]) -> None:
     async with get_client() as client:
         deployed = {
             d.schedule_id: d
-            for d in await Gateway(client).read_managed_deployments(rows.settings.work_pool)
+            for d in await ClientGateway(client).read_managed_deployments(rows.settings.work_pool)
         }
     stale = [
         f"{schedule_id} ({kind})"
@@ -799,7 +798,7 @@ def _plan_counts(report: SyncReport) -> dict[str, int]:
 
 @dataclass
 class WatchSessions:
-    """Stands in for ``prefect_client`` in the watcher: same client, every request counted.
+    """The watcher's ``connect``: a gateway over a real client, every request counted.
 
     The watcher opens one client per sync, so a closed session is a finished sync.
     """
@@ -807,7 +806,7 @@ class WatchSessions:
     logs: list[RequestLog] = field(default_factory=list)
     completed: int = 0
 
-    def client(self, **httpx_settings: Any) -> _CountedSession:
+    def connect(self) -> _CountedSession:
         log = RequestLog()
         self.logs.append(log)
         return _CountedSession(self, prefect_api.prefect_client(**log.httpx_settings()))
@@ -818,8 +817,8 @@ class _CountedSession:
         self.owner = owner
         self.client = client
 
-    async def __aenter__(self) -> PrefectClient:
-        return await self.client.__aenter__()
+    async def __aenter__(self) -> ClientGateway:
+        return ClientGateway(await self.client.__aenter__())
 
     async def __aexit__(
         self,
@@ -857,61 +856,62 @@ async def bench_watcher(bench: Bench, rows: int, edits: int) -> tuple[list[Resul
         latencies: list[float] = []
         edit_logs: list[RequestLog] = []
         settled = await asyncio.to_thread(bench.meter.settle)
-        with mock.patch.object(watch_module, "prefect_client", sessions.client):
-            started = time.perf_counter()
-            first_cpu = bench.meter.sample()
-            task = asyncio.create_task(
-                watch_module.watch(watched.settings, watched.repository, stop=stop)
+        started = time.perf_counter()
+        first_cpu = bench.meter.sample()
+        task = asyncio.create_task(
+            watch_module.watch(
+                watched.settings, watched.repository, stop=stop, connect=sessions.connect
             )
+        )
+        try:
+            await _until(lambda: sessions.completed >= 1, task, 600, "the first sync")
+            first_sync_s = time.perf_counter() - started
+            first_others = (bench.meter.sample() - first_cpu).others_cores()
+            first_log = sessions.logs[0]
+            async with get_client() as client:
+                deployed = await ClientGateway(client).read_managed_deployments(
+                    watched.settings.work_pool
+                )
+                ids = {d.schedule_id: d.id for d in deployed}
+                if len(ids) != rows:
+                    raise RuntimeError(f"the watcher synced {len(ids)} rows, not {rows}")
+                bench.console.log(f"watcher: first sync done, {edits} edits by plain SQL")
+                dsn = harness.libpq_dsn(watched.database)
+                edits_cpu = bench.meter.sample()
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as db:
+                    for index in range(edits):
+                        schedule_id = watched.ids[(index * 37) % rows]
+                        description = f"bench edit {index} {uuid.uuid4().hex[:8]}"
+                        syncs_before = sessions.completed
+                        await db.execute(
+                            'UPDATE "JobSchedule" SET description = %s WHERE id = %s',
+                            (description, schedule_id),
+                        )
+                        edited = time.perf_counter()
+                        while True:
+                            current = await client.read_deployment(ids[schedule_id])
+                            if current.description == description:
+                                break
+                            if time.perf_counter() - edited > EDIT_TIMEOUT_S:
+                                raise TimeoutError(f"edit {index} never reached Prefect")
+                            await asyncio.sleep(POLL_INTERVAL_S)
+                        latencies.append(time.perf_counter() - edited)
+                        await _until(
+                            partial(_synced_since, sessions, syncs_before),
+                            task,
+                            EDIT_TIMEOUT_S,
+                            f"the sync of edit {index}",
+                        )
+                        edit_logs.append(sessions.logs[sessions.completed - 1])
+                edits_others = (bench.meter.sample() - edits_cpu).others_cores()
+        finally:
+            stop.set()
             try:
-                await _until(lambda: sessions.completed >= 1, task, 600, "the first sync")
-                first_sync_s = time.perf_counter() - started
-                first_others = (bench.meter.sample() - first_cpu).others_cores()
-                first_log = sessions.logs[0]
-                async with get_client() as client:
-                    deployed = await Gateway(client).read_managed_deployments(
-                        watched.settings.work_pool
-                    )
-                    ids = {d.schedule_id: d.id for d in deployed}
-                    if len(ids) != rows:
-                        raise RuntimeError(f"the watcher synced {len(ids)} rows, not {rows}")
-                    bench.console.log(f"watcher: first sync done, {edits} edits by plain SQL")
-                    dsn = harness.libpq_dsn(watched.database)
-                    edits_cpu = bench.meter.sample()
-                    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as db:
-                        for index in range(edits):
-                            schedule_id = watched.ids[(index * 37) % rows]
-                            description = f"bench edit {index} {uuid.uuid4().hex[:8]}"
-                            syncs_before = sessions.completed
-                            await db.execute(
-                                'UPDATE "JobSchedule" SET description = %s WHERE id = %s',
-                                (description, schedule_id),
-                            )
-                            edited = time.perf_counter()
-                            while True:
-                                current = await client.read_deployment(ids[schedule_id])
-                                if current.description == description:
-                                    break
-                                if time.perf_counter() - edited > EDIT_TIMEOUT_S:
-                                    raise TimeoutError(f"edit {index} never reached Prefect")
-                                await asyncio.sleep(POLL_INTERVAL_S)
-                            latencies.append(time.perf_counter() - edited)
-                            await _until(
-                                partial(_synced_since, sessions, syncs_before),
-                                task,
-                                EDIT_TIMEOUT_S,
-                                f"the sync of edit {index}",
-                            )
-                            edit_logs.append(sessions.logs[sessions.completed - 1])
-                    edits_others = (bench.meter.sample() - edits_cpu).others_cores()
-            finally:
-                stop.set()
-                try:
-                    await asyncio.wait_for(task, timeout=30)
-                except TimeoutError:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                await asyncio.wait_for(task, timeout=30)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     p50 = harness.percentile(latencies, 50)
     p95 = harness.percentile(latencies, 95)

@@ -22,6 +22,7 @@ from bench.harness import RequestLog
 from deployments.plan import Action
 from deployments.sync import sync
 from jobctl.db import create_db_engine
+from jobctl.prefect_gateway.client import ClientGateway
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
@@ -38,7 +39,7 @@ async def one_sync(database_url: str, pool: str) -> dict[str, Any]:
     try:
         async with get_client(httpx_settings=log.httpx_settings()) as client:
             started = time.perf_counter()
-            report = await sync(settings, Repository(engine), client)
+            report = await sync(settings, Repository(engine), ClientGateway(client))
             seconds = time.perf_counter() - started
     finally:
         engine.dispose()

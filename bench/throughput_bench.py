@@ -53,11 +53,11 @@ from bench import harness, plain_flows, processes, report
 from bench.harness import Databases
 from bench.processes import WorkerTuning
 from bench.report import Line
-from deployments.gateway import Gateway
 from deployments.spec import HEARTBEAT_ENV, queue_name
 from deployments.sync import sync
 from jobctl.db import create_db_engine
 from jobctl.models import JobHistory, JobStatus
+from jobctl.prefect_gateway.client import ClientGateway
 from jobctl.processes import descendants
 from jobctl.records import ScheduleSpec
 from jobctl.repository import Repository
@@ -165,10 +165,10 @@ async def run_batch(kind: Kind, count: int) -> Batch:
 
 async def make_kinds(settings: Settings, repository: Repository) -> dict[str, Kind]:
     async with get_client() as client:
-        done = await sync(settings, repository, client)
+        done = await sync(settings, repository, ClientGateway(client))
         if not done.ok:
             raise RuntimeError(f"the sync failed: {done.summary()}")
-        (ours,) = await Gateway(client).read_managed_deployments(settings.work_pool)
+        (ours,) = await ClientGateway(client).read_managed_deployments(settings.work_pool)
         deployment = await client.read_deployment(ours.id)
         ours_env = dict((deployment.job_variables or {}).get("env", {}))
         env = {key: value for key, value in ours_env.items() if key != HEARTBEAT_ENV}

@@ -15,18 +15,14 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-import httpx
-from prefect.client.orchestration import PrefectClient
-from prefect.exceptions import PrefectHTTPStatusError
 from prefect.utilities.callables import parameter_schema
-from pydantic import ValidationError
 
-from deployments.gateway import Gateway
 from deployments.manual import ManualSpec
 from deployments.plan import Action, Deployed, Plan, Step, plan_sync
 from deployments.spec import DeploymentSpec, spec_for
 from flows.registered import FLOWS, entrypoint
 from jobctl import alerts, errors, registry, validation
+from jobctl.prefect_gateway import PrefectGateway
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
@@ -127,7 +123,7 @@ def _parameter_schemas() -> dict[str, dict[str, Any]]:
 async def sync(
     settings: Settings,
     repository: Repository,
-    client: PrefectClient,
+    gateway: PrefectGateway,
     *,
     dry_run: bool = False,
     known: Iterable[Deployed] | None = None,
@@ -141,8 +137,7 @@ async def sync(
     """
     started = time.perf_counter()
     now = datetime.now(UTC)
-    gateway = Gateway(client)
-    await gateway.check_reachable()
+    await gateway.require_healthy()
     # The table is read (a blocking read and some CPU: off the event loop, which the
     # watcher listens on) while Prefect answers.
     rows_read = asyncio.create_task(asyncio.to_thread(desired_state, settings, repository, now))
@@ -156,7 +151,7 @@ async def sync(
         specs, rejected = await rows_read
     # A row whose alerts would go nowhere is rejected like any bad row; the alert
     # automations follow the rows (no write when they already do).
-    alert_report = await alerts.sync_alerts(settings, repository, client, dry_run=dry_run)
+    alert_report = await alerts.sync_alerts(settings, repository, gateway, dry_run=dry_run)
     for schedule_id, reason in alert_report.rejected.items():
         if specs.pop(schedule_id, None) is not None:
             rejected[schedule_id] = reason
@@ -183,7 +178,7 @@ async def sync(
 
 
 async def _apply(
-    gateway: Gateway,
+    gateway: PrefectGateway,
     work_pool: str,
     plan: Plan,
     write_concurrency: int,
@@ -211,15 +206,9 @@ async def _apply(
         async with limit:
             try:
                 result = await call()
-            except PrefectHTTPStatusError as exc:
-                detail = exc.response.text[:300]
-                failures.append(Failure(step, f"{exc.response.status_code}: {detail}"))
-                logger.error("schedule %s: %s failed: %s", step.schedule_id, step.action, detail)
-                return
-            except ValidationError as exc:  # refused by Prefect's client before any request
-                detail = str(exc)[:300]
-                failures.append(Failure(step, f"refused by the Prefect client: {detail}"))
-                logger.error("schedule %s: %s failed: %s", step.schedule_id, step.action, detail)
+            except errors.PrefectRefused as exc:
+                failures.append(Failure(step, str(exc)))
+                logger.error("schedule %s: %s failed: %s", step.schedule_id, step.action, exc)
                 return
             if isinstance(result, UUID):
                 created[step.schedule_id] = result
@@ -253,7 +242,7 @@ async def _apply(
         await asyncio.gather(*(attempt(step, change(step)) for step in others))
         for queue in plan.queues.delete:
             await gateway.delete_queue(queue)
-    except httpx.TransportError as exc:
+    except errors.PrefectUnavailable as exc:
         raise errors.PrefectUnavailable(
             f"the Prefect API went away while the sync applied its plan ({exc}); "
             "the next sync completes it"
@@ -261,7 +250,7 @@ async def _apply(
     return failures, created
 
 
-async def _sync_manual_deployments(gateway: Gateway, work_pool: str) -> int:
+async def _sync_manual_deployments(gateway: PrefectGateway, work_pool: str) -> int:
     """Create or refresh ``<job>/manual`` for every registered job; returns writes made."""
     current = await gateway.read_manual_versions(work_pool)
     schemas = _parameter_schemas()

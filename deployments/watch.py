@@ -22,7 +22,8 @@ from sqlalchemy.engine import make_url
 from deployments.plan import Deployed
 from deployments.sync import SyncReport, sync
 from jobctl import errors, history_reconciler, metrics_queries, monitor
-from jobctl.prefect_api import prefect_client
+from jobctl.prefect_gateway import Connect
+from jobctl.prefect_gateway.client import connect as connect_prefect
 from jobctl.repository import NOTIFY_CHANNEL, Repository
 from jobctl.settings import Settings
 from jobctl.supervision import Backoff, sleep_unless_stopped
@@ -40,8 +41,10 @@ async def watch(
     stop: asyncio.Event | None = None,
     on_sync: Callable[[SyncReport], None] | None = None,
     on_error: Callable[[Exception], None] | None = None,
+    connect: Connect = connect_prefect,
 ) -> None:
-    """Sync on every change and fully now and then, until ``stop`` is set.
+    """Sync on every change and fully now and then, until ``stop`` is set. Each round
+    opens its own gateway with ``connect``.
 
     No error ends it: a failed sync or reconciliation is logged with its cause, reported to
     ``on_error``, and tried again after a delay that doubles while failures go on (up to
@@ -51,7 +54,7 @@ async def watch(
     backoff = Backoff(settings.watch_interval_s, MAX_BACKOFF_S)
     while not stop.is_set():
         try:
-            await _watch(settings, repository, stop, backoff, on_sync, on_error)
+            await _watch(settings, repository, stop, backoff, on_sync, on_error, connect)
         except Exception as exc:
             delay_s = backoff.next_delay_s()
             logger.exception("the watcher failed; restarting it in %.1f s", delay_s)
@@ -67,6 +70,7 @@ async def _watch(
     backoff: Backoff,
     on_sync: Callable[[SyncReport], None] | None,
     on_error: Callable[[Exception], None] | None,
+    connect: Connect,
 ) -> None:
     known: list[Deployed] | None = None
     last_version: int | None = None
@@ -79,9 +83,9 @@ async def _watch(
                 version = await asyncio.to_thread(repository.schedule_version)
                 full_due = time.monotonic() - last_full >= settings.full_resync_interval_s
                 if version != last_version or full_due or known is None:
-                    async with prefect_client() as client:
+                    async with connect() as gateway:
                         report = await sync(
-                            settings, repository, client, known=None if full_due else known
+                            settings, repository, gateway, known=None if full_due else known
                         )
                     known = report.deployed_after
                     # Writes a full read found with the table unchanged: edits by hand.
@@ -107,16 +111,16 @@ async def _watch(
                 continue
             if time.monotonic() - last_reconcile >= settings.reconcile_interval_s:
                 try:
-                    async with prefect_client() as client:
+                    async with connect() as gateway:
                         await history_reconciler.reconcile_with_settings(
-                            settings, repository, client
+                            settings, repository, gateway
                         )
                     last_reconcile = time.monotonic()
                 except Exception as exc:
                     await _failed("history reconciliation", exc, stop, backoff, on_error)
                     continue
             if time.monotonic() - last_monitor >= monitor.INTERVAL_S:
-                await monitor.one_round(settings, repository)  # logs its own failures
+                await monitor.one_round(settings, repository, connect)  # logs its failures
                 last_monitor = time.monotonic()
             await _wait(woken, stop, settings.watch_interval_s)
 

@@ -13,21 +13,11 @@ import asyncio
 import inspect
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import Flow
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    DeploymentFilter,
-    DeploymentFilterId,
-    FlowRunFilter,
-    FlowRunFilterExpectedStartTime,
-    FlowRunFilterId,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-)
-from prefect.client.schemas.objects import State, StateType
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.flow_engine import FlowRunTimeoutError
 from prefect.states import Cancelled
@@ -36,6 +26,7 @@ from flows import history
 from flows.history import HistoryRecorder
 from jobctl.models import JobStatus
 from jobctl.policy import RunPolicy
+from jobctl.prefect_gateway import in_flow
 from jobctl.registry import SYSTEM_USER, Job
 
 
@@ -56,8 +47,7 @@ def _apply_backoff(policy: RunPolicy) -> None:
     if run.empirical_policy.retry_delay == delay:
         return
     empirical = run.empirical_policy.model_copy(update={"retry_delay": delay})
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(run.id, empirical_policy=empirical)
+    in_flow.set_run_policy(run.id, empirical)
     run.empirical_policy = empirical
 
 
@@ -85,25 +75,7 @@ def _misfire(policy: RunPolicy | None) -> State | None:
     late_s = (now - run.expected_start_time).total_seconds()
     if late_s <= policy.misfire_grace_s:
         return None
-    with get_client(sync_client=True) as client:
-        later = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[run.deployment_id])),
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(not_any_=[run.id]),
-                expected_start_time=FlowRunFilterExpectedStartTime(
-                    after_=run.expected_start_time + timedelta(microseconds=1), before_=now
-                ),
-                # Runs already cancelled (skipped, or refused by an overlap limit) do not
-                # catch up: this one may be the last one left.
-                state=FlowRunFilterState(
-                    type=FlowRunFilterStateType(
-                        not_any_=[StateType.CANCELLED, StateType.CANCELLING]
-                    )
-                ),
-            ),
-            limit=1,
-        )
-    if not later:
+    if not in_flow.later_run_due(run.deployment_id, run.id, run.expected_start_time, now):
         return None
     return Cancelled(
         name=SKIPPED_STATE_NAME,

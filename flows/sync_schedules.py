@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
-from prefect.client.orchestration import get_client
 
 from deployments import sync as schedule_sync
 from jobctl import db, history_reconciler
+from jobctl.prefect_gateway.client import connect
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
@@ -22,10 +22,10 @@ async def sync_schedules(dry_run: bool = False) -> dict[str, int]:
     engine = db.create_db_engine(settings.database_url)
     try:
         repository = Repository(engine)
-        async with get_client() as client:
-            report = await schedule_sync.sync(settings, repository, client, dry_run=dry_run)
+        async with connect() as gateway:
+            report = await schedule_sync.sync(settings, repository, gateway, dry_run=dry_run)
             if not dry_run:
-                await history_reconciler.reconcile_with_settings(settings, repository, client)
+                await history_reconciler.reconcile_with_settings(settings, repository, gateway)
     finally:
         engine.dispose()
     await acreate_markdown_artifact(

@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import UUID
 
-from prefect.client.orchestration import PrefectClient
 from prefect.events.actions import SendNotification
 from prefect.events.schemas.automations import Automation, AutomationCore, EventTrigger, Posture
-from prefect.exceptions import ObjectNotFound
 from sqlalchemy import Text, cast, select
 
 from jobctl.models import JobSchedule
+from jobctl.prefect_gateway import PrefectGateway
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
@@ -201,7 +200,7 @@ class AlertReport:
         )
 
 
-async def block_ids(client: PrefectClient, slugs: Sequence[str]) -> dict[str, UUID | str]:
+async def block_ids(gateway: PrefectGateway, slugs: Sequence[str]) -> dict[str, UUID | str]:
     """Each slug's block document id, or why it names no block."""
     found: dict[str, UUID | str] = {}
     for slug in sorted(set(slugs)):
@@ -210,22 +209,21 @@ async def block_ids(client: PrefectClient, slugs: Sequence[str]) -> dict[str, UU
             found[slug] = f"alertTo {slug!r} is not <block type>/<block name>"
             continue
         block_type, name = parts
-        try:
-            document = await client.read_block_document_by_name(name, block_type)
-        except ObjectNotFound:
+        document_id = await gateway.block_document_id(block_type, name)
+        if document_id is None:
             found[slug] = f"alertTo {slug!r} names no Prefect notification block"
             continue
-        found[slug] = document.id
+        found[slug] = document_id
     return found
 
 
 async def rejections(
-    settings: Settings, repository: Repository, client: PrefectClient
+    settings: Settings, repository: Repository, gateway: PrefectGateway
 ) -> dict[str, str]:
     """Rows whose alert target names no notification block, with the reason: for the
     deployments sync to reject (and pause) like any bad row."""
     targets = alert_targets(repository, settings.alert_to)
-    blocks = await block_ids(client, list(targets.values()))
+    blocks = await block_ids(gateway, list(targets.values()))
     return {
         schedule_id: reason
         for schedule_id, slug in targets.items()
@@ -234,11 +232,11 @@ async def rejections(
 
 
 async def sync_alerts(
-    settings: Settings, repository: Repository, client: PrefectClient, *, dry_run: bool = False
+    settings: Settings, repository: Repository, gateway: PrefectGateway, *, dry_run: bool = False
 ) -> AlertReport:
     """Bring our automations in step with the rows' ``alertTo``; no write when in step."""
     targets = alert_targets(repository, settings.alert_to)
-    blocks = await block_ids(client, list(targets.values()))
+    blocks = await block_ids(gateway, list(targets.values()))
     rejected: dict[str, str] = {}
     rows_of: dict[str, list[str]] = {}
     ids_of: dict[str, UUID] = {}
@@ -256,13 +254,13 @@ async def sync_alerts(
         for slug, ids in rows_of.items()
         for core in desired_automations(settings.work_pool, slug, ids_of[slug], ids, window_s)
     }
-    existing = await client.read_automations()
+    existing = await gateway.read_automations()
     plan = plan_alerts(desired, existing, settings.work_pool)
     if not dry_run:
         for core in plan.create:
-            await client.create_automation(core)
+            await gateway.create_automation(core)
         for automation_id, core in plan.update:
-            await client.update_automation(automation_id, core)
+            await gateway.update_automation(automation_id, core)
         for automation_id in plan.delete:
-            await client.delete_automation(automation_id)
+            await gateway.delete_automation(automation_id)
     return AlertReport(plan=plan, rejected=rejected)

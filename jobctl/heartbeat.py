@@ -11,9 +11,9 @@ import logging
 from dataclasses import dataclass
 
 import httpx
-from prefect.client.orchestration import PrefectClient
 
-from jobctl import errors, prefect_api
+from jobctl import errors
+from jobctl.prefect_gateway import PrefectGateway
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
@@ -29,32 +29,32 @@ class Beat:
 
 
 async def health_problem(
-    settings: Settings, repository: Repository, client: PrefectClient
+    settings: Settings, repository: Repository, gateway: PrefectGateway
 ) -> str | None:
     """What is unhealthy, or None: the database, the Prefect API, the pool's workers."""
     try:
         repository.ping()
     except errors.JobctlError as exc:
         return f"database: {exc}"
-    failure = await client.api_healthcheck()
+    failure = await gateway.health_problem()
     if failure is not None:
         return f"Prefect API: {failure}"
     try:
-        workers = await prefect_api.online_workers(client, settings.work_pool)
-    except httpx.HTTPError as exc:
+        workers = await gateway.online_workers(settings.work_pool)
+    except (httpx.HTTPError, errors.PrefectUnavailable) as exc:
         return f"workers of pool {settings.work_pool!r}: {exc}"
     if not workers:
         return f"no worker of pool {settings.work_pool!r} is online"
     return None
 
 
-async def beat(settings: Settings, repository: Repository, client: PrefectClient) -> Beat:
+async def beat(settings: Settings, repository: Repository, gateway: PrefectGateway) -> Beat:
     """Ping the heartbeat URL if everything is healthy (no URL set: nothing to do)."""
     if settings.heartbeat_url is None:
         return Beat(pinged=False, problem="JOBCTL_HEARTBEAT_URL is not set")
     try:
-        problem = await health_problem(settings, repository, client)
-    except httpx.HTTPError as exc:  # Prefect unreachable mid-check
+        problem = await health_problem(settings, repository, gateway)
+    except (httpx.HTTPError, errors.PrefectUnavailable) as exc:  # Prefect unreachable mid-check
         problem = f"Prefect API: {exc}"
     if problem is not None:
         logger.warning("heartbeat withheld: %s", problem)

@@ -22,19 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.filters import (
-    DeploymentFilter,
-    DeploymentFilterId,
-    FlowFilter,
-    FlowFilterId,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterEndTime,
-    FlowRunFilterId,
-    WorkPoolFilter,
-    WorkPoolFilterName,
-)
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.states import AwaitingRetry, Crashed
 
@@ -42,13 +29,13 @@ from jobctl import registry
 from jobctl.models import JobStatus
 from jobctl.outcomes import outcome_of
 from jobctl.policy import SCHEDULE_ID_ENV, RunPolicy
+from jobctl.prefect_gateway import PrefectGateway
 from jobctl.records import Attempt
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
 logger = logging.getLogger("jobctl.history")
 
-PAGE_SIZE = 200
 SKIPPED = "Skipped"  # a run skipped by the misfire policy: it never started the job
 FINAL_TYPES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 
@@ -72,20 +59,11 @@ class ReconcileReport:
 DeploymentEnvs = dict[UUID, dict[str, str]]
 
 
-async def _deployment_envs(client: PrefectClient, runs: Iterable[FlowRun]) -> DeploymentEnvs:
+async def _deployment_envs(gateway: PrefectGateway, runs: Iterable[FlowRun]) -> DeploymentEnvs:
     """The environment (policy, schedule id) each run's deployment gives its flow process."""
-    ids = sorted({run.deployment_id for run in runs if run.deployment_id}, key=str)
-    envs: DeploymentEnvs = {}
-    for start in range(0, len(ids), PAGE_SIZE):
-        for deployment in await client.read_deployments(
-            deployment_filter=DeploymentFilter(
-                id=DeploymentFilterId(any_=ids[start : start + PAGE_SIZE])
-            ),
-            limit=PAGE_SIZE,
-        ):
-            env = (deployment.job_variables or {}).get("env") or {}
-            envs[deployment.id] = env if isinstance(env, dict) else {}
-    return envs
+    return await gateway.read_deployment_envs(
+        {run.deployment_id for run in runs if run.deployment_id}
+    )
 
 
 def _env_of(run: FlowRun, envs: DeploymentEnvs) -> dict[str, str]:
@@ -104,17 +82,6 @@ def attempts_from_states(states: Iterable[State]) -> list[tuple[datetime, dateti
             attempts.append((started, state.timestamp, state))
             started = None
     return attempts
-
-
-async def _read_runs(client: PrefectClient, ids: list[str]) -> dict[str, FlowRun]:
-    runs: dict[str, FlowRun] = {}
-    for start in range(0, len(ids), PAGE_SIZE):
-        chunk = [UUID(i) for i in ids[start : start + PAGE_SIZE]]
-        for run in await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=PAGE_SIZE
-        ):
-            runs[str(run.id)] = run
-    return runs
 
 
 @dataclass(frozen=True)
@@ -178,7 +145,7 @@ def retry_after_crash(run: FlowRun, policy: RunPolicy | None, now: datetime) -> 
 
 async def reconcile(
     repository: Repository,
-    client: PrefectClient,
+    gateway: PrefectGateway,
     job_names: list[str],
     *,
     work_pool_name: str,
@@ -188,8 +155,8 @@ async def reconcile(
 ) -> ReconcileReport:
     report = ReconcileReport()
     processing = [a for a in repository.list_processing() if a.flow_run_id]
-    runs = await _read_runs(client, sorted({a.flow_run_id for a in processing if a.flow_run_id}))
-    envs = await _deployment_envs(client, runs.values())
+    runs = await gateway.read_runs({a.flow_run_id for a in processing if a.flow_run_id})
+    envs = await _deployment_envs(gateway, runs.values())
     for attempt in processing:
         assert attempt.flow_run_id is not None
         run = runs.get(attempt.flow_run_id)
@@ -199,26 +166,26 @@ async def reconcile(
             continue
         if verdict.crash_run:
             assert run is not None
-            await client.set_flow_run_state(run.id, Crashed(message=verdict.error), force=True)
+            await gateway.force_run_state(run.id, Crashed(message=verdict.error))
             report.crashed += 1
         else:
             report.closed += 1
         _close(repository, attempt, verdict.status, verdict.error)
     since = now - backfill_window
-    ended = await _ended_runs(client, job_names, work_pool_name, since)
-    report.backfilled = await _backfill(repository, client, ended)
-    report.retried = await _retry_crashed(client, ended, now)
+    ended = await _ended_runs(gateway, job_names, work_pool_name, since)
+    report.backfilled = await _backfill(repository, gateway, ended)
+    report.retried = await _retry_crashed(gateway, ended, now)
     if report.closed or report.crashed or report.backfilled or report.retried:
         logger.info(report.summary())
     return report
 
 
 async def reconcile_with_settings(
-    settings: Settings, repository: Repository, client: PrefectClient
+    settings: Settings, repository: Repository, gateway: PrefectGateway
 ) -> ReconcileReport:
     return await reconcile(
         repository,
-        client,
+        gateway,
         registry.job_names(),
         work_pool_name=settings.work_pool,
         now=datetime.now(UTC),
@@ -241,54 +208,41 @@ def _close(repository: Repository, attempt: Attempt, status: JobStatus, error: s
 
 
 async def _ended_runs(
-    client: PrefectClient, job_names: list[str], work_pool_name: str, since: datetime
+    gateway: PrefectGateway, job_names: list[str], work_pool_name: str, since: datetime
 ) -> list[FlowRun]:
     """Runs of our jobs that ended since ``since`` (skipped ones aside), in our pool only:
     other installations sharing the Prefect server keep their own."""
-    ended: list[FlowRun] = []
-    offset = 0
-    while True:
-        page = await client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=job_names)),
-            flow_run_filter=FlowRunFilter(end_time=FlowRunFilterEndTime(after_=since)),
-            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool_name])),
-            limit=PAGE_SIZE,
-            offset=offset,
-        )
-        ended.extend(
-            run
-            for run in page
-            if run.state and run.state.type in FINAL_TYPES and run.state.name != SKIPPED
-        )
-        if len(page) < PAGE_SIZE:
-            return ended
-        offset += PAGE_SIZE
+    return [
+        run
+        for run in await gateway.read_ended_runs(job_names, work_pool_name, since)
+        if run.state and run.state.type in FINAL_TYPES and run.state.name != SKIPPED
+    ]
 
 
-async def _retry_crashed(client: PrefectClient, ended: list[FlowRun], now: datetime) -> int:
+async def _retry_crashed(gateway: PrefectGateway, ended: list[FlowRun], now: datetime) -> int:
     """Put crashed runs with attempts left back as AwaitingRetry; returns how many."""
     crashed = [run for run in ended if run.state and run.state.type is StateType.CRASHED]
-    envs = await _deployment_envs(client, crashed)
+    envs = await _deployment_envs(gateway, crashed)
     retried = 0
     for run in crashed:
         state = retry_after_crash(run, RunPolicy.from_env(_env_of(run, envs)), now)
         if state is not None:
-            await client.set_flow_run_state(run.id, state, force=True)
+            await gateway.force_run_state(run.id, state)
             retried += 1
     return retried
 
 
-async def _backfill(repository: Repository, client: PrefectClient, ended: list[FlowRun]) -> int:
+async def _backfill(repository: Repository, gateway: PrefectGateway, ended: list[FlowRun]) -> int:
     """Write the attempts of recently ended runs of our jobs that have no history at all."""
     known = repository.flow_runs_with_history([str(run.id) for run in ended])
     missing = [run for run in ended if str(run.id) not in known]
-    flow_names = await _flow_names(client, {run.flow_id for run in missing})
-    envs = await _deployment_envs(client, missing)
+    flow_names = await gateway.read_flow_names({run.flow_id for run in missing})
+    envs = await _deployment_envs(gateway, missing)
     written = 0
     for run in missing:
         param = (run.parameters or {}).get("param")
         for number, (started, finished, state) in enumerate(
-            attempts_from_states(await client.read_flow_run_states(run.id)), start=1
+            attempts_from_states(await gateway.read_run_states(run.id)), start=1
         ):
             status, error = outcome_of(state)
             if state.name == "AwaitingRetry":
@@ -310,15 +264,3 @@ async def _backfill(repository: Repository, client: PrefectClient, ended: list[F
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
-
-
-async def _flow_names(client: PrefectClient, flow_ids: set[UUID]) -> dict[UUID, str]:
-    names: dict[UUID, str] = {}
-    ids = sorted(flow_ids, key=str)
-    for start in range(0, len(ids), PAGE_SIZE):
-        for flow in await client.read_flows(
-            flow_filter=FlowFilter(id=FlowFilterId(any_=ids[start : start + PAGE_SIZE])),
-            limit=PAGE_SIZE,
-        ):
-            names[flow.id] = flow.name
-    return names

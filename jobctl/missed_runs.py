@@ -25,8 +25,6 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from prefect.blocks.abstract import NotificationBlock
-from prefect.blocks.core import Block
-from prefect.client.orchestration import PrefectClient
 from sqlalchemy import Text, cast, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -34,6 +32,7 @@ from jobctl import alerts, errors, registry, status_queries, validation
 from jobctl.cron import ALIASES
 from jobctl.missed_run_model import MissedRun
 from jobctl.models import JobSchedule, JobStatus, utcnow
+from jobctl.prefect_gateway import PrefectGateway
 from jobctl.records import Schedule
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -234,7 +233,7 @@ def message(item: Recorded, description: str | None) -> tuple[str, str]:
 
 
 async def send_alerts(
-    settings: Settings, repository: Repository, client: PrefectClient, now: datetime
+    settings: Settings, repository: Repository, gateway: PrefectGateway, now: datetime
 ) -> tuple[int, int]:
     """Send every missed run not alerted yet through its row's block: (sent, failed).
     A missed run whose row names no block is marked alerted without sending."""
@@ -251,8 +250,7 @@ async def send_alerts(
             continue
         if slug not in blocks:
             try:
-                block = await Block.aload(slug, client=client)
-                blocks[slug] = block if isinstance(block, NotificationBlock) else None
+                blocks[slug] = await gateway.load_notification_block(slug)
             except ValueError as exc:
                 logger.warning("alertTo %r cannot be loaded: %s", slug, exc)
                 blocks[slug] = None
@@ -274,7 +272,7 @@ async def send_alerts(
 async def tick(
     settings: Settings,
     repository: Repository,
-    client: PrefectClient,
+    gateway: PrefectGateway,
     now: datetime | None = None,
 ) -> TickReport:
     """Detect, record and alert missed runs once."""
@@ -289,5 +287,5 @@ async def tick(
         now=now,
     )
     new = record(repository, missed, now)
-    sent, failed = await send_alerts(settings, repository, client, now)
+    sent, failed = await send_alerts(settings, repository, gateway, now)
     return TickReport(detected=len(missed), recorded=new, alerted=sent, failed=failed)

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prefect.client.orchestration import get_client
-
 from jobctl import heartbeat, missed_runs
+from jobctl.prefect_gateway import Connect
+from jobctl.prefect_gateway.client import connect as connect_prefect
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
@@ -30,16 +30,18 @@ class RoundReport:
     beat: heartbeat.Beat | None
 
 
-async def one_round(settings: Settings, repository: Repository) -> RoundReport:
+async def one_round(
+    settings: Settings, repository: Repository, connect: Connect = connect_prefect
+) -> RoundReport:
     tick: missed_runs.TickReport | None = None
     beat: heartbeat.Beat | None = None
-    async with get_client() as client:
+    async with connect() as gateway:
         try:
-            tick = await missed_runs.tick(settings, repository, client)
+            tick = await missed_runs.tick(settings, repository, gateway)
         except Exception:  # the next round tries again; the heartbeat still runs
             logger.exception("missed-run detection failed")
         try:
-            beat = await heartbeat.beat(settings, repository, client)
+            beat = await heartbeat.beat(settings, repository, gateway)
         except Exception:
             logger.exception("heartbeat failed")
     return RoundReport(missed=tick, beat=beat)
@@ -51,11 +53,12 @@ async def run(
     *,
     interval_s: float = INTERVAL_S,
     stopped: Callable[[], bool] = lambda: False,
+    connect: Connect = connect_prefect,
 ) -> None:
     """Rounds every ``interval_s`` until ``stopped()``."""
     while not stopped():
         started = time.monotonic()
-        report = await one_round(settings, repository)
+        report = await one_round(settings, repository, connect)
         logger.debug("monitor round: %s", report)
         while not stopped() and time.monotonic() - started < interval_s:
             await asyncio.sleep(min(0.2, interval_s))

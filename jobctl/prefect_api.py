@@ -1,75 +1,42 @@
-"""Where the Prefect API is, as Prefect's own settings say, and a client for it."""
+"""Moved to the Prefect boundary (``jobctl.prefect_gateway``): kept while callers move.
+
+New code opens a gateway with ``jobctl.prefect_gateway.client.connect`` and takes the
+URL helpers from ``jobctl.prefect_gateway.connection``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
-from prefect.client.orchestration import PrefectClient, get_client
-from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
-from prefect.exceptions import ObjectNotFound
-from prefect.settings import get_current_settings
+from prefect.client.orchestration import PrefectClient
 
 from jobctl import errors
+from jobctl.prefect_gateway.client import ClientGateway
+from jobctl.prefect_gateway.connection import (
+    health_problem,
+    prefect_api_url,
+    prefect_client,
+    require_prefect_api,
+)
 
-
-def prefect_api_url() -> str | None:
-    url = get_current_settings().api.url
-    return url.rstrip("/") if url else None
-
-
-def require_prefect_api() -> str:
-    """The configured server's URL; never Prefect's in-process ephemeral API.
-
-    The ephemeral API runs no scheduler and no workers: deployments synced into it would
-    never run, so a missing ``PREFECT_API_URL`` is an error here.
-    """
-    url = prefect_api_url()
-    if url is None:
-        raise errors.PrefectUnavailable(
-            "PREFECT_API_URL is not set: start the stack with `jobctl up`, "
-            "or point PREFECT_API_URL at a Prefect server"
-        )
-    return url
-
-
-def prefect_client(**httpx_settings: Any) -> PrefectClient:
-    """A client of the configured server (see ``require_prefect_api``)."""
-    require_prefect_api()
-    return get_client(httpx_settings=httpx_settings or None)
-
-
-def health_problem(api_url: str, timeout_s: float = 5.0) -> str | None:
-    """Why the Prefect API at ``api_url`` does not answer its health check, or None."""
-    try:
-        httpx.get(f"{api_url}/health", timeout=timeout_s).raise_for_status()
-    except httpx.HTTPError as exc:
-        return str(exc) or type(exc).__name__
-    return None
+__all__ = [
+    "health_problem",
+    "online_workers",
+    "prefect_api_url",
+    "prefect_client",
+    "require_healthy",
+    "require_prefect_api",
+]
 
 
 async def require_healthy(client: PrefectClient) -> None:
-    """``PrefectUnavailable`` unless the client's API answers its health check."""
-    problem = await client.api_healthcheck()
-    if problem is not None:
-        raise errors.PrefectUnavailable(
-            f"the Prefect API at {client.api_url} cannot be reached: {problem}"
-        )
+    await ClientGateway(client).require_healthy()
 
 
 async def online_workers(client: PrefectClient, pool: str) -> int:
-    """How many workers of ``pool`` are online; 0 when the pool does not exist yet.
-
-    ``httpx.HTTPError`` when Prefect cannot answer.
-    """
+    """As before the boundary: ``httpx.HTTPError`` when Prefect cannot answer."""
     try:
-        workers = await client.read_workers_for_work_pool(
-            pool, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"]))
-        )
-    except ObjectNotFound:
-        return 0
-    except httpx.HTTPStatusError as exc:
-        if exc.response.status_code == 404:  # the same, as this call reports it
-            return 0
+        return await ClientGateway(client).online_workers(pool)
+    except errors.PrefectUnavailable as exc:
+        if isinstance(exc.__cause__, httpx.HTTPError):
+            raise exc.__cause__ from None
         raise
-    return len(workers)

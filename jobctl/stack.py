@@ -30,7 +30,8 @@ from deployments import sync as schedule_sync
 from deployments import watch as schedule_watch
 from jobctl import db, errors, migrate, processes, status_queries
 from jobctl.models import JobStatus
-from jobctl.prefect_api import health_problem, prefect_api_url, prefect_client
+from jobctl.prefect_gateway.client import connect
+from jobctl.prefect_gateway.connection import health_problem, prefect_api_url
 from jobctl.records import HistoryFilter, ScheduleSpec
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -414,6 +415,6 @@ def up(settings: Settings, *, demo: bool, state_dir: Path, status_every_s: float
 
 
 async def _first_sync(settings: Settings, repository: Repository) -> None:
-    async with prefect_client() as client:
-        report = await schedule_sync.sync(settings, repository, client)
+    async with connect() as gateway:
+        report = await schedule_sync.sync(settings, repository, gateway)
     say(report.summary())

@@ -88,12 +88,12 @@ def purge(context: Context, older_than: timedelta | None, quiet: bool) -> None:
 def reconcile(context: Context) -> None:
     """Close attempts from Prefect's record: finished runs, dead runs, missed history."""
     from jobctl import history_reconciler  # Prefect's client: only this subcommand needs it
-    from jobctl.prefect_api import prefect_client
+    from jobctl.prefect_gateway.client import connect
 
     async def once() -> ReconcileReport:
-        async with prefect_client() as client:
+        async with connect() as gateway:
             return await history_reconciler.reconcile_with_settings(
-                context.settings, context.repository, client
+                context.settings, context.repository, gateway
             )
 
     click.echo(asyncio.run(once()).summary())

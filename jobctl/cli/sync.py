@@ -15,7 +15,7 @@ from deployments.plan import Action
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.progress import QUIET_OPTION, progress
 from jobctl.cli.render import console
-from jobctl.prefect_api import prefect_client
+from jobctl.prefect_gateway.client import connect
 
 
 def print_report(report: schedule_sync.SyncReport) -> None:
@@ -63,10 +63,10 @@ def sync(context: Context, dry_run: bool, watch: bool, quiet: bool) -> None:
         return
 
     async def once() -> schedule_sync.SyncReport:
-        async with prefect_client() as client:
+        async with connect() as gateway:
             with progress("sync: deployment changes", quiet=quiet) as update:
                 return await schedule_sync.sync(
-                    context.settings, context.repository, client, dry_run=dry_run, progress=update
+                    context.settings, context.repository, gateway, dry_run=dry_run, progress=update
                 )
 
     report = asyncio.run(once())

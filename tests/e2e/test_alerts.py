@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from jobctl import alerts
 from jobctl.alerts import AlertReport
+from jobctl.prefect_gateway.client import ClientGateway
 from tests.conftest import ScheduleFactory
 from tests.fixtures.http_target import HttpTarget
 from tests.fixtures.prefect import WorkerFactory
@@ -65,7 +66,8 @@ def _wait_final(run_id: UUID) -> FlowRun:
 def _sync_alerts(target: SyncTarget) -> AlertReport:
     async def run() -> AlertReport:
         async with get_client() as client:
-            return await alerts.sync_alerts(target.settings, target.repository, client)
+            gateway = ClientGateway(client)
+            return await alerts.sync_alerts(target.settings, target.repository, gateway)
 
     return asyncio.run(run())
 
@@ -73,7 +75,8 @@ def _sync_alerts(target: SyncTarget) -> AlertReport:
 def _rejections(target: SyncTarget) -> dict[str, str]:
     async def run() -> dict[str, str]:
         async with get_client() as client:
-            return await alerts.rejections(target.settings, target.repository, client)
+            gateway = ClientGateway(client)
+            return await alerts.rejections(target.settings, target.repository, gateway)
 
     return asyncio.run(run())
 

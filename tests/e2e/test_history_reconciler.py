@@ -9,10 +9,11 @@ import pytest
 from prefect.client.orchestration import get_client
 from sqlalchemy import text
 
-from deployments.gateway import ZOMBIE_MISSED_HEARTBEATS
 from deployments.spec import HEARTBEAT_S
 from jobctl import history_reconciler, registry
 from jobctl.models import JobStatus
+from jobctl.prefect_gateway.client import ClientGateway
+from jobctl.prefect_gateway.payloads import ZOMBIE_MISSED_HEARTBEATS
 from tests.conftest import ScheduleFactory
 from tests.e2e.test_history import _attempts, _worker_and_processing_run
 from tests.e2e.test_runs import NEVER_DUE, _http_row, _read_run, _run_now, _wait_final
@@ -29,7 +30,7 @@ def _reconcile(target: SyncTarget, *, grace_s: float = 60) -> history_reconciler
         async with get_client() as client:
             return await history_reconciler.reconcile(
                 target.repository,
-                client,
+                ClientGateway(client),
                 registry.job_names(),
                 work_pool_name=target.settings.work_pool,
                 now=datetime.now(UTC),

@@ -31,9 +31,9 @@ from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from deployments.gateway import Gateway
 from deployments.plan import Action
 from jobctl import cron, db, migrate
+from jobctl.prefect_gateway.client import ClientGateway
 from jobctl.records import ScheduleSpec
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -341,7 +341,7 @@ def test_a_row_of_every_hour_without_day_restriction_runs_on_one_utc_schedule(sy
 def test_gateway_reads_the_repeat_schedules_it_wrote(synced: Synced):
     async def read() -> dict[str, frozenset[str]]:
         async with get_client() as client:
-            deployed = await Gateway(client).read_managed_deployments("jobctl-dst")
+            deployed = await ClientGateway(client).read_managed_deployments("jobctl-dst")
         return {d.schedule_id: d.repeat_slugs for d in deployed}
 
     slugs = asyncio.run(read())

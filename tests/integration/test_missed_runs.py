@@ -17,6 +17,7 @@ from jobctl import missed_runs, status_queries
 from jobctl.metrics import MetricsSource
 from jobctl.missed_runs import TickReport
 from jobctl.models import JobStatus
+from jobctl.prefect_gateway.client import ClientGateway
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 from tests.conftest import ScheduleFactory
@@ -35,7 +36,7 @@ def at(hour: int, minute: int, second: int = 0) -> datetime:
 def tick(settings: Settings, repo: Repository, now: datetime) -> TickReport:
     async def run() -> TickReport:
         async with get_client() as client:
-            return await missed_runs.tick(settings, repo, client, now=now)
+            return await missed_runs.tick(settings, repo, ClientGateway(client), now=now)
 
     return asyncio.run(run())
 

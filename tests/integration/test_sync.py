@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from deployments import gateway
 from deployments.plan import Action
 from deployments.spec import deployment_name, queue_name
 from jobctl import cron as cron_rules
 from jobctl import errors
 from jobctl.db import create_db_engine
+from jobctl.prefect_gateway import client as gateway_client
 from jobctl.repository import Repository
 from tests.conftest import ScheduleFactory
 from tests.fixtures.sync import RequestLog, SyncTarget
@@ -168,7 +168,7 @@ def test_an_unchanged_resync_makes_no_write_request(
 def test_a_resync_reads_every_page_of_prefects_deployments(
     sync_target: SyncTarget, schedule_factory: ScheduleFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gateway, "PAGE_SIZE", 3)  # 10 rows: 4 pages, read 4 at a time
+    monkeypatch.setattr(gateway_client, "PAGE_SIZE", 3)  # 10 rows: 4 pages, read 4 at a time
     rows = [sync_target.repository.add_schedule(schedule_factory()) for _ in range(10)]
     sync_target.sync()
 
