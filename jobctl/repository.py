@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -9,12 +10,24 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Text, cast, delete, func, select, text, type_coerce, update
+from sqlalchemy import (
+    Engine,
+    Text,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.sqltypes import NullType
 
 from jobctl import errors
+from jobctl.audit_model import AuditActor
 from jobctl.db import session_factory
 from jobctl.db_errors import translate_errors
 from jobctl.fields import COLUMN_OF_FIELD
@@ -27,11 +40,13 @@ from jobctl.records import (
     Schedule,
     ScheduleSpec,
 )
-from jobctl.run_origin_model import RunOrigin
 
 SCHEDULE_VERSION_KEY = "schedule_version"
 NOTIFY_CHANNEL = "jobctl_schedule"
 PURGE_BATCH_SIZE = 5_000
+# Who a repository's writes to JobSchedule are attributed to in the audit, unless bound
+# to a face's caller (``acting_as``).
+DEFAULT_ACTOR = "jobctl"
 
 
 def _can_be_stored(*texts: str | None) -> bool:
@@ -69,7 +84,7 @@ def _schedule_from_row(row: Any) -> Schedule:
     return Schedule(id=row.id, created_at=row.createdAt, updated_at=row.updatedAt, **values)
 
 
-def _attempt_from_row(row: JobHistory, origin: str | None = None) -> Attempt:
+def _attempt_from_row(row: JobHistory) -> Attempt:
     return Attempt(
         id=row.id,
         job_name=row.jobName,
@@ -82,7 +97,6 @@ def _attempt_from_row(row: JobHistory, origin: str | None = None) -> Attempt:
         flow_run_id=row.flowRunId,
         attempt=row.attempt,
         peak_memory_bytes=row.peakMemoryBytes,
-        origin=origin,
     )
 
 
@@ -112,8 +126,9 @@ def _is_uuid(text: str) -> bool:
 
 
 class Repository:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, actor: str = DEFAULT_ACTOR) -> None:
         self.engine = engine
+        self.actor = actor
         self._sessions = session_factory(engine)
         self._uuid_ids: bool | None = None
 
@@ -149,6 +164,27 @@ class Repository:
         with translate_errors(), self._sessions.begin() as session:
             yield session
 
+    def acting_as(self, actor: str) -> Repository:
+        """This repository, its writes to JobSchedule attributed to ``actor`` in the audit
+        (``cli:<user>``, ``api:<token name>``)."""
+        bound = copy.copy(self)
+        bound.actor = actor
+        return bound
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A transaction whose changes to JobSchedule the audit triggers (migration 0006)
+        attribute to ``self.actor``: a transaction-local setting on PostgreSQL; on SQLite a
+        row of ``jobctl_audit_actor``, deleted before the commit, so never seen by others."""
+        with self.session() as session:
+            if self.engine.dialect.name == "postgresql":
+                session.execute(select(func.set_config("jobctl.actor", self.actor, True)))
+                yield session
+                return
+            session.execute(insert(AuditActor).values(actor=self.actor))
+            yield session
+            session.execute(delete(AuditActor))
+
     # -- schedules -------------------------------------------------------------------
 
     def list_schedules(self) -> list[Schedule]:
@@ -173,7 +209,7 @@ class Repository:
 
     def add_schedule(self, spec: ScheduleSpec, schedule_id: str | None = None) -> Schedule:
         values = {COLUMN_OF_FIELD[name]: getattr(spec, name) for name in SPEC_FIELDS}
-        with self.session() as session:
+        with self._writing() as session:
             row = JobSchedule(**values)
             if schedule_id is not None:
                 row.id = schedule_id
@@ -190,7 +226,7 @@ class Repository:
             raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
         values = {COLUMN_OF_FIELD[name]: value for name, value in changes.items()}
         values["updatedAt"] = utcnow()
-        with self.session() as session:
+        with self._writing() as session:
             result = session.execute(
                 update(JobSchedule).where(JobSchedule.id == schedule_id).values(**values)
             )
@@ -201,7 +237,7 @@ class Repository:
     def delete_schedule(self, schedule_id: str) -> None:
         if not self._may_name_a_row(schedule_id):
             raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
-        with self.session() as session:
+        with self._writing() as session:
             result = session.execute(delete(JobSchedule).where(JobSchedule.id == schedule_id))
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
@@ -229,7 +265,7 @@ class Repository:
                 raise errors.InvalidInput(
                     f"id {schedule_id!r} cannot be stored: JobSchedule.id holds UUIDs here"
                 )
-        with self.session() as session:
+        with self._writing() as session:
             for schedule_id, changes in updates:
                 unknown = set(changes) - set(SPEC_FIELDS)
                 if unknown:
@@ -349,10 +385,7 @@ class Repository:
     def list_history(self, query: HistoryFilter) -> list[Attempt]:
         if not _can_be_stored(query.job_name, query.schedule_id, query.flow_run_id):
             return []
-        # Outer join: only runs a backfill created have an origin row.
-        statement = select(JobHistory, RunOrigin.origin).outerjoin(
-            RunOrigin, RunOrigin.flowRunId == JobHistory.flowRunId
-        )
+        statement = select(JobHistory)
         if query.job_name is not None:
             statement = statement.where(JobHistory.jobName == query.job_name)
         if query.status is not None:
@@ -371,17 +404,14 @@ class Repository:
             .offset(query.offset)
         )
         with self.session() as session:
-            return [_attempt_from_row(row, origin) for row, origin in session.execute(statement)]
+            return [_attempt_from_row(row) for row in session.scalars(statement)]
 
     def get_attempt(self, history_id: int) -> Attempt:
         with self.session() as session:
             row = session.get(JobHistory, history_id)
             if row is None:
                 raise errors.HistoryNotFound(f"no history row has the id {history_id}")
-            origin = session.scalar(
-                select(RunOrigin.origin).where(RunOrigin.flowRunId == row.flowRunId)
-            )
-            return _attempt_from_row(row, origin)
+            return _attempt_from_row(row)
 
     def list_processing(self) -> list[Attempt]:
         with self.session() as session:

@@ -2,19 +2,50 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobctl.cron import is_time_zone
 
 DEFAULT_STATE_DIR = Path(".jobctl")
+SINGLE_TOKEN_NAME = "api"  # the caller's name when it presents JOBCTL_API_TOKEN
+TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
+
+
+def parse_named_tokens(text: str) -> dict[str, str]:
+    """``name:secret,name:secret`` as ``{name: secret}``; raises ValueError naming the
+    entry (by position and name, never its secret) that is malformed or repeated."""
+    tokens: dict[str, str] = {}
+    entries = [entry.strip() for entry in text.split(",")]
+    for position, entry in enumerate(entries, start=1):
+        if not entry:
+            continue  # a trailing comma
+        name, colon, secret = entry.partition(":")
+        name, secret = name.strip(), secret.strip()
+        if not colon or not TOKEN_NAME.fullmatch(name):
+            raise ValueError(
+                f"entry {position} is not name:secret (a name of letters, digits, "
+                "'_.@-', then ':' and the token)"
+            )
+        if not secret:
+            raise ValueError(f"entry {position} ({name}) has an empty token")
+        if name in tokens:
+            raise ValueError(f"the name {name!r} is given twice")
+        if secret in tokens.values():
+            raise ValueError(f"entry {position} ({name}) repeats the token of another name")
+        tokens[name] = secret
+    return tokens
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="JOBCTL_", frozen=True, extra="ignore")
+    # Errors never quote a value: it may be a token or a database password.
+    model_config = SettingsConfigDict(
+        env_prefix="JOBCTL_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = Field(
         default=f"sqlite:///{DEFAULT_STATE_DIR}/jobctl.db",
@@ -94,6 +125,40 @@ class Settings(BaseSettings):
         description="Bearer token every endpoint but /health requires "
         "(unset: `jobctl api` binds to loopback only).",
     )
+    api_tokens: str | None = Field(
+        default=None,
+        description="Named bearer tokens, `name:secret,...`, accepted beside JOBCTL_API_TOKEN "
+        "(whose caller is named api); the name is the caller in the schedules' audit trail.",
+    )
+    audit_retention_days: int = Field(
+        default=365,
+        ge=1,
+        description="`jobctl history purge` deletes audit rows of schedule changes older "
+        "than this.",
+    )
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _well_formed_tokens(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        named = parse_named_tokens(value)
+        single = info.data.get("api_token")
+        if single is not None and SINGLE_TOKEN_NAME in named:
+            raise ValueError(f"the name {SINGLE_TOKEN_NAME!r} is JOBCTL_API_TOKEN's")
+        if single is not None and single in named.values():
+            raise ValueError("an entry repeats JOBCTL_API_TOKEN under another name")
+        return value
+
+    @property
+    def api_callers(self) -> dict[str, str]:
+        """Each bearer token the API accepts, and the name of its caller."""
+        callers = {
+            secret: name for name, secret in parse_named_tokens(self.api_tokens or "").items()
+        }
+        if self.api_token is not None:
+            callers[self.api_token] = SINGLE_TOKEN_NAME
+        return callers
 
     @field_validator("timezone")
     @classmethod
