@@ -40,6 +40,7 @@ from jobctl.records import (
     Schedule,
     ScheduleSpec,
 )
+from jobctl.run_origin_model import RunOrigin
 
 SCHEDULE_VERSION_KEY = "schedule_version"
 NOTIFY_CHANNEL = "jobctl_schedule"
@@ -84,7 +85,7 @@ def _schedule_from_row(row: Any) -> Schedule:
     return Schedule(id=row.id, created_at=row.createdAt, updated_at=row.updatedAt, **values)
 
 
-def _attempt_from_row(row: JobHistory) -> Attempt:
+def _attempt_from_row(row: JobHistory, origin: str | None = None) -> Attempt:
     return Attempt(
         id=row.id,
         job_name=row.jobName,
@@ -97,6 +98,7 @@ def _attempt_from_row(row: JobHistory) -> Attempt:
         flow_run_id=row.flowRunId,
         attempt=row.attempt,
         peak_memory_bytes=row.peakMemoryBytes,
+        origin=origin,
     )
 
 
@@ -385,7 +387,10 @@ class Repository:
     def list_history(self, query: HistoryFilter) -> list[Attempt]:
         if not _can_be_stored(query.job_name, query.schedule_id, query.flow_run_id):
             return []
-        statement = select(JobHistory)
+        # Outer join: only runs a backfill created have an origin row.
+        statement = select(JobHistory, RunOrigin.origin).outerjoin(
+            RunOrigin, RunOrigin.flowRunId == JobHistory.flowRunId
+        )
         if query.job_name is not None:
             statement = statement.where(JobHistory.jobName == query.job_name)
         if query.status is not None:
@@ -404,14 +409,17 @@ class Repository:
             .offset(query.offset)
         )
         with self.session() as session:
-            return [_attempt_from_row(row) for row in session.scalars(statement)]
+            return [_attempt_from_row(row, origin) for row, origin in session.execute(statement)]
 
     def get_attempt(self, history_id: int) -> Attempt:
         with self.session() as session:
             row = session.get(JobHistory, history_id)
             if row is None:
                 raise errors.HistoryNotFound(f"no history row has the id {history_id}")
-            return _attempt_from_row(row)
+            origin = session.scalar(
+                select(RunOrigin.origin).where(RunOrigin.flowRunId == row.flowRunId)
+            )
+            return _attempt_from_row(row, origin)
 
     def list_processing(self) -> list[Attempt]:
         with self.session() as session:
