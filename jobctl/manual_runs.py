@@ -12,7 +12,7 @@ from typing import Any, cast
 import httpx
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import State
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from deployments.manual import manual_deployment_name
 from flows.registered import FLOWS
@@ -52,7 +52,13 @@ def run_here(job_name: str, param: Any, user: str, repository: Repository) -> Ou
     callers point it at their database first.
     """
     job, value = checked_param(job_name, param)
-    state = cast(State, FLOWS[job.name](param=value, user=user, return_state=True))
+    try:
+        state = cast(State, FLOWS[job.name](param=value, user=user, return_state=True))
+    except Exception as exc:  # the run could not even be created or followed
+        problem = _prefect_problem(exc)
+        if problem is None:
+            raise
+        raise errors.PrefectUnavailable(problem) from exc
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details else None
     attempts = (
         repository.list_history(HistoryFilter(flow_run_id=flow_run_id, limit=1))
@@ -64,6 +70,19 @@ def run_here(job_name: str, param: Any, user: str, repository: Repository) -> Ou
         return Outcome("SUCCESS", state.result(), None, flow_run_id, history_id)
     error = attempts[0].error if attempts and attempts[0].error else state.message
     return Outcome("FAILED", None, (error or "failed").split("\n\n")[0], flow_run_id, history_id)
+
+
+def _prefect_problem(exc: BaseException) -> str | None:
+    """What made Prefect unusable, if ``exc`` comes from there (a refused connection, a
+    5xx of the server); Prefect wraps some of them (a RuntimeError "Failed to reach API")."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, httpx.TransportError):
+            return f"the Prefect API cannot be reached: {seen}"
+        if isinstance(seen, PrefectHTTPStatusError) and seen.response.status_code >= 500:
+            return f"the Prefect API answered {seen.response.status_code}"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 async def submit(

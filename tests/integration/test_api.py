@@ -20,6 +20,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis.errors import Unsatisfiable
 from prefect.client.schemas.objects import StateType
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 from schemathesis.core.result import Ok
 
 from deployments.manual import manual_deployment_name
@@ -329,6 +330,20 @@ def test_submitting_while_prefect_is_unreachable_answers_503(api: ApiClient) -> 
         response = api.post("/v1/job/runs", json=_call("processData", ORIGINAL_PARAM))
 
     assert response.status_code == 503, response.text
+
+
+@ON_SQLITE
+def test_calling_a_job_while_prefect_is_unreachable_answers_503_not_500(api: ApiClient) -> None:
+    """Found by the chaos soak (seed 1): call-job during a Prefect server restart answered
+    500, the flow run could not be created (connection refused)."""
+    with (
+        prefect_api_url(f"http://127.0.0.1:{free_port()}/api"),
+        temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}),
+    ):
+        response = api.post("/v1/job/call-job", json=_call("processData", ORIGINAL_PARAM))
+
+    assert response.status_code == 503, response.text
+    assert "Prefect" in response.json()["detail"]
 
 
 # -- who may run what ----------------------------------------------------------------------
