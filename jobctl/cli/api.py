@@ -46,10 +46,10 @@ def api(context: Context, host: str | None, port: int | None, token: str | None)
     overrides: dict[str, Any] = {"api_token": token} if token else {}
     settings = context.settings.model_copy(update=overrides)
     host = host or settings.api_host
-    if settings.api_token is None and not _is_loopback(host):
+    if not settings.api_callers and not _is_loopback(host):
         raise errors.JobctlError(
             f"refusing to listen on {host} without a token: set JOBCTL_API_TOKEN "
-            "(or --token), or bind to 127.0.0.1"
+            "(or --token) or JOBCTL_API_TOKENS, or bind to 127.0.0.1"
         )
     uvicorn.run(create_app(settings), host=host, port=port or settings.api_port)
 

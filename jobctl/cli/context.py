@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from dataclasses import dataclass, field
 
 import click
@@ -41,12 +43,25 @@ class Context:
         return self._engine
 
     @property
+    def actor(self) -> str:
+        """Who the audit trail names for this command's changes to schedules."""
+        return f"cli:{os_user()}"
+
+    @property
     def repository(self) -> Repository:
-        return Repository(self.engine)
+        return Repository(self.engine, actor=self.actor)
 
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+def os_user() -> str:
+    """The login name of the user running jobctl (a uid without a name in a container)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no $USER/$LOGNAME and no passwd entry
+        return f"uid-{os.getuid()}"
 
 
 pass_context = click.make_pass_decorator(Context)

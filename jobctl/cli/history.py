@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from jobctl import audit
 from jobctl.cli import render
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.parsing import DURATION, INSTANT
@@ -71,7 +72,8 @@ def show(context: Context, history_id: int) -> None:
 @QUIET_OPTION
 @pass_context
 def purge(context: Context, older_than: timedelta | None, quiet: bool) -> None:
-    """Delete attempts older than the retention, in short batches."""
+    """Delete attempts older than the retention, in short batches, and changes in the
+    schedules' audit trail older than theirs (JOBCTL_AUDIT_RETENTION_DAYS)."""
     age = older_than or timedelta(days=context.settings.history_retention_days)
     cutoff = datetime.now(UTC) - age
     total = context.repository.count_history_before(cutoff)
@@ -81,6 +83,12 @@ def purge(context: Context, older_than: timedelta | None, quiet: bool) -> None:
             cutoff, on_batch=lambda done: update(done, max(total, done))
         )
     click.echo(f"purged {purged} attempt(s) started before {cutoff:%Y-%m-%d %H:%M:%S} UTC")
+    audit_cutoff = datetime.now(UTC) - timedelta(days=context.settings.audit_retention_days)
+    changes = audit.purge(context.repository, audit_cutoff)
+    click.echo(
+        f"purged {changes} schedule change(s) of the audit trail made before "
+        f"{audit_cutoff:%Y-%m-%d %H:%M:%S} UTC"
+    )
 
 
 @history.command("reconcile")

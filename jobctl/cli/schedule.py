@@ -1,5 +1,5 @@
 """``jobctl schedule``: add, list, show, update, enable, disable and remove JobSchedule rows;
-export them to YAML and apply such a file."""
+export them to YAML and apply such a file; show who changed them (``log``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from jobctl import errors, registry, schedules_file, validation
-from jobctl.cli import render
+from jobctl.cli import audit, render
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.parsing import JSON
 from jobctl.fields import SCHEDULE_FIELDS, Field
@@ -130,6 +130,9 @@ def remove(context: Context, schedule_id: str) -> None:
     """Delete a schedule (its deployment is deleted at the next sync; its history stays)."""
     context.repository.delete_schedule(schedule_id)
     click.echo(f"removed {schedule_id}")
+
+
+schedule.add_command(audit.log)
 
 
 @schedule.command("export")
