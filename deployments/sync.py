@@ -17,11 +17,13 @@ from uuid import UUID
 
 from prefect.utilities.callables import parameter_schema
 
+from deployments import catch_up
 from deployments.manual import ManualSpec
 from deployments.plan import Action, Deployed, Plan, Step, plan_sync
 from deployments.spec import DeploymentSpec, spec_for
 from flows.registered import FLOWS, entrypoint
 from jobctl import alerts, errors, registry, validation
+from jobctl.maintenance import Maintenance
 from jobctl.prefect_gateway import PrefectGateway
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -46,6 +48,9 @@ class SyncReport:
     # What Prefect holds afterwards, when known without reading it again (no failures).
     deployed_after: list[Deployed] | None = None
     manual_written: int = 0
+    # The maintenance pause on during this sync (every deployment kept paused), if any.
+    maintenance: Maintenance | None = None
+    caught_up: int = 0  # catch-up runs asked for after a pause ended
 
     @property
     def ok(self) -> bool:
@@ -55,7 +60,10 @@ class SyncReport:
         counts = self.plan.counts()
         parts = [f"{counts[a]} {a.value}" for a in Action if counts[a]]
         verb = "applied" if self.applied else "planned"
-        return f"sync {verb} in {self.duration_s:.2f}s: " + (", ".join(parts) or "no rows")
+        if self.caught_up:
+            parts.append(f"{self.caught_up} caught up after maintenance")
+        text = f"sync {verb} in {self.duration_s:.2f}s: " + (", ".join(parts) or "no rows")
+        return text + (" (maintenance pause on)" if self.maintenance is not None else "")
 
     def markdown(self) -> str:
         counts = self.plan.counts()
@@ -116,6 +124,17 @@ def desired_state(
     return specs, rejected
 
 
+def maintenance_at(
+    repository: Repository, now: datetime, *, end_expired: bool
+) -> Maintenance | None:
+    """The maintenance pause on at ``now``, if any; one whose ``until`` passed is ended
+    first when ``end_expired`` (not in a dry run). A failed read raises."""
+    if end_expired:
+        repository.end_expired_maintenance(now)
+    pause = repository.get_maintenance_or_none()
+    return pause if pause is not None and pause.is_on(now) else None
+
+
 def _parameter_schemas() -> dict[str, dict[str, Any]]:
     return {name: parameter_schema(flow.fn).model_dump() for name, flow in FLOWS.items()}
 
@@ -141,6 +160,9 @@ async def sync(
     # The table is read (a blocking read and some CPU: off the event loop, which the
     # watcher listens on) while Prefect answers.
     rows_read = asyncio.create_task(asyncio.to_thread(desired_state, settings, repository, now))
+    pause_read = asyncio.create_task(
+        asyncio.to_thread(maintenance_at, repository, now, end_expired=not dry_run)
+    )
     try:
         deployed = (
             list(known)
@@ -149,6 +171,7 @@ async def sync(
         )
     finally:
         specs, rejected = await rows_read
+        pause = await pause_read
     # A row whose alerts would go nowhere is rejected like any bad row; the alert
     # automations follow the rows (no write when they already do).
     alert_report = await alerts.sync_alerts(settings, repository, gateway, dry_run=dry_run)
@@ -157,8 +180,8 @@ async def sync(
             rejected[schedule_id] = reason
     pool = await gateway.read_work_pool(settings.work_pool)
     queues = await gateway.read_queues(settings.work_pool) if pool is not None else []
-    plan = plan_sync(specs, rejected, deployed, queues, now)
-    report = SyncReport(plan=plan, applied=not dry_run)
+    plan = plan_sync(specs, rejected, deployed, queues, now, maintenance=pause is not None)
+    report = SyncReport(plan=plan, applied=not dry_run, maintenance=pause)
     if not dry_run:
         await gateway.ensure_work_pool(
             settings.work_pool, settings.work_pool_concurrency, pool, settings.worker_type
@@ -171,6 +194,10 @@ async def sync(
             )
         if report.ok:
             report.deployed_after = deployed_after(plan, created)
+            if pause is None:
+                report.caught_up = await catch_up.after_maintenance(
+                    repository, gateway, plan_specs(plan), report.deployed_after, now
+                )
         report.manual_written = await _sync_manual_deployments(gateway, settings.work_pool)
     report.duration_s = time.perf_counter() - started
     logger.info(report.summary())
@@ -267,6 +294,11 @@ async def _sync_manual_deployments(gateway: PrefectGateway, work_pool: str) -> i
             await gateway.apply_manual_deployment(spec)
             written += 1
     return written
+
+
+def plan_specs(plan: Plan) -> dict[str, DeploymentSpec]:
+    """The spec of every row the plan has one for, as planned (paused or not)."""
+    return {step.schedule_id: step.spec for step in plan.steps if step.spec is not None}
 
 
 def deployed_after(plan: Plan, created: dict[str, UUID]) -> list[Deployed]:

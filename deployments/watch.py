@@ -77,17 +77,22 @@ async def _watch(
     last_full = 0.0
     last_reconcile = 0.0
     last_monitor = 0.0
+    pause_until: datetime | None = None  # the end of the maintenance pause on, if set
     async with _notifications(settings) as woken:
         while not stop.is_set():
             try:
                 version = await asyncio.to_thread(repository.schedule_version)
                 full_due = time.monotonic() - last_full >= settings.full_resync_interval_s
-                if version != last_version or full_due or known is None:
+                # Nothing in the table changes when a pause's ``until`` passes: the sync
+                # ends it (and resumes the rows) when asked then.
+                pause_over = pause_until is not None and datetime.now(UTC) >= pause_until
+                if version != last_version or full_due or known is None or pause_over:
                     async with connect() as gateway:
                         report = await sync(
                             settings, repository, gateway, known=None if full_due else known
                         )
                     known = report.deployed_after
+                    pause_until = None if report.maintenance is None else report.maintenance.until
                     # Writes a full read found with the table unchanged: edits by hand.
                     drift = (
                         len(report.plan.writes) if full_due and version == last_version else None
@@ -122,7 +127,7 @@ async def _watch(
             if time.monotonic() - last_monitor >= monitor.INTERVAL_S:
                 await monitor.one_round(settings, repository, connect)  # logs its failures
                 last_monitor = time.monotonic()
-            await _wait(woken, stop, settings.watch_interval_s)
+            await _wait(woken, stop, _wait_s(settings.watch_interval_s, pause_until))
 
 
 async def _failed(
@@ -145,6 +150,13 @@ async def _failed(
     if on_error is not None:
         on_error(exc)
     await sleep_unless_stopped(stop, delay_s)
+
+
+def _wait_s(interval_s: float, pause_until: datetime | None) -> float:
+    """How long to wait for a change: less when a maintenance pause ends sooner."""
+    if pause_until is None:
+        return interval_s
+    return max(0.0, min(interval_s, (pause_until - datetime.now(UTC)).total_seconds()))
 
 
 async def _wait(woken: asyncio.Event, stop: asyncio.Event, timeout_s: float) -> None:

@@ -42,7 +42,7 @@ from jobctl import errors, metrics_queries, registry, status_queries, validation
 from jobctl.cron import ALIASES
 from jobctl.metrics_queries import DURATION_BUCKETS_S, MEMORY_BUCKETS_BYTES
 from jobctl.models import JobStatus, utcnow
-from jobctl.repository import Repository
+from jobctl.repository import Repository, open_maintenance
 
 logger = logging.getLogger("jobctl.metrics")
 
@@ -415,12 +415,29 @@ class MetricsSource:
         with self._lock:
             # One transaction for every question of a scrape (a round trip each, not three).
             with self.repository.session() as session:
-                text = self._scrape(session, now or utcnow()) + self._sync(session)
+                now = now or utcnow()
+                text = self._scrape(session, now) + self._sync(session, now)
             return text + _prefect_families(prefect)
 
-    def _sync(self, session: Session) -> bytes:
+    def _sync(self, session: Session, now: datetime) -> bytes:
         health = metrics_queries.sync_health(session)
-        families: list[Metric] = []
+        pause = open_maintenance(session)
+        paused = pause is not None and pause.is_on(now)
+        families: list[Metric] = [
+            GaugeMetricFamily(
+                "jobctl_maintenance_paused",
+                "1 while a maintenance pause keeps every schedule paused (jobctl pause --all).",
+                value=float(paused),
+            )
+        ]
+        if pause is not None and paused:
+            families.append(
+                GaugeMetricFamily(
+                    "jobctl_maintenance_paused_since_timestamp_seconds",
+                    "When the maintenance pause on now began (Unix seconds).",
+                    value=pause.started_at.timestamp(),
+                )
+            )
         if health.last_success_at is not None:
             families.append(
                 GaugeMetricFamily(

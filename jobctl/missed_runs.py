@@ -5,9 +5,11 @@ the row's grace ago (``misfireGrace``, else ``JOBCTL_MISFIRE_GRACE_MS``) with no
 started since is missed, whatever the cause: no worker online, the pool or the
 deployment paused, the deployment deleted, the Prefect scheduler not creating runs.
 Not missed: due times before the row was created or last edited (a row disabled on
-purpose is not due, and enabling it again starts afresh), and with ``overlap = skip`` a
-run dropped because the previous one still runs. Runs that jobctl's misfire policy skips
-later, when a worker is back, were already missed when their grace ran out.
+purpose is not due, and enabling it again starts afresh), due times inside a maintenance
+pause (``jobctl pause``: paused on purpose, caught up once on resume), and with
+``overlap = skip`` a run dropped because the previous one still runs. Runs that jobctl's
+misfire policy skips later, when a worker is back, were already missed when their grace
+ran out.
 
 Each missed due time is recorded once in ``jobctl_missed_run`` (unique on schedule and
 due time), so detectors that run twice or restart record and alert it once; it is
@@ -28,8 +30,9 @@ from prefect.blocks.abstract import NotificationBlock
 from sqlalchemy import Text, cast, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobctl import alerts, errors, registry, status_queries, validation
+from jobctl import alerts, errors, maintenance, registry, status_queries, validation
 from jobctl.cron import ALIASES
+from jobctl.maintenance import Maintenance
 from jobctl.missed_run_model import MissedRun
 from jobctl.models import JobSchedule, JobStatus, utcnow
 from jobctl.prefect_gateway import PrefectGateway
@@ -85,8 +88,10 @@ def missed_of_row(
     last: LatestAttempt | None,
     last_recorded: datetime | None,
     now: datetime,
+    pauses: Sequence[Maintenance] = (),
 ) -> list[Missed]:
-    """The due times of one active, valid row that are missed and not yet recorded."""
+    """The due times of one active, valid row that are missed and not yet recorded
+    (``pauses``: maintenance pauses, whose due times are not missed)."""
     if last is not None and last.status is JobStatus.PROCESSING and row.overlap == "skip":
         return []  # the due runs were dropped on purpose while this one runs
     floors = [row.created_at, row.updated_at, last_recorded, now - LOOKBACK]
@@ -98,6 +103,8 @@ def missed_of_row(
     for due in due_times(cron, zone, after, now - timedelta(seconds=grace_s)):
         if len(found) == MAX_DUE_PER_ROW:
             break
+        if maintenance.covered(due, pauses, now):
+            continue
         found.append(
             Missed(
                 schedule_id=row.id,
@@ -118,6 +125,7 @@ def detect(
     default_zone: str,
     default_grace_ms: int,
     now: datetime,
+    pauses: Sequence[Maintenance] = (),
 ) -> list[Missed]:
     """Missed due times of every active valid row; a row that fails is logged and skipped."""
     found: list[Missed] = []
@@ -139,6 +147,7 @@ def detect(
                     last=latest.get(row.id),
                     last_recorded=recorded.get(row.id),
                     now=now,
+                    pauses=pauses,
                 )
             )
         except (ValueError, KeyError) as exc:  # a cron croniter cannot walk back
@@ -285,6 +294,7 @@ async def tick(
         default_zone=settings.timezone,
         default_grace_ms=settings.misfire_grace_ms,
         now=now,
+        pauses=repository.list_maintenance(ended_after=now - LOOKBACK),
     )
     new = record(repository, missed, now)
     sent, failed = await send_alerts(settings, repository, gateway, now)

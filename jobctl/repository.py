@@ -23,6 +23,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.sqltypes import NullType
 
@@ -31,6 +32,8 @@ from jobctl.audit_model import AuditActor
 from jobctl.db import session_factory
 from jobctl.db_errors import translate_errors
 from jobctl.fields import COLUMN_OF_FIELD
+from jobctl.maintenance import UNTIL_ENDED_BY, Maintenance
+from jobctl.maintenance_model import MaintenancePause
 from jobctl.models import JobctlState, JobHistory, JobSchedule, JobStatus, utcnow
 from jobctl.records import (
     SPEC_FIELDS,
@@ -486,3 +489,117 @@ class Repository:
     def ping(self) -> None:
         with self.session() as session:
             session.execute(text("SELECT 1"))
+
+    # -- maintenance pause (jobctl.maintenance) -----------------------------------------
+
+    def get_maintenance_or_none(self) -> Maintenance | None:
+        """The open pause (not ended by ``resume``; its ``until`` may have passed)."""
+        with self.session() as session:
+            return open_maintenance(session)
+
+    def start_maintenance(
+        self, *, reason: str, set_by: str, until: datetime | None, now: datetime
+    ) -> Maintenance:
+        """Open a pause; raises ``AlreadyPaused`` while one is on (one whose ``until``
+        passed is ended first)."""
+        with self.session() as session:
+            _end_expired(session, now)
+            current = session.scalars(
+                select(MaintenancePause).where(MaintenancePause.endedAt.is_(None))
+            ).first()
+            if current is not None:
+                on = _maintenance_from_row(current).describe()
+                raise errors.AlreadyPaused(f"already paused: {on}; resume it first")
+            row = MaintenancePause(reason=reason, setBy=set_by, startedAt=now, until=until)
+            session.add(row)
+            try:
+                session.flush()
+            except IntegrityError as exc:  # another pause opened at the same time
+                raise errors.AlreadyPaused("a maintenance pause is already on") from exc
+            return _maintenance_from_row(row)
+
+    def end_maintenance(self, *, ended_by: str, now: datetime) -> Maintenance | None:
+        """End the open pause (at its ``until`` if that passed already); None if none."""
+        with self.session() as session:
+            row = session.scalars(
+                select(MaintenancePause).where(MaintenancePause.endedAt.is_(None))
+            ).first()
+            if row is None:
+                return None
+            expired = row.until is not None and row.until <= now
+            row.endedAt = row.until if expired else now
+            row.endedBy = UNTIL_ENDED_BY if expired else ended_by
+            session.flush()
+            return _maintenance_from_row(row)
+
+    def end_expired_maintenance(self, now: datetime) -> Maintenance | None:
+        """End the open pause if its ``until`` has passed; returns it, or None."""
+        with self.session() as session:
+            return _end_expired(session, now)
+
+    def list_maintenance(self, *, ended_after: datetime) -> list[Maintenance]:
+        """Every pause still open or ended after ``ended_after``, oldest first."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(MaintenancePause)
+                .where(
+                    (MaintenancePause.endedAt.is_(None)) | (MaintenancePause.endedAt > ended_after)
+                )
+                .order_by(MaintenancePause.id)
+            )
+            return [_maintenance_from_row(row) for row in rows]
+
+    def list_uncaught_maintenance(self, now: datetime) -> list[Maintenance]:
+        """Pauses over at ``now`` whose missed runs were not caught up yet, oldest first."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(MaintenancePause)
+                .where(MaintenancePause.caughtUpAt.is_(None))
+                .order_by(MaintenancePause.id)
+            )
+            pauses = [_maintenance_from_row(row) for row in rows]
+            return [pause for pause in pauses if not pause.is_on(now)]
+
+    def mark_maintenance_caught_up(self, maintenance_id: int, now: datetime) -> None:
+        with self.session() as session:
+            session.execute(
+                update(MaintenancePause)
+                .where(MaintenancePause.id == maintenance_id)
+                .values(caughtUpAt=now)
+            )
+
+
+def open_maintenance(session: Session) -> Maintenance | None:
+    """The open pause, read in ``session`` (``/metrics`` asks in its own transaction)."""
+    row = session.scalars(
+        select(MaintenancePause).where(MaintenancePause.endedAt.is_(None))
+    ).first()
+    return None if row is None else _maintenance_from_row(row)
+
+
+def _maintenance_from_row(row: MaintenancePause) -> Maintenance:
+    return Maintenance(
+        id=row.id,
+        reason=row.reason,
+        set_by=row.setBy,
+        started_at=row.startedAt,
+        until=row.until,
+        ended_at=row.endedAt,
+        ended_by=row.endedBy,
+        caught_up_at=row.caughtUpAt,
+    )
+
+
+def _end_expired(session: Session, now: datetime) -> Maintenance | None:
+    row = session.scalars(
+        select(MaintenancePause).where(
+            MaintenancePause.endedAt.is_(None),
+            MaintenancePause.until.is_not(None),
+            MaintenancePause.until <= now,
+        )
+    ).first()
+    if row is None:
+        return None
+    row.endedAt, row.endedBy = row.until, UNTIL_ENDED_BY
+    session.flush()
+    return _maintenance_from_row(row)

@@ -295,6 +295,9 @@ def status_line(stack: Stack, repository: Repository) -> str:
         failed = sum(a.status is JobStatus.FAILED for a in recent)
         missed = status_queries.missed_since(repository, since)
         runs = f"{len(recent)} attempt(s) in the last hour, {failed} failed, {missed} missed"
+        pause = repository.get_maintenance_or_none()
+        if pause is not None and pause.is_on(datetime.now(UTC)):
+            runs += f" | {pause.describe()}"
     except errors.JobctlError as exc:
         runs = f"history unavailable ({exc})"
     alive = ", ".join(f"{c.name} {'up' if c.alive() else 'DOWN'}" for c in stack.children)

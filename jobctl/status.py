@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from jobctl import errors, registry, status_queries, validation
+from jobctl import errors, maintenance, registry, status_queries, validation
 from jobctl.cron import ALIASES, next_fire_times
+from jobctl.maintenance import Maintenance
 from jobctl.models import JobStatus, utcnow
 from jobctl.records import Schedule
 from jobctl.repository import Repository
@@ -27,6 +28,8 @@ ACTIVE = "active"
 PAUSED = "paused"
 REJECTED = "rejected"
 MISSED = "missed"
+# How far back `status` looks for maintenance pauses that explain a due time with no run.
+MAINTENANCE_LOOKBACK = timedelta(days=2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,15 +72,18 @@ def missed_due_time(
     last_start: datetime | None,
     last_running: bool,
     now: datetime,
+    pauses: Sequence[Maintenance] = (),
 ) -> datetime | None:
     """The due time this active row missed, if any: the last fire time at least
     ``grace_s`` ago, when no attempt started since it.
 
     Not missed: a row created or edited after that time (it was not due then: a row
-    enabled again was paused on purpose), and with ``overlap = skip`` a run still going
-    (the due run was dropped on purpose).
+    enabled again was paused on purpose), a time inside a maintenance pause (``pauses``),
+    and with ``overlap = skip`` a run still going (the due run was dropped on purpose).
     """
     due = previous_fire(cron, zone, now - timedelta(seconds=grace_s))
+    if maintenance.covered(due, pauses, now):
+        return None
     for changed in (row.created_at, row.updated_at):
         if changed is not None and changed >= due:
             return None
@@ -97,6 +103,7 @@ def statuses(
     default_zone: str,
     default_grace_ms: int,
     now: datetime,
+    pauses: Sequence[Maintenance] = (),
 ) -> list[ScheduleStatus]:
     """The status of every row; a row whose cron cannot be evaluated is reported, not fatal."""
     found: list[ScheduleStatus] = []
@@ -132,6 +139,7 @@ def statuses(
                     last_start=None if last is None else last.start_at,
                     last_running=last is not None and last.status is JobStatus.PROCESSING,
                     now=now,
+                    pauses=pauses,
                 )
                 if missed_at is not None:
                     state = MISSED
@@ -162,6 +170,7 @@ def read_status(
     failing_only: bool = False,
     now: datetime | None = None,
 ) -> list[ScheduleStatus]:
+    now = now or utcnow()
     lines = statuses(
         repository.list_schedules(),
         latest=status_queries.latest_attempts(repository),
@@ -169,6 +178,7 @@ def read_status(
         known_jobs=registry.job_names(),
         default_zone=settings.timezone,
         default_grace_ms=settings.misfire_grace_ms,
-        now=now or utcnow(),
+        now=now,
+        pauses=repository.list_maintenance(ended_after=now - MAINTENANCE_LOOKBACK),
     )
     return [line for line in lines if line.failing] if failing_only else lines

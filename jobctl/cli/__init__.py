@@ -23,6 +23,8 @@ SUBCOMMANDS = {
     "healthcheck": "jobctl.cli.admin:healthcheck",
     "history": "jobctl.cli.history:history",
     "jobs": "jobctl.cli.admin:jobs",
+    "pause": "jobctl.cli.maintenance:pause",
+    "resume": "jobctl.cli.maintenance:resume",
     "schedule": "jobctl.cli.schedule:schedule",
     "status": "jobctl.cli.status:status_command",
     "sync": "jobctl.cli.sync:sync",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import click
 from rich.markup import escape
@@ -54,6 +54,10 @@ def status_command(context: Context, failing: bool, as_json: bool) -> None:
     """Every schedule: state (active, paused, rejected, missed), last run, last success,
     next fire time."""
     lines = status.read_status(context.settings, context.repository, failing_only=failing)
+    pause = context.repository.get_maintenance_or_none()
+    if pause is not None and pause.is_on(datetime.now(UTC)):
+        # On stderr with --json: standard output stays one schedule per line.
+        click.echo(f"MAINTENANCE: {pause.describe()}", err=as_json)
     if as_json:
         for line in lines:
             click.echo(StatusOut.of(line).model_dump_json())
