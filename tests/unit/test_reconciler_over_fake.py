@@ -1,0 +1,235 @@
+"""The history reconciler's logic over the in-memory Prefect: which attempts it closes,
+backfills and retries, and what it asks of Prefect.
+
+What only a real server and worker show (a killed worker's run marked Crashed by the
+zombie automation, a retried run's next attempt) stays in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from prefect.client.schemas.objects import State, StateType
+
+from jobctl import history_reconciler
+from jobctl.models import JobStatus
+from jobctl.policy import POLICY_ENV, SCHEDULE_ID_ENV, RunPolicy
+from jobctl.records import Attempt, HistoryFilter
+from jobctl.repository import Repository
+from tests.fixtures.fake_prefect import FakeDeployment, FakePrefect
+from tests.fixtures.sqlite_copy import sqlite_repository
+
+POOL = "fake-pool"
+JOB = "processData"
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Iterator[Repository]:
+    yield from sqlite_repository(tmp_path)
+
+
+@pytest.fixture
+def fake() -> FakePrefect:
+    return FakePrefect()
+
+
+def _at(minutes_ago: float) -> datetime:
+    return NOW - timedelta(minutes=minutes_ago)
+
+
+def _state(
+    kind: StateType, minutes_ago: float, name: str | None = None, message: str = ""
+) -> State:
+    return State(type=kind, name=name, timestamp=_at(minutes_ago), message=message or None)
+
+
+def _deployment(fake: FakePrefect, policy: RunPolicy, schedule_id: str = "row-1") -> FakeDeployment:
+    item = FakeDeployment(
+        id=uuid4(),
+        name=f"schedule-{schedule_id}",
+        flow_name=JOB,
+        work_pool_name=POOL,
+        tags=["jobctl", f"schedule:{schedule_id}"],
+        version="v1",
+        env={POLICY_ENV: policy.to_env(), SCHEDULE_ID_ENV: schedule_id},
+    )
+    fake.deployments[item.id] = item
+    return item
+
+
+def _reconcile(repository: Repository, fake: FakePrefect) -> history_reconciler.ReconcileReport:
+    return asyncio.run(
+        history_reconciler.reconcile(
+            repository,
+            fake,
+            [JOB],
+            work_pool_name=POOL,
+            now=NOW,
+            dead_run_grace=timedelta(seconds=60),
+            backfill_window=timedelta(hours=1),
+        )
+    )
+
+
+def _history(repository: Repository, run_id: str) -> list[Attempt]:
+    rows = repository.list_history(HistoryFilter(flow_run_id=run_id, limit=100))
+    return sorted(rows, key=lambda a: a.attempt or 0)
+
+
+def test_a_processing_attempt_of_a_final_run_takes_the_runs_outcome(
+    repository: Repository, fake: FakePrefect
+) -> None:
+    done = fake.add_run(
+        JOB,
+        [_state(StateType.RUNNING, 10), _state(StateType.COMPLETED, 9)],
+        work_pool_name=POOL,
+    )
+    failed = fake.add_run(
+        JOB,
+        [_state(StateType.RUNNING, 10), _state(StateType.FAILED, 9, message="boom")],
+        work_pool_name=POOL,
+    )
+    running = fake.add_run(JOB, [_state(StateType.RUNNING, 1)], work_pool_name=POOL)
+    for run in (done, failed, running):
+        repository.start_attempt(
+            flow_run_id=str(run.id), attempt=1, job_name=JOB, param=None, schedule_id=None
+        )
+
+    report = _reconcile(repository, fake)
+
+    assert report.closed == 2 and report.crashed == 0
+    assert [a.status for a in _history(repository, str(done.id))] == [JobStatus.SUCCESS]
+    (closed,) = _history(repository, str(failed.id))
+    assert closed.status is JobStatus.FAILED and "boom" in (closed.error or "")
+    assert [a.status for a in _history(repository, str(running.id))] == [JobStatus.PROCESSING]
+    # Closing from Prefect's record changes nothing in Prefect.
+    assert fake.writes == []
+
+
+def test_an_attempt_whose_run_is_gone_is_failed_as_lost(
+    repository: Repository, fake: FakePrefect
+) -> None:
+    lost = str(uuid4())
+    repository.start_attempt(
+        flow_run_id=lost, attempt=1, job_name=JOB, param=None, schedule_id=None
+    )
+
+    assert _reconcile(repository, fake).closed == 1
+
+    (attempt,) = _history(repository, lost)
+    assert attempt.status is JobStatus.FAILED and "lost" in (attempt.error or "")
+
+
+def test_runs_without_history_are_backfilled_one_row_per_attempt(
+    repository: Repository, fake: FakePrefect
+) -> None:
+    deployment = _deployment(fake, RunPolicy(retries=1))
+    retried = fake.add_run(
+        JOB,
+        [
+            _state(StateType.RUNNING, 20),
+            _state(StateType.SCHEDULED, 19, name="AwaitingRetry"),
+            _state(StateType.RUNNING, 18),
+            _state(StateType.FAILED, 17, message="boom again"),
+        ],
+        work_pool_name=POOL,
+        deployment_id=deployment.id,
+        parameters={"param": ["a"]},
+    )
+    skipped = fake.add_run(
+        JOB, [_state(StateType.CANCELLED, 5, name="Skipped")], work_pool_name=POOL
+    )
+    long_ago = fake.add_run(
+        JOB,
+        [_state(StateType.RUNNING, 200), _state(StateType.COMPLETED, 190)],
+        work_pool_name=POOL,
+    )
+
+    report = _reconcile(repository, fake)
+
+    assert report.backfilled == 2
+    first, second = _history(repository, str(retried.id))
+    assert (first.attempt, first.status) == (1, JobStatus.FAILED)
+    assert "retried" in (first.error or "")
+    assert (second.attempt, second.status) == (2, JobStatus.FAILED)
+    assert "boom again" in (second.error or "")
+    assert first.schedule_id == "row-1" and first.job_name == JOB and first.param == ["a"]
+    assert _history(repository, str(skipped.id)) == []
+    assert _history(repository, str(long_ago.id)) == []
+    # A second pass finds them recorded.
+    assert _reconcile(repository, fake).backfilled == 0
+
+
+def test_a_crashed_run_with_retries_left_is_put_back_awaiting_retry(
+    repository: Repository, fake: FakePrefect
+) -> None:
+    deployment = _deployment(fake, RunPolicy(retries=2, retry_delay_s=30))
+    crashed = fake.add_run(
+        JOB,
+        [_state(StateType.RUNNING, 10), _state(StateType.CRASHED, 9, message="no heartbeat")],
+        work_pool_name=POOL,
+        deployment_id=deployment.id,
+    )
+    spent = fake.add_run(
+        JOB,
+        [_state(StateType.RUNNING, 10), _state(StateType.CRASHED, 9)],
+        work_pool_name=POOL,
+        deployment_id=deployment.id,
+        run_count=3,
+    )
+
+    report = _reconcile(repository, fake)
+
+    assert report.retried == 1
+    assert [(c.name, c.args) for c in fake.writes] == [
+        ("force_run_state", (crashed.id, "AwaitingRetry"))
+    ]
+    state = fake.runs[crashed.id].state
+    assert state is not None and state.state_details.scheduled_time == NOW + timedelta(seconds=30)
+    assert fake.runs[spent.id].state is not None
+    assert fake.runs[spent.id].state.type is StateType.CRASHED  # type: ignore[union-attr]
+
+
+def test_a_run_running_past_its_timeout_and_grace_is_marked_crashed(
+    repository: Repository, fake: FakePrefect
+) -> None:
+    deployment = _deployment(fake, RunPolicy(timeout_s=60))
+    dead = fake.add_run(
+        JOB, [_state(StateType.RUNNING, 5)], work_pool_name=POOL, deployment_id=deployment.id
+    )
+    young = fake.add_run(
+        JOB, [_state(StateType.RUNNING, 1.5)], work_pool_name=POOL, deployment_id=deployment.id
+    )
+    for run in (dead, young):
+        repository.start_attempt(
+            flow_run_id=str(run.id), attempt=1, job_name=JOB, param=None, schedule_id="row-1"
+        )
+
+    report = _reconcile(repository, fake)
+
+    assert report.crashed == 1
+    assert [(c.name, c.args) for c in fake.writes] == [("force_run_state", (dead.id, "Crashed"))]
+    (attempt,) = _history(repository, str(dead.id))
+    assert attempt.status is JobStatus.FAILED and "crashed" in (attempt.error or "")
+    assert [a.status for a in _history(repository, str(young.id))] == [JobStatus.PROCESSING]
+
+
+def test_a_failed_prefect_read_closes_nothing(repository: Repository, fake: FakePrefect) -> None:
+    run = fake.add_run(
+        JOB, [_state(StateType.RUNNING, 10), _state(StateType.COMPLETED, 9)], work_pool_name=POOL
+    )
+    repository.start_attempt(
+        flow_run_id=str(run.id), attempt=1, job_name=JOB, param=None, schedule_id=None
+    )
+    fake.fail_on["read_runs"] = RuntimeError("Prefect answered 500")
+
+    with pytest.raises(RuntimeError):
+        _reconcile(repository, fake)
+
+    assert [a.status for a in _history(repository, str(run.id))] == [JobStatus.PROCESSING]
