@@ -8,6 +8,7 @@ import json
 import shutil
 import sqlite3
 import subprocess
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -173,6 +174,40 @@ def test_truncate_is_kept_as_a_delete_of_every_row(
     assert {e.schedule_id for e in deletes} == ids
     assert {e.application for e in deletes} == {APPLICATION}
     assert all(e.before is not None and e.after is None for e in deletes)
+
+
+@ON_POSTGRES
+def test_a_role_without_rights_on_the_audit_is_audited_and_cannot_forge_it(
+    engine: Engine, database_url: str, schedule_factory: ScheduleFactory
+) -> None:
+    """The trigger function runs as its owner (SECURITY DEFINER). (The change marker's
+    trigger of migration 0002 does not: the role needs UPDATE on jobctl_state.)"""
+    schedule = Repository(engine).add_schedule(schedule_factory(cron="0 0 * * *"))
+    role = f"jobctl_editor_{uuid.uuid4().hex[:12]}"
+    url = make_url(database_url)
+    as_role = url.set(drivername="postgresql", username=role).render_as_string()
+    with engine.begin() as connection:
+        connection.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        connection.execute(text(f'GRANT SELECT, UPDATE ON "JobSchedule", jobctl_state TO "{role}"'))
+    try:
+        with psycopg.connect(as_role, application_name=APPLICATION) as connection:
+            connection.execute("UPDATE \"JobSchedule\" SET cron = '0 2 * * *'")
+        with (
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+            psycopg.connect(as_role) as connection,
+        ):
+            connection.execute(
+                'INSERT INTO jobctl_schedule_audit (action, "scheduleId", actor) '
+                "VALUES ('update', 'x', 'cli:someone-else')"
+            )
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f'DROP OWNED BY "{role}"'))
+            connection.execute(text(f'DROP ROLE "{role}"'))
+
+    last = changes(engine, schedule.id)[-1]
+    assert (last.actor, last.db_user, last.application) == (f"sql:{role}", role, APPLICATION)
+    assert last.changes() == {"cron": ("0 0 * * *", "0 2 * * *")}
 
 
 # -- what is kept, what is not -----------------------------------------------------------
