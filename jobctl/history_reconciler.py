@@ -5,8 +5,9 @@ One pass:
    earlier attempt of a retried run is FAILED: a later one started);
 2. a run still Running past its timeout plus a grace, with nobody left to end it (worker
    and flow process both dead), is marked Crashed in Prefect and FAILED here;
-3. runs of our jobs that ended recently with no history at all (the database was down
-   while they ran) are backfilled from their state history, one row per attempt;
+3. runs of our jobs that ended recently with attempts that have no history (the database
+   was down while they ran, or an attempt ended before the flow body wrote its row) are
+   backfilled from their state history, one row per missing attempt;
 4. a run that crashed (its worker or flow process died, or it outlived its timeout) is
    retried when its row allows another attempt: Prefect retries Failed runs, not Crashed
    ones, so the reconciler puts it back as AwaitingRetry after the row's retry delay.
@@ -233,9 +234,11 @@ async def _retry_crashed(gateway: PrefectGateway, ended: list[FlowRun], now: dat
 
 
 async def _backfill(repository: Repository, gateway: PrefectGateway, ended: list[FlowRun]) -> int:
-    """Write the attempts of recently ended runs of our jobs that have no history at all."""
-    known = repository.flow_runs_with_history([str(run.id) for run in ended])
-    missing = [run for run in ended if str(run.id) not in known]
+    """Write the attempts of recently ended runs of our jobs that have no history row:
+    the whole run (the database was down), or one attempt (it ended before the flow body
+    wrote its row, such as a timeout running out during the misfire check)."""
+    known = repository.recorded_attempts([str(run.id) for run in ended])
+    missing = [run for run in ended if len(known.get(str(run.id), ())) < run.run_count]
     flow_names = await gateway.read_flow_names({run.flow_id for run in missing})
     envs = await _deployment_envs(gateway, missing)
     written = 0
@@ -244,6 +247,8 @@ async def _backfill(repository: Repository, gateway: PrefectGateway, ended: list
         for number, (started, finished, state) in enumerate(
             attempts_from_states(await gateway.read_run_states(run.id)), start=1
         ):
+            if number in known.get(str(run.id), ()):
+                continue
             status, error = outcome_of(state)
             if state.name == "AwaitingRetry":
                 status, error = JobStatus.FAILED, "failed: retried (recorded from Prefect)"

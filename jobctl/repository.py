@@ -480,6 +480,20 @@ class Repository:
                 )
         return found
 
+    def recorded_attempts(self, flow_run_ids: list[str]) -> dict[str, set[int]]:
+        """The attempt numbers with a JobHistory row, of each of ``flow_run_ids`` that has
+        one (a row without a number counts as attempt 1)."""
+        found: dict[str, set[int]] = {}
+        with self.session() as session:
+            for start in range(0, len(flow_run_ids), 500):
+                chunk = flow_run_ids[start : start + 500]
+                statement = select(JobHistory.flowRunId, JobHistory.attempt).where(
+                    JobHistory.flowRunId.in_(chunk)
+                )
+                for flow_run_id, attempt in session.execute(statement):
+                    found.setdefault(str(flow_run_id), set()).add(int(attempt or 1))
+        return found
+
     def count_history(self) -> int:
         with self.session() as session:
             return int(session.scalar(select(func.count()).select_from(JobHistory)) or 0)

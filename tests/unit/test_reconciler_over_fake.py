@@ -166,6 +166,41 @@ def test_runs_without_history_are_backfilled_one_row_per_attempt(
     assert _reconcile(repository, fake).backfilled == 0
 
 
+def test_an_attempt_that_ended_before_writing_its_row_is_backfilled_alone(
+    repository: Repository, fake: FakePrefect
+) -> None:
+    """Found by the chaos soak (seed 1): a late run's first attempt timed out during the
+    misfire check, before the flow body wrote its row; the second attempt has its row.
+    The run had history, so it was never backfilled: attempt 1 stayed without a row."""
+    deployment = _deployment(fake, RunPolicy(retries=1))
+    run = fake.add_run(
+        JOB,
+        [
+            _state(StateType.RUNNING, 20),
+            _state(StateType.SCHEDULED, 19, name="AwaitingRetry"),
+            _state(StateType.RUNNING, 18),
+            _state(StateType.FAILED, 17, name="TimedOut", message="timed out"),
+        ],
+        work_pool_name=POOL,
+        deployment_id=deployment.id,
+    )
+    repository.start_attempt(
+        flow_run_id=str(run.id), attempt=2, job_name=JOB, param=None, schedule_id="row-1"
+    )
+    repository.finish_attempt(
+        flow_run_id=str(run.id), attempt=2, status=JobStatus.FAILED, job_name=JOB,
+        param=None, schedule_id="row-1", error="timed out: the attempt exceeded its timeout",
+    )  # fmt: skip
+
+    assert _reconcile(repository, fake).backfilled == 1
+
+    first, second = _history(repository, str(run.id))
+    assert (first.attempt, first.status) == (1, JobStatus.FAILED)
+    assert "retried" in (first.error or "")
+    assert (second.attempt, second.error) == (2, "timed out: the attempt exceeded its timeout")
+    assert _reconcile(repository, fake).backfilled == 0
+
+
 def test_a_crashed_run_with_retries_left_is_put_back_awaiting_retry(
     repository: Repository, fake: FakePrefect
 ) -> None:
