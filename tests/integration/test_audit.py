@@ -161,6 +161,27 @@ def test_the_sqlite3_shell_is_audited(
     assert last.changes() == {"description": ("before", "after")}
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], ids=["sqlite"], indirect=True)
+def test_values_json_cannot_hold_never_stop_a_plain_sql_write_on_sqlite(
+    engine: Engine, database_url: str, schedule_factory: ScheduleFactory
+) -> None:
+    schedule = Repository(engine).add_schedule(schedule_factory())
+
+    by_plain_sql(
+        database_url,
+        "UPDATE \"JobSchedule\" SET param = 'not json', description = X'00FF', "
+        "\"isActive\" = 'false'",
+    )
+
+    last = changes(engine, schedule.id)[-1]
+    assert last.after is not None
+    assert (last.after["param"], last.after["description"], last.after["isActive"]) == (
+        "not json",
+        "X'00FF'",
+        "false",
+    )
+
+
 @ON_POSTGRES
 def test_truncate_is_kept_as_a_delete_of_every_row(
     engine: Engine, database_url: str, schedule_factory: ScheduleFactory

@@ -93,16 +93,19 @@ SQLITE_ACTOR = f"coalesce((SELECT actor FROM {ACTOR_TABLE} LIMIT 1), 'sql')"
 
 def _sqlite_value(row: str, column: str) -> str:
     """A column of ``row`` (NEW or OLD) as a JSON value, the way PostgreSQL's to_jsonb
-    shows it: param as JSON (or the text plain SQL left there), isActive as a boolean."""
+    shows it: param as JSON (or the text plain SQL left there), isActive as a boolean.
+    A BLOB, which JSON cannot hold (SQLite would refuse the whole write), as X'<hex>'."""
     value = f'{row}."{column}"'
+    shown = value
     if column == "param":
-        return f"CASE WHEN json_valid({value}) THEN json({value}) ELSE {value} END"
-    if column == "isActive":
-        return (
+        shown = f"CASE WHEN json_valid({value}) THEN json({value}) ELSE {value} END"
+    elif column == "isActive":
+        shown = (
             f"CASE WHEN typeof({value}) = 'integer' AND {value} IN (0, 1) "
             f"THEN json(CASE {value} WHEN 1 THEN 'true' ELSE 'false' END) ELSE {value} END"
         )
-    return value
+    as_hex = f"'X''' || hex({value}) || ''''"
+    return f"CASE WHEN typeof({value}) = 'blob' THEN {as_hex} ELSE {shown} END"
 
 
 def _sqlite_row_json(row: str, columns: list[str]) -> str:
