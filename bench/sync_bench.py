@@ -53,11 +53,12 @@ from deployments.plan import Action, Deployed
 from deployments.spec import DeploymentSpec
 from deployments.sync import DEFAULT_WRITE_CONCURRENCY, SyncReport, desired_state, sync
 from flows.registered import FLOWS
-from jobctl import prefect_api, registry, validation
+from jobctl import registry, validation
 from jobctl.db import create_db_engine
 from jobctl.fields import COLUMN_OF_FIELD
 from jobctl.prefect_gateway import payloads
 from jobctl.prefect_gateway.client import ClientGateway
+from jobctl.prefect_gateway.connection import prefect_client
 from jobctl.records import Schedule
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -559,10 +560,10 @@ async def warm_up(bench: Bench) -> None:
     """A small sync first, so that no measurement pays for a cold server."""
     with group(bench.databases, bench.template, "warmup", 20, seed=1) as warm:
         async with get_client() as client:
-            created = await sync(warm.settings, warm.repository, client)
+            created = await sync(warm.settings, warm.repository, ClientGateway(client))
             expect_plan(created, "warm-up sync", {}, Action.CREATE, queues_may_change=True)
             expect_plan(
-                await sync(warm.settings, warm.repository, client),
+                await sync(warm.settings, warm.repository, ClientGateway(client)),
                 "warm-up resync",
                 {},
                 Action.UNCHANGED,
@@ -633,7 +634,7 @@ async def bench_size(bench: Bench, rows: int) -> list[Result]:
         bench.say(rows, f"unchanged resync (full read) x{RESYNC_REPEATS}")
         full = await bench.median_of(
             RESYNC_REPEATS,
-            lambda c: sync(ours.settings, ours.repository, c),
+            lambda c: sync(ours.settings, ours.repository, ClientGateway(c)),
             partial(expect_plan, what="unchanged resync", expected={}, others=Action.UNCHANGED),
         )
 
@@ -641,7 +642,7 @@ async def bench_size(bench: Bench, rows: int) -> list[Result]:
         bench.say(rows, f"unchanged resync (known state) x{RESYNC_REPEATS}")
         known = await bench.median_of(
             RESYNC_REPEATS,
-            lambda c: sync(ours.settings, ours.repository, c, known=known_before),
+            lambda c: sync(ours.settings, ours.repository, ClientGateway(c), known=known_before),
             partial(
                 expect_plan,
                 what="unchanged resync, known state",
@@ -654,7 +655,9 @@ async def bench_size(bench: Bench, rows: int) -> list[Result]:
         step = rows // changed
         first = change_rows(ours.database, ours.ids[::step][:changed], "a")
         bench.say(rows, f"{len(first)} rows changed ({_kinds(first)}), sync (full read)")
-        delta = await bench.measure(lambda c: sync(ours.settings, ours.repository, c))
+        delta = await bench.measure(
+            lambda c: sync(ours.settings, ours.repository, ClientGateway(c))
+        )
         expect_plan(
             delta.value, "1 % changed", dict.fromkeys(first, Action.UPDATE), Action.UNCHANGED
         )
@@ -663,7 +666,7 @@ async def bench_size(bench: Bench, rows: int) -> list[Result]:
         known_after = delta.value.deployed_after
         bench.say(rows, f"{len(second)} rows changed ({_kinds(second)}), sync (known state)")
         delta_known = await bench.measure(
-            lambda c: sync(ours.settings, ours.repository, c, known=known_after)
+            lambda c: sync(ours.settings, ours.repository, ClientGateway(c), known=known_after)
         )
         expect_plan(
             delta_known.value,
@@ -809,7 +812,7 @@ class WatchSessions:
     def connect(self) -> _CountedSession:
         log = RequestLog()
         self.logs.append(log)
-        return _CountedSession(self, prefect_api.prefect_client(**log.httpx_settings()))
+        return _CountedSession(self, prefect_client(**log.httpx_settings()))
 
 
 class _CountedSession:

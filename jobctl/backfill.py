@@ -20,18 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-import httpx
-from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import FlowRun
-from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prefect.states import Scheduled
 
 from deployments.spec import deployment_name
 from jobctl import backfill_plan, errors, registry, run_origins, validation
 from jobctl.models import utcnow
+from jobctl.prefect_gateway import PrefectGateway
 from jobctl.repository import Repository
 
-POLL_S = 0.25
+POLL_S = 0.1
 ONE_AT_A_TIME = frozenset({"skip", "queue"})
 
 
@@ -103,7 +100,7 @@ def plan(
 
 async def execute(
     backfill: Backfill,
-    client: PrefectClient,
+    gateway: PrefectGateway,
     repository: Repository,
     *,
     wait: bool = True,
@@ -115,7 +112,7 @@ async def execute(
 
     ``on_run`` hears of each run when it ends (or is created, without waiting).
     """
-    deployment_id = await _deployment_id(client, backfill)
+    deployment_id = await _deployment_id(gateway, backfill)
     done: list[BackfillRun] = []
 
     def report(item: BackfillRun) -> None:
@@ -125,38 +122,35 @@ async def execute(
 
     created: list[tuple[datetime, FlowRun]] = []
     for fire_time in backfill.fire_times:
-        run = await _create_run(client, repository, backfill, deployment_id, fire_time)
+        run = await _create_run(gateway, repository, backfill, deployment_id, fire_time)
         if backfill.one_at_a_time:
-            report(await _ended(client, fire_time, run.id, poll_s))
+            report(await _ended(gateway, fire_time, run.id, poll_s))
         elif wait:
             created.append((fire_time, run))
         else:
             report(BackfillRun(fire_time, str(run.id), _state_name(run)))
     for fire_time, run in created:
-        report(await _ended(client, fire_time, run.id, poll_s))
+        report(await _ended(gateway, fire_time, run.id, poll_s))
     return done
 
 
-async def _deployment_id(client: PrefectClient, backfill: Backfill) -> UUID:
+async def _deployment_id(gateway: PrefectGateway, backfill: Backfill) -> UUID:
     name = f"{backfill.job_name}/{deployment_name(backfill.schedule_id)}"
-    try:
-        deployment = await client.read_deployment_by_name(name)
-    except ObjectNotFound:
+    deployment = await gateway.find_deployment(name)
+    if deployment is None:
         raise errors.BackfillRefused(
             f"schedule {backfill.schedule_id} has no deployment {name} yet: run `jobctl sync`"
-        ) from None
-    except httpx.TransportError as exc:
-        raise errors.PrefectUnavailable(f"the Prefect API cannot be reached: {exc}") from exc
+        )
     if deployment.paused:
         raise errors.BackfillRefused(
-            f"the deployment {name} is paused: its runs would not start (run `jobctl sync`, "
-            "or resume it)"
+            f"the deployment {name} is paused (a maintenance pause, or a row the sync "
+            "rejected): its runs would not start; see `jobctl status`"
         )
     return deployment.id
 
 
 async def _create_run(
-    client: PrefectClient,
+    gateway: PrefectGateway,
     repository: Repository,
     backfill: Backfill,
     deployment_id: UUID,
@@ -164,17 +158,15 @@ async def _create_run(
 ) -> FlowRun:
     """The run of ``fire_time``: created now, or the one an earlier backfill created."""
     try:
-        run = await client.create_flow_run_from_deployment(
+        run = await gateway.create_scheduled_run(
             deployment_id,
             # Scheduled at the fire time, already past: a worker takes it at once, and
             # Prefect keeps that time as the run's expected start.
-            state=Scheduled(scheduled_time=fire_time),
+            scheduled_time=fire_time,
             tags=[backfill_plan.tag(backfill.start, backfill.end)],
             idempotency_key=backfill_plan.idempotency_key(backfill.schedule_id, fire_time),
         )
-    except httpx.TransportError as exc:
-        raise errors.PrefectUnavailable(f"the Prefect API cannot be reached: {exc}") from exc
-    except PrefectHTTPStatusError as exc:
+    except errors.PrefectRefused as exc:
         raise errors.BackfillRefused(
             f"Prefect refused the run of {backfill_plan.utc_text(fire_time)}: {exc}"
         ) from exc
@@ -190,14 +182,11 @@ async def _create_run(
 
 
 async def _ended(
-    client: PrefectClient, fire_time: datetime, run_id: UUID, poll_s: float
+    gateway: PrefectGateway, fire_time: datetime, run_id: UUID, poll_s: float
 ) -> BackfillRun:
     """Wait for the run to reach a final state (a run that waits for a worker waits)."""
     while True:
-        try:
-            run = await client.read_flow_run(run_id)
-        except httpx.TransportError as exc:
-            raise errors.PrefectUnavailable(f"the Prefect API cannot be reached: {exc}") from exc
+        run = await gateway.read_run(run_id)
         if run.state is not None and run.state.is_final():
             return BackfillRun(fire_time, str(run_id), _state_name(run))
         await asyncio.sleep(poll_s)

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import httpx
-from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import State
-from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.exceptions import PrefectHTTPStatusError
 
 from deployments.manual import manual_deployment_name
 from flows.registered import FLOWS
 from jobctl import errors, registry, validation
+from jobctl.prefect_gateway import PrefectGateway
 from jobctl.records import HistoryFilter
 from jobctl.repository import Repository
 
@@ -86,7 +86,7 @@ def _prefect_problem(exc: BaseException) -> str | None:
 
 
 async def submit(
-    job_name: str, param: Any, user: str, client: PrefectClient, work_pool_name: str
+    job_name: str, param: Any, user: str, gateway: PrefectGateway, work_pool_name: str
 ) -> tuple[str, str]:
     """Create a run of the job's manual deployment for the workers.
 
@@ -94,15 +94,9 @@ async def submit(
     """
     job, value = checked_param(job_name, param)
     name = manual_deployment_name(job.name, work_pool_name)
-    try:
-        deployment = await client.read_deployment_by_name(name)
-        run = await client.create_flow_run_from_deployment(
-            deployment.id, parameters={"param": value, "user": user}
-        )
-    except ObjectNotFound as exc:
+    run_id = await gateway.run_deployment(name, {"param": value, "user": user})
+    if run_id is None:
         raise errors.ManualDeploymentMissing(
             f"there is no deployment {name} yet: run `jobctl sync` (or start the watcher)"
-        ) from exc
-    except httpx.TransportError as exc:
-        raise errors.PrefectUnavailable(f"the Prefect API cannot be reached: {exc}") from exc
-    return str(run.id), name
+        )
+    return str(run_id), name

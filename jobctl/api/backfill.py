@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobctl import backfill_plan, errors
 from jobctl.api.dependencies import SECURED, RepositoryDep, SettingsDep
 from jobctl.backfill import Backfill, execute, plan
-from jobctl.prefect_api import prefect_client, require_prefect_api
+from jobctl.prefect_gateway.client import connect
+from jobctl.prefect_gateway.connection import require_prefect_api
 from jobctl.repository import Repository
 
 logger = logging.getLogger("jobctl.api")
@@ -103,8 +104,8 @@ def backfill(
 
 def _start_in_background(work: Backfill, repository: Repository) -> None:
     async def run() -> None:
-        async with prefect_client() as client:
-            runs = await execute(work, client, repository, wait=False)
+        async with connect() as gateway:
+            runs = await execute(work, gateway, repository, wait=False)
         logger.info("backfill of schedule %s: %d run(s) created", work.schedule_id, len(runs))
 
     def main() -> None:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from jobctl import manual_runs
 from jobctl.api.dependencies import SECURED, Caller, Context
 from jobctl.api.schemas import CallJobRequest, CallJobResponse, RunRequest, SubmittedRun
-from jobctl.prefect_api import prefect_client
+from jobctl.prefect_gateway.client import connect
 
 router = APIRouter(tags=["jobs"], dependencies=SECURED)
 
@@ -51,7 +51,7 @@ async def submit_run(body: RunRequest, context: Context, user: Caller) -> JSONRe
 
 
 async def _submit(method: str, param: Any, user: str, work_pool: str) -> JSONResponse:
-    async with prefect_client() as client:
-        flow_run_id, deployment = await manual_runs.submit(method, param, user, client, work_pool)
+    async with connect() as gateway:
+        flow_run_id, deployment = await manual_runs.submit(method, param, user, gateway, work_pool)
     run = SubmittedRun(flowRunId=flow_run_id, deployment=deployment)
     return JSONResponse(run.model_dump(), status_code=202)

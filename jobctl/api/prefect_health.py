@@ -7,8 +7,10 @@ import time
 
 import httpx
 
+from jobctl import errors
 from jobctl.metrics import PrefectHealth
-from jobctl.prefect_api import online_workers, prefect_api_url, prefect_client
+from jobctl.prefect_gateway.client import connect
+from jobctl.prefect_gateway.connection import prefect_api_url
 
 PREFECT_MAX_AGE_S = 15.0
 PREFECT_TIMEOUT_S = 3.0
@@ -37,11 +39,11 @@ class PrefectHealthCache:
 
     async def _fetch(self) -> PrefectHealth:
         down = PrefectHealth(pool=self.pool, up=False, workers_online=None)
-        async with prefect_client() as client:
-            if await client.api_healthcheck() is not None:
+        async with connect() as gateway:
+            if await gateway.health_problem() is not None:
                 return down
             try:
-                workers = await online_workers(client, self.pool)
-            except httpx.HTTPError:
+                workers = await gateway.online_workers(self.pool)
+            except (httpx.HTTPError, errors.PrefectUnavailable):
                 return down
         return PrefectHealth(pool=self.pool, up=True, workers_online=workers)

@@ -16,7 +16,8 @@ from jobctl import errors, manual_runs
 from jobctl.api.app import create_app
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.parsing import JSON
-from jobctl.prefect_api import prefect_client, require_prefect_api
+from jobctl.prefect_gateway.client import connect
+from jobctl.prefect_gateway.connection import require_prefect_api
 
 CLI_USER = "cli"
 
@@ -66,9 +67,9 @@ def call(context: Context, job_name: str, param: Any, no_wait: bool) -> None:
     if no_wait:
 
         async def submit() -> str:
-            async with prefect_client() as client:
+            async with connect() as gateway:
                 run_id, _ = await manual_runs.submit(
-                    job_name, param, CLI_USER, client, context.settings.work_pool
+                    job_name, param, CLI_USER, gateway, context.settings.work_pool
                 )
                 return run_id
 

@@ -13,7 +13,7 @@ from jobctl import backfill_plan
 from jobctl.backfill import Backfill, BackfillRun, execute, plan
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.parsing import INSTANT
-from jobctl.prefect_api import prefect_client
+from jobctl.prefect_gateway.client import connect
 
 COMPLETED = "Completed"
 
@@ -90,5 +90,5 @@ async def _run(work: Backfill, context: Context) -> list[BackfillRun]:
     def show(run: BackfillRun) -> None:
         click.echo(f"{_local(run.fire_time)}  {run.state}  {run.flow_run_id}")
 
-    async with prefect_client() as client:
-        return await execute(work, client, context.repository, on_run=show)
+    async with connect() as gateway:
+        return await execute(work, gateway, context.repository, on_run=show)

@@ -32,6 +32,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, State, WorkPool
 from prefect.events.schemas.automations import Automation, AutomationCore
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
+from prefect.states import Scheduled
 from prefect.workers.process import ProcessWorker
 from pydantic import ValidationError
 
@@ -47,7 +48,7 @@ from deployments.spec import (
 )
 from jobctl import cron, errors
 from jobctl.prefect_gateway.connection import prefect_client
-from jobctl.prefect_gateway.interface import PROCESS_WORKER_TYPE, PrefectGateway
+from jobctl.prefect_gateway.interface import PROCESS_WORKER_TYPE, DeploymentRef, PrefectGateway
 from jobctl.prefect_gateway.payloads import (
     ZOMBIE_AUTOMATION,
     deployment_arguments,
@@ -468,3 +469,31 @@ class ClientGateway:
                 deployment_id, tags=list(tags), idempotency_key=idempotency_key
             )
         return run.id
+
+    async def find_deployment(self, name: str) -> DeploymentRef | None:
+        try:
+            with _reachable():
+                deployment = await self.client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return None
+        return DeploymentRef(id=deployment.id, paused=bool(deployment.paused))
+
+    async def create_scheduled_run(
+        self,
+        deployment_id: UUID,
+        *,
+        scheduled_time: datetime,
+        idempotency_key: str,
+        tags: Sequence[str],
+    ) -> FlowRun:
+        with _write():
+            return await self.client.create_flow_run_from_deployment(
+                deployment_id,
+                state=Scheduled(scheduled_time=scheduled_time),
+                tags=list(tags),
+                idempotency_key=idempotency_key,
+            )
+
+    async def read_run(self, run_id: UUID) -> FlowRun:
+        with _reachable():
+            return await self.client.read_flow_run(run_id)

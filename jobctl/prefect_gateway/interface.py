@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -26,6 +27,12 @@ from deployments.spec import DeploymentSpec
 from jobctl import cron
 
 PROCESS_WORKER_TYPE = "process"
+
+
+@dataclass(frozen=True)
+class DeploymentRef:
+    id: UUID
+    paused: bool
 
 
 class PrefectGateway(Protocol):
@@ -140,6 +147,22 @@ class PrefectGateway(Protocol):
     ) -> UUID:
         """A run of the deployment due now (a catch-up after a maintenance pause); asked
         again with the same key, Prefect returns the run it already made."""
+
+    async def find_deployment(self, name: str) -> DeploymentRef | None:
+        """The deployment ``<flow>/<deployment>``, or None when there is none."""
+
+    async def create_scheduled_run(
+        self,
+        deployment_id: UUID,
+        *,
+        scheduled_time: datetime,
+        idempotency_key: str,
+        tags: Sequence[str],
+    ) -> FlowRun:
+        """A run of the deployment Scheduled at ``scheduled_time``; asked again with the
+        same key, Prefect returns the run it already made."""
+
+    async def read_run(self, run_id: UUID) -> FlowRun: ...
 
 
 Connect = Callable[[], AbstractAsyncContextManager[PrefectGateway]]
