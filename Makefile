@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.synced
 UV_VERSION := 0.13.9
 
-.PHONY: run test test-slow lint bench
+.PHONY: run test test-slow lint bench chaos
 
 run: $(STAMP)  ## Run the whole system: Prefect server, worker, sync watcher (SQLite default).
 	$(VENV)/bin/jobctl up
@@ -24,6 +24,9 @@ lint: $(STAMP)  ## ruff, mypy, the import contracts between layers, declared dep
 
 bench: $(STAMP)  ## The benchmarks of bench/ (see bench/README.md).
 	$(VENV)/bin/python -m bench
+
+chaos: $(STAMP)  ## The 30-minute chaos soak: overlapping faults, then an exact account.
+	$(VENV)/bin/python -m bench chaos
 
 $(STAMP): pyproject.toml uv.lock
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)

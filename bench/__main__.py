@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from rich.console import Console
 
 from bench import (
+    chaos,
     footprint_bench,
     history_bench,
     metrics_bench,
@@ -29,6 +30,9 @@ class Options:
     rows: list[int]
     scale_rows: list[int]
     quick: bool
+    minutes: float | None = None
+    seed: int = chaos.DEFAULT_SEED
+    chaos_rows: int = chaos.DEFAULT_ROWS
 
 
 def _sync(options: Options, console: Console) -> bool:
@@ -59,6 +63,11 @@ def _metrics(options: Options, console: Console) -> bool:
     return metrics_bench.run(options.quick, console)
 
 
+def _chaos(options: Options, console: Console) -> bool:
+    minutes = options.minutes or (5.0 if options.quick else chaos.DEFAULT_MINUTES)
+    return chaos.run(minutes, options.seed, options.chaos_rows, console)
+
+
 # name -> run(options, console) -> every target met
 BENCHMARKS: dict[str, Callable[[Options, Console], bool]] = {
     "sync": _sync,
@@ -68,7 +77,10 @@ BENCHMARKS: dict[str, Callable[[Options, Console], bool]] = {
     "throughput": _throughput,
     "footprint": _footprint,
     "metrics": _metrics,
+    "chaos": _chaos,
 }
+# Not in "every benchmark": the soak is a reliability run of its own (30 minutes).
+ON_DEMAND = {"chaos"}
 
 
 def _sizes(text: str) -> list[int]:
@@ -87,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "names",
         nargs="*",
         metavar="NAME",
-        help=f"benchmarks to run, of: {', '.join(BENCHMARKS)} (default: all)",
+        help=f"benchmarks to run, of: {', '.join(BENCHMARKS)} (default: all but chaos)",
     )
     parser.add_argument(
         "--rows",
@@ -108,6 +120,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="a smoke run: fewer rows, runs and minutes everywhere",
     )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help=f"chaos: minutes of faults (default: {chaos.DEFAULT_MINUTES:g}; 5 with --quick)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=chaos.DEFAULT_SEED, help="chaos: the faults' seed"
+    )
+    parser.add_argument(
+        "--chaos-rows",
+        type=int,
+        default=chaos.DEFAULT_ROWS,
+        help=f"chaos: rows firing every minute (default: {chaos.DEFAULT_ROWS})",
+    )
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
@@ -120,11 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale_rows=args.scale_rows
         or list(scale_bench.QUICK_ROWS if quick else scale_bench.DEFAULT_ROWS),
         quick=quick,
+        minutes=args.minutes,
+        seed=args.seed,
+        chaos_rows=args.chaos_rows,
     )
     # A wide table even when the output is a file or a pipe (rich's default there: 80).
     console = Console() if sys.stdout.isatty() else Console(width=150)
     all_met = True
-    for name in args.names or list(BENCHMARKS):
+    for name in args.names or [name for name in BENCHMARKS if name not in ON_DEMAND]:
         note = processes.load_text(processes.load_note())
         console.rule(f"benchmark: {name}{' (quick)' if quick else ''} — {note}")
         all_met = BENCHMARKS[name](options, console) and all_met

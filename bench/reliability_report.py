@@ -220,6 +220,16 @@ def _latest(pattern: str) -> Path | None:
     return found[-1] if found else None
 
 
+def _chaos_section() -> list[str]:
+    """The newest chaos soak (``python -m bench chaos``), as its own run writes it."""
+    from bench.chaos import report as chaos_report  # the soak's modules: only when reported
+
+    latest = _latest("chaos-*.json")
+    if latest is None:
+        return ["## Chaos soak", "", "No soak recorded yet: `python -m bench chaos`.", ""]
+    return [*chaos_report.section(latest), ""]
+
+
 def write_report(
     xml_path: Path, load_runs: list[tuple[Path, dict[str, Any], list[dict[str, Any]]]]
 ) -> str:
@@ -236,6 +246,7 @@ def write_report(
         "",
         *_tests_section(xml_path, read_cases(xml_path)),
         *_load_section(load_runs),
+        *_chaos_section(),
     ]
     text = "\n".join(lines).rstrip() + "\n"
     REPORT.write_text(text)
