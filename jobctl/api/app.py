@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from flows import registered
 from jobctl import db
-from jobctl.api import error_handlers, health, history, jobs, monitoring, schedules
+from jobctl.api import backfill, error_handlers, health, history, jobs, monitoring, schedules
 from jobctl.api.dependencies import AppContext
 from jobctl.api.prefect_health import PrefectHealthCache
 from jobctl.metrics import MetricsSource
@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (health.router, jobs.router, schedules.router, history.router):
         app.include_router(router)
     app.include_router(monitoring.router)
+    app.include_router(backfill.router)
     return app
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,10 +17,14 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymen
 from prefect.client.schemas.objects import FlowRun
 
 from jobctl import backfill, backfill_plan, errors, run_origins
+from jobctl.api.app import create_app
 from jobctl.models import JobStatus
+from jobctl.prefect_gateway.client import connect
 from jobctl.records import HistoryFilter
 from tests.conftest import ScheduleFactory
+from tests.fixtures.api import TOKEN, ApiClient
 from tests.fixtures.cli import cli_env, run_cli
+from tests.fixtures.processes import wait_for
 from tests.fixtures.sync import SyncTarget
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -111,15 +116,15 @@ def test_a_disabled_or_unsynced_row_is_refused(
     work = backfill.plan(sync_target.repository, unsynced.id, *NIGHT, default_timezone=zone)
 
     async def execute() -> None:
-        async with get_client() as client:
-            await backfill.execute(work, client, sync_target.repository, wait=False)
+        async with connect() as gateway:
+            await backfill.execute(work, gateway, sync_target.repository, wait=False)
 
     with pytest.raises(errors.BackfillRefused, match=r"has no deployment .* run `jobctl sync`"):
         asyncio.run(execute())
 
 
 def test_each_run_is_scheduled_at_its_fire_time_once_however_often_it_is_backfilled(
-    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory, tmp_path: Path
 ) -> None:
     row = sync_target.repository.add_schedule(
         schedule_factory(cron="0 */6 * * *", timezone="Europe/Berlin", overlap="allow")
@@ -131,8 +136,8 @@ def test_each_run_is_scheduled_at_its_fire_time_once_however_often_it_is_backfil
     )
 
     async def execute() -> list[backfill.BackfillRun]:
-        async with get_client() as client:
-            return await backfill.execute(work, client, sync_target.repository, wait=False)
+        async with connect() as gateway:
+            return await backfill.execute(work, gateway, sync_target.repository, wait=False)
 
     first = asyncio.run(execute())
     again = asyncio.run(execute())
@@ -159,3 +164,71 @@ def test_each_run_is_scheduled_at_its_fire_time_once_however_often_it_is_backfil
     assert attempt.status is JobStatus.PROCESSING
     assert attempt.origin == "backfill 2026-03-28T00:00:00Z/2026-03-29T12:00:00Z"
     assert sync_target.repository.get_attempt(attempt.id).origin == attempt.origin
+    env = _env(sync_target, tmp_path)
+    listed = run_cli("history", "--schedule", row.id, env=env).stdout
+    shown = run_cli("history", "show", str(attempt.id), env=env).stdout
+    assert f"{row.id[:8]} backfill" in listed
+    assert "backfill 2026-03-28T00:00:00Z/2026-03-29T12:00:00Z" in shown
+
+
+# -- POST /v1/job/schedules/{id}/backfill -------------------------------------------------
+
+
+def _api(target: SyncTarget) -> ApiClient:
+    settings = target.settings.model_copy(update={"api_token": TOKEN})
+    return ApiClient(create_app(settings), secrets=(settings.database_url, TOKEN))
+
+
+def _body(start: datetime, end: datetime, **extra: object) -> dict[str, object]:
+    return {"from": start.isoformat(), "to": end.isoformat(), **extra}
+
+
+def test_the_api_lists_the_fire_times_of_a_dry_run_and_refuses_too_many(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    row = sync_target.repository.add_schedule(schedule_factory(**HOURLY_BERLIN))
+    sync_target.sync()
+    api = _api(sync_target)
+    path = f"/v1/job/schedules/{row.id}/backfill"
+
+    dry = api.post(path, json=_body(*NIGHT, dryRun=True))
+    too_many = api.post(path, json=_body(*NIGHT, maxRuns=22))
+    unknown = api.post(f"/v1/job/schedules/{uuid4()}/backfill", json=_body(*NIGHT))
+
+    assert dry.status_code == 200, dry.text
+    answer = dry.json()
+    assert (answer["cron"], answer["timezone"], answer["dryRun"]) == (
+        "0 * * * *", "Europe/Berlin", True,
+    )  # fmt: skip
+    assert answer["origin"] == "backfill 2026-03-28T23:00:00Z/2026-03-29T22:00:00Z"
+    assert len(answer["fireTimes"]) == 23
+    assert answer["fireTimes"][1:3] == ["2026-03-29T00:00:00Z", "2026-03-29T01:00:00Z"]
+    assert too_many.status_code == 422
+    assert "holds more than 22 fire times" in too_many.json()["detail"]
+    assert unknown.status_code == 404
+    assert [run for run in _runs_of(sync_target, row.id) if not run.auto_scheduled] == []
+
+
+def test_the_api_creates_one_run_per_fire_time_in_the_background(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    row = sync_target.repository.add_schedule(
+        schedule_factory(cron="0 */6 * * *", timezone="Europe/Berlin", overlap="allow")
+    )
+    sync_target.sync()
+    start, end = datetime(2026, 3, 28, tzinfo=UTC), datetime(2026, 3, 29, 12, tzinfo=UTC)
+
+    response = _api(sync_target).post(
+        f"/v1/job/schedules/{row.id}/backfill", json=_body(start, end)
+    )
+
+    assert response.status_code == 202, response.text
+    fire_times = [datetime.fromisoformat(t) for t in response.json()["fireTimes"]]
+    assert len(fire_times) == 6
+
+    def created() -> list[FlowRun] | None:
+        runs = [run for run in _runs_of(sync_target, row.id) if not run.auto_scheduled]
+        return runs if len(runs) == len(fire_times) else None
+
+    runs = wait_for(created, timeout_s=30, what="the backfill's runs")
+    assert sorted(run.expected_start_time for run in runs) == fire_times  # type: ignore[type-var]
