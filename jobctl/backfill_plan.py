@@ -9,6 +9,7 @@ fall-back night 25.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from jobctl import cron
@@ -83,6 +84,14 @@ def origin(start: datetime, end: datetime) -> str:
 
 def tag(start: datetime, end: datetime) -> str:
     return f"{TAG_PREFIX}{utc_text(start)}/{utc_text(end)}"
+
+
+def origin_of_tags(tags: Iterable[str]) -> str | None:
+    """The origin a run's backfill tag names, or None for a run no backfill created."""
+    for item in tags:
+        if item.startswith(TAG_PREFIX):
+            return ORIGIN_PREFIX + item.removeprefix(TAG_PREFIX)
+    return None
 
 
 def idempotency_key(schedule_id: str, fire_time: datetime) -> str:

@@ -26,8 +26,8 @@ from uuid import UUID
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.states import AwaitingRetry, Crashed
 
-from jobctl import registry
-from jobctl.models import JobStatus
+from jobctl import backfill_plan, registry, run_origins
+from jobctl.models import JobStatus, utcnow
 from jobctl.outcomes import outcome_of
 from jobctl.policy import SCHEDULE_ID_ENV, RunPolicy
 from jobctl.prefect_gateway import PrefectGateway
@@ -264,7 +264,24 @@ async def _backfill(repository: Repository, gateway: PrefectGateway, ended: list
                 end_at=finished.astimezone(UTC),
             )
             written += 1
+        _record_backfill_origin(repository, run, _env_of(run, envs).get(SCHEDULE_ID_ENV))
     return written
+
+
+def _record_backfill_origin(repository: Repository, run: FlowRun, schedule_id: str | None) -> None:
+    """The origin of a run a backfill created but could not record (the database was
+    down then): its tag names the range, its expected start the fire time."""
+    origin = backfill_plan.origin_of_tags(run.tags)
+    if origin is None or schedule_id is None or run.expected_start_time is None:
+        return
+    run_origins.record(
+        repository,
+        flow_run_id=str(run.id),
+        schedule_id=schedule_id,
+        origin=origin,
+        logical_time=run.expected_start_time.astimezone(UTC),
+        now=utcnow(),
+    )
 
 
 def _jsonable(value: Any) -> Any:

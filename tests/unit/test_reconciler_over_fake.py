@@ -16,7 +16,7 @@ from uuid import uuid4
 import pytest
 from prefect.client.schemas.objects import State, StateType
 
-from jobctl import history_reconciler
+from jobctl import history_reconciler, run_origins
 from jobctl.models import JobStatus
 from jobctl.policy import POLICY_ENV, SCHEDULE_ID_ENV, RunPolicy
 from jobctl.records import Attempt, HistoryFilter
@@ -268,3 +268,23 @@ def test_a_failed_prefect_read_closes_nothing(repository: Repository, fake: Fake
         _reconcile(repository, fake)
 
     assert [a.status for a in _history(repository, str(run.id))] == [JobStatus.PROCESSING]
+
+
+def test_a_backfilled_run_whose_origin_was_not_recorded_gets_it_from_its_tag(
+    repository: Repository, fake: FakePrefect
+) -> None:
+    deployment = _deployment(fake, RunPolicy())
+    run = fake.add_run(
+        JOB,
+        [_state(StateType.RUNNING, 10), _state(StateType.COMPLETED, 9)],
+        work_pool_name=POOL,
+        deployment_id=deployment.id,
+    )
+    run.tags = ["backfill:2026-03-28T23:00:00Z/2026-03-29T22:00:00Z"]
+    run.expected_start_time = datetime(2026, 3, 29, 1, tzinfo=UTC)  # type: ignore[assignment]
+
+    _reconcile(repository, fake)
+
+    (attempt,) = _history(repository, str(run.id))
+    assert attempt.origin == "backfill 2026-03-28T23:00:00Z/2026-03-29T22:00:00Z"
+    assert run_origins.logical_times(repository, "row-1") == {str(run.id): run.expected_start_time}
