@@ -1,4 +1,6 @@
-"""The sync against a real Prefect server, on SQLite and PostgreSQL tables."""
+"""The sync against a real Prefect server, on SQLite and PostgreSQL tables: what only a
+real server shows (the payload it takes, paging, upserts, queue order, HTTP writes). The
+sync's logic over the in-memory Prefect: tests/unit/test_sync_over_fake.py."""
 
 from __future__ import annotations
 
@@ -7,15 +9,12 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
 
 from deployments.plan import Action
 from deployments.spec import deployment_name, queue_name
 from jobctl import cron as cron_rules
 from jobctl import errors
-from jobctl.db import create_db_engine
 from jobctl.prefect_gateway import client as gateway_client
-from jobctl.repository import Repository
 from tests.conftest import ScheduleFactory
 from tests.fixtures.sync import RequestLog, SyncTarget
 
@@ -72,27 +71,27 @@ def test_sync_creates_one_deployment_per_row(
     _assert_mirrors(sync_target, second.id)
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {"cron": "15 3 * * *"},
-        {"timezone": "America/New_York"},
-        {"param": ["changed", "values"]},
-        {"priority": 3},
-        {"max_retries": 5, "retry_delay_ms": 2_000, "retry_backoff": "exponential"},
-        {"timeout_ms": 1_000},
-        {"description": "changed"},
-    ],
-    ids=lambda changes: "+".join(changes),
-)
 def test_sync_updates_the_deployment_of_an_edited_row(
-    sync_target: SyncTarget, schedule_factory: ScheduleFactory, changes: dict[str, object]
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
 ) -> None:
+    """Every field at once: Prefect takes the rewritten deployment in place. Which edit
+    plans an update: tests/unit/test_sync_over_fake.py."""
     row = sync_target.repository.add_schedule(schedule_factory())
     sync_target.sync()
     before = sync_target.deployments()[row.id]
 
-    sync_target.repository.update_schedule(row.id, **changes)
+    sync_target.repository.update_schedule(
+        row.id,
+        cron="15 3 * * *",
+        timezone="America/New_York",
+        param=["changed", "values"],
+        priority=3,
+        max_retries=5,
+        retry_delay_ms=2_000,
+        retry_backoff="fixed",
+        timeout_ms=1_000,
+        description="changed",
+    )
     report = sync_target.sync()
 
     assert report.plan.counts()[Action.UPDATE] == 1
@@ -116,20 +115,6 @@ def test_disabling_pauses_and_enabling_resumes(
     assert sync_target.sync().plan.counts()[Action.RESUME] == 1
     assert sync_target.deployments()[row.id].paused is False
     _assert_mirrors(sync_target, row.id)
-
-
-def test_deleting_a_row_deletes_its_deployment_only(
-    sync_target: SyncTarget, schedule_factory: ScheduleFactory
-) -> None:
-    kept = sync_target.repository.add_schedule(schedule_factory())
-    removed = sync_target.repository.add_schedule(schedule_factory())
-    sync_target.sync()
-
-    sync_target.repository.delete_schedule(removed.id)
-    report = sync_target.sync()
-
-    assert report.plan.counts()[Action.DELETE] == 1
-    assert set(sync_target.deployments()) == {kept.id}
 
 
 def test_a_job_change_moves_the_deployment_to_the_other_flow(
@@ -208,87 +193,6 @@ def test_queues_follow_the_order_of_row_priorities(
     assert "priority-7" not in queues  # no row uses it any more
 
 
-def _insert_by_sql(repository: Repository, schedule_id: str, **columns: object) -> None:
-    values = {"id": schedule_id, "cron": "* * * * *", "jobName": "processData", **columns}
-    names = ", ".join(f'"{name}"' for name in values)
-    binds = ", ".join(f":{name}" for name in values)
-    with repository.engine.begin() as conn:
-        conn.execute(text(f'INSERT INTO "JobSchedule" ({names}) VALUES ({binds})'), values)
-
-
-def test_bad_rows_are_rejected_with_reasons_and_good_rows_still_sync(
-    sync_target: SyncTarget, schedule_factory: ScheduleFactory
-) -> None:
-    repository = sync_target.repository
-    good = repository.add_schedule(schedule_factory())
-    _insert_by_sql(repository, "bad-cron", cron="61 * * * *")
-    _insert_by_sql(repository, "bad-seconds", cron="*/10 * * * * *")
-    _insert_by_sql(repository, "bad-job", jobName="__init__")
-    _insert_by_sql(repository, "bad-timeout", timeout=-5)
-    huge = json.dumps(["x" * 70_000])
-    _insert_by_sql(repository, "bad-param", param=huge)
-
-    report = sync_target.sync()
-
-    reasons = {step.schedule_id: step.reason or "" for step in report.plan.rejected}
-    assert set(reasons) == {"bad-cron", "bad-seconds", "bad-job", "bad-timeout", "bad-param"}
-    assert reasons["bad-cron"].startswith("cron:")
-    assert "sub-minute" in reasons["bad-seconds"]
-    assert reasons["bad-job"].startswith("jobName:")
-    assert reasons["bad-timeout"].startswith("timeout:")
-    assert reasons["bad-param"].startswith("param:")
-    assert set(sync_target.deployments()) == {good.id}
-
-
-# PostgreSQL's jsonb refuses malformed JSON at insert: only SQLite can hold such a row.
-@pytest.mark.parametrize("database_url", ["sqlite"], ids=["sqlite"], indirect=True)
-def test_malformed_json_param_is_rejected_on_sqlite(sync_target: SyncTarget) -> None:
-    _insert_by_sql(sync_target.repository, "bad-json", param="{not json")
-    report = sync_target.sync()
-    assert [s.schedule_id for s in report.plan.rejected] == ["bad-json"]
-    assert "not valid JSON" in (report.plan.rejected[0].reason or "")
-
-
-def test_a_row_that_turns_bad_has_its_deployment_paused(
-    sync_target: SyncTarget, schedule_factory: ScheduleFactory
-) -> None:
-    row = sync_target.repository.add_schedule(schedule_factory())
-    sync_target.sync()
-    with sync_target.repository.engine.begin() as conn:
-        conn.execute(
-            text('UPDATE "JobSchedule" SET cron = :cron WHERE id = :id'),
-            {"cron": "not a cron", "id": row.id},
-        )
-
-    report = sync_target.sync()
-
-    assert [(s.action, s.schedule_id) for s in report.plan.rejected] == [(Action.PAUSE, row.id)]
-    deployment = sync_target.deployments()[row.id]
-    assert deployment.paused is True
-    (main,) = [s for s in deployment.schedules if s.slug is None]  # not a DST repeat
-    assert main.schedule.cron == row.cron  # type: ignore[union-attr]
-    # Once paused, the still-bad row is reported without another write.
-    log = RequestLog()
-    assert sync_target.sync(log=log).plan.counts()[Action.REJECTED] == 1
-    assert log.writes == []
-
-
-def test_a_failed_table_read_changes_nothing(
-    sync_target: SyncTarget, schedule_factory: ScheduleFactory
-) -> None:
-    row = sync_target.repository.add_schedule(schedule_factory())
-    sync_target.sync()
-    unreachable = Repository(create_db_engine("postgresql+psycopg://postgres@127.0.0.1:1/none"))
-    broken = SyncTarget(sync_target.settings, unreachable, sync_target.server)
-
-    log = RequestLog()
-    with pytest.raises(errors.DatabaseUnavailable):
-        broken.sync(log=log)
-
-    assert log.writes == []
-    assert set(sync_target.deployments()) == {row.id}
-
-
 def test_an_unreachable_prefect_fails_clearly(
     sync_target: SyncTarget, schedule_factory: ScheduleFactory
 ) -> None:
@@ -316,14 +220,3 @@ def test_two_syncs_at_once_converge_to_one_deployment_per_row(
     log = RequestLog()
     assert sync_target.sync(log=log).plan.counts()[Action.UNCHANGED] == len(rows)
     assert log.writes == []
-
-
-def test_dry_run_plans_without_writing(
-    sync_target: SyncTarget, schedule_factory: ScheduleFactory
-) -> None:
-    sync_target.repository.add_schedule(schedule_factory())
-    log = RequestLog()
-    report = sync_target.sync(log=log, dry_run=True)
-    assert report.plan.counts()[Action.CREATE] == 1
-    assert log.writes == []
-    assert sync_target.deployments() == {}

@@ -18,6 +18,7 @@ from deployments import sync as schedule_sync
 from deployments.plan import Action
 from deployments.spec import deployment_name, queue_name
 from jobctl import errors
+from jobctl.db import create_db_engine
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 from tests.conftest import ScheduleFactory
@@ -242,3 +243,48 @@ def test_a_sync_given_what_prefect_holds_does_not_read_it(
 
     assert report.plan.counts() == {Action.UNCHANGED: 1}
     assert fake.called("read_managed_deployments") == []
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"cron": "15 3 * * *"},
+        {"timezone": "America/New_York"},
+        {"param": ["changed", "values"]},
+        {"priority": 3},
+        {"max_retries": 5, "retry_delay_ms": 2_000, "retry_backoff": "exponential"},
+        {"timeout_ms": 1_000},
+        {"description": "changed"},
+    ],
+    ids=lambda changes: "+".join(changes),
+)
+def test_each_kind_of_edit_updates_the_deployment(
+    repository: Repository,
+    fake: FakePrefect,
+    schedule_factory: ScheduleFactory,
+    changes: dict[str, object],
+) -> None:
+    row = repository.add_schedule(schedule_factory())
+    _sync(repository, fake)
+    before = fake.by_schedule()[row.id]
+    version, spec_before = before.version, before.spec
+    fake.forget_calls()
+
+    repository.update_schedule(row.id, **changes)
+    report = _sync(repository, fake)
+
+    assert report.plan.counts()[Action.UPDATE] == 1
+    assert [c.name for c in fake.writes if "queue" not in c.name] == ["apply_deployment"]
+    after = fake.by_schedule()[row.id]
+    assert after.id == before.id and after.version != version and after.spec != spec_before
+
+
+def test_a_failed_table_read_stops_the_sync_before_any_write(
+    fake: FakePrefect, schedule_factory: ScheduleFactory
+) -> None:
+    unreachable = Repository(create_db_engine("postgresql+psycopg://postgres@127.0.0.1:1/none"))
+
+    with pytest.raises(errors.DatabaseUnavailable):
+        _sync(unreachable, fake)
+
+    assert fake.writes == []
