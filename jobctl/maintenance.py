@@ -12,7 +12,6 @@ caught up once (``deployments.catch_up``). Pure functions here take ``now``.
 
 from __future__ import annotations
 
-import getpass
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from jobctl import errors
 from jobctl.cron import ALIASES
 
 UNTIL_ENDED_BY = "until"  # who ended a pause that ended at its ``until``
-CLI_USER_FALLBACK = "cli"
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 
@@ -80,7 +78,10 @@ def parse_until(text: str, now: datetime) -> datetime:
     (``90s``, ``15m``, ``2h``, ``1d``). It must lie in the future."""
     match = _RELATIVE.match(text)
     if match is not None:
-        until = now + timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
+        try:
+            until = now + timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
+        except OverflowError:
+            raise errors.InvalidInput(f"until {errors.shown(text)} is too far ahead") from None
     else:
         try:
             until = datetime.fromisoformat(text.strip())
@@ -89,19 +90,22 @@ def parse_until(text: str, now: datetime) -> datetime:
                 f"until {errors.shown(text)} is neither an ISO-8601 time "
                 "(2026-12-01T12:00:00Z) nor a duration (90s, 15m, 2h, 1d)"
             ) from None
-        if until.tzinfo is None:
-            until = until.replace(tzinfo=UTC)
     return checked_until(until, now)
 
 
 def checked_until(until: datetime, now: datetime) -> datetime:
+    """``until`` in UTC (UTC when it names no zone), refused unless after ``now``."""
     if until.tzinfo is None:
         until = until.replace(tzinfo=UTC)
+    try:
+        until = until.astimezone(UTC)
+    except OverflowError:  # year 9999 with a negative offset, say
+        raise errors.InvalidInput(f"until {until.isoformat()} is out of range") from None
     if until <= now:
         raise errors.InvalidInput(
             f"until {until.isoformat()} has already passed (now {now.isoformat()})"
         )
-    return until.astimezone(UTC)
+    return until
 
 
 def checked_reason(reason: str) -> str:
@@ -121,11 +125,3 @@ def latest_fire_between(cron: str, zone: str, after: datetime, until: datetime) 
     fires = croniter(ALIASES.get(cron, cron), local + timedelta(microseconds=1))
     previous: datetime = fires.get_prev(datetime)
     return previous.astimezone(UTC) if previous > after else None
-
-
-def os_user() -> str:
-    """Who set a pause from the command line: the operating-system user."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry, no USER variable: a bare container
-        return CLI_USER_FALLBACK

@@ -41,7 +41,7 @@ def pause(context: Context, every: bool, reason: str, until_text: str | None) ->
     until = None if until_text is None else maintenance.parse_until(until_text, now)
     pause_on = context.repository.start_maintenance(
         reason=maintenance.checked_reason(reason),
-        set_by=maintenance.os_user(),
+        set_by=context.actor,
         until=until,
         now=now,
     )
@@ -56,9 +56,7 @@ def resume(context: Context, every: bool) -> None:
     """End the maintenance pause: the active rows run again (each catching up once),
     the disabled ones stay paused."""
     _require_all(every)
-    ended = context.repository.end_maintenance(
-        ended_by=maintenance.os_user(), now=datetime.now(UTC)
-    )
+    ended = context.repository.end_maintenance(ended_by=context.actor, now=datetime.now(UTC))
     if ended is None:
         click.echo("no maintenance pause was on")
         return

@@ -102,25 +102,44 @@ def update(context: Context, /, schedule_id: str, **fields: Any) -> None:
     click.echo(f"updated {schedule_id}")
 
 
-def _set_active(context: Context, schedule_id: str, active: bool) -> None:
-    context.repository.update_schedule(schedule_id, is_active=active)
-    click.echo(f"{'enabled' if active else 'disabled'} {schedule_id}")
+def _set_active(
+    context: Context, schedule_id: str | None, job_name: str | None, active: bool
+) -> None:
+    verb = "enabled" if active else "disabled"
+    if (schedule_id is None) == (job_name is None):
+        raise click.UsageError("pass a schedule id or --job NAME (not both)")
+    if schedule_id is not None:
+        context.repository.update_schedule(schedule_id, is_active=active)
+        click.echo(f"{verb} {schedule_id}")
+        return
+    ids = [row.id for row in context.repository.list_schedules() if row.job_name == job_name]
+    if not ids:
+        raise errors.ScheduleNotFound(f"no schedule runs the job {job_name!r}")
+    # One transaction: every row of the job changes, or none does.
+    context.repository.apply_schedules(updates=[(i, {"is_active": active}) for i in ids])
+    click.echo(f"{verb} {len(ids)} schedule(s) of {job_name}")
+
+
+_JOB_OPTION = click.option("--job", "job_name", help="Every row of this job instead of one id.")
 
 
 @schedule.command("enable")
-@click.argument("schedule_id")
+@click.argument("schedule_id", required=False)
+@_JOB_OPTION
 @pass_context
-def enable(context: Context, schedule_id: str) -> None:
-    """Resume a schedule (its deployment resumes at the next sync)."""
-    _set_active(context, schedule_id, True)
+def enable(context: Context, schedule_id: str | None, job_name: str | None) -> None:
+    """Resume a schedule, or every schedule of a job (their deployments resume at the
+    next sync, unless a maintenance pause is on)."""
+    _set_active(context, schedule_id, job_name, True)
 
 
 @schedule.command("disable")
-@click.argument("schedule_id")
+@click.argument("schedule_id", required=False)
+@_JOB_OPTION
 @pass_context
-def disable(context: Context, schedule_id: str) -> None:
-    """Pause a schedule (its deployment stays, paused)."""
-    _set_active(context, schedule_id, False)
+def disable(context: Context, schedule_id: str | None, job_name: str | None) -> None:
+    """Pause a schedule, or every schedule of a job (their deployments stay, paused)."""
+    _set_active(context, schedule_id, job_name, False)
 
 
 @schedule.command("remove")

@@ -57,6 +57,12 @@ def test_an_until_that_is_neither_is_refused_with_both_forms_named(text: str) ->
         maintenance.parse_until(text, NOW)
 
 
+@pytest.mark.parametrize("text", ["99999999999999999999d", "9999-12-31T23:59:59-05:00"])
+def test_an_until_beyond_what_a_time_holds_is_refused(text: str) -> None:
+    with pytest.raises(errors.InvalidInput, match=r"too far ahead|out of range"):
+        maintenance.parse_until(text, NOW)
+
+
 @pytest.mark.parametrize("text", ["2026-12-01T09:00:00Z", "0s"])
 def test_an_until_in_the_past_is_refused(text: str) -> None:
     with pytest.raises(errors.InvalidInput, match="already passed"):
