@@ -16,7 +16,17 @@ from fastapi.responses import JSONResponse
 
 from flows import registered
 from jobctl import db
-from jobctl.api import backfill, error_handlers, health, history, jobs, monitoring, schedules
+from jobctl.api import (
+    audit,
+    backfill,
+    error_handlers,
+    health,
+    history,
+    jobs,
+    maintenance,
+    monitoring,
+    schedules,
+)
 from jobctl.api.dependencies import AppContext
 from jobctl.api.prefect_health import PrefectHealthCache
 from jobctl.metrics import MetricsSource
@@ -54,9 +64,10 @@ def create_app(settings: Settings) -> FastAPI:
     error_handlers.install(app)
     # Routers with fixed paths under /v1/job/schedules/ come before `schedules`, whose
     # /{schedule_id} would take them.
-    for router in (health.router, jobs.router, schedules.router, history.router):
+    for router in (health.router, jobs.router, audit.router, schedules.router, history.router):
         app.include_router(router)
     app.include_router(monitoring.router)
+    app.include_router(maintenance.router)
     app.include_router(backfill.router)
     return app
 

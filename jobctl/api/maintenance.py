@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from jobctl import errors, maintenance
 from jobctl.api.dependencies import SECURED, Caller, RepositoryDep
-from jobctl.maintenance import Maintenance
+from jobctl.api.schemas import MaintenanceOut
 from jobctl.repository import Repository
 
 router = APIRouter(prefix="/v1/job", tags=["maintenance"], dependencies=SECURED)
@@ -23,26 +23,6 @@ class PauseRequest(BaseModel):
         "duration from now (90s, 15m, 2h, 1d). Null: until resumed.",
         examples=["2026-12-01T12:00:00Z", "2h"],
     )
-
-
-class MaintenanceOut(BaseModel):
-    reason: str
-    setBy: str
-    since: datetime
-    until: datetime | None
-    endedAt: datetime | None
-    endedBy: str | None
-
-    @classmethod
-    def of(cls, pause: Maintenance) -> MaintenanceOut:
-        return cls(
-            reason=pause.reason,
-            setBy=pause.set_by,
-            since=pause.started_at,
-            until=pause.until,
-            endedAt=pause.ended_at,
-            endedBy=pause.ended_by,
-        )
 
 
 class MaintenanceState(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobctl.fields import FIELD_OF_COLUMN, SCHEDULE_FIELDS
+from jobctl.maintenance import Maintenance
 from jobctl.records import Attempt, Schedule
 
 BY_COLUMN = {field.column: field for field in SCHEDULE_FIELDS}
@@ -155,9 +156,33 @@ class AttemptOut(BaseModel):
         )
 
 
+class MaintenanceOut(BaseModel):
+    """A maintenance pause (``jobctl pause --all``)."""
+
+    reason: str
+    setBy: str
+    since: datetime
+    until: datetime | None
+    endedAt: datetime | None
+    endedBy: str | None
+
+    @classmethod
+    def of(cls, pause: Maintenance) -> MaintenanceOut:
+        return cls(
+            reason=pause.reason,
+            setBy=pause.set_by,
+            since=pause.started_at,
+            until=pause.until,
+            endedAt=pause.ended_at,
+            endedBy=pause.ended_by,
+        )
+
+
 class Health(BaseModel):
     database: str
     prefect: str
+    # Present while a maintenance pause is on (every schedule paused on purpose).
+    maintenance: MaintenanceOut | None = None
 
 
 class ErrorOut(BaseModel):

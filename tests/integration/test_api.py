@@ -429,12 +429,21 @@ SECURED_OPERATIONS = [
     ("POST", "/v1/job/schedules"),
     ("GET", "/v1/job/schedules/{schedule_id}"),
     ("PATCH", "/v1/job/schedules/{schedule_id}"),
+    ("POST", "/v1/job/schedules/{schedule_id}/backfill"),
     ("DELETE", "/v1/job/schedules/{schedule_id}"),
+    ("GET", "/v1/job/schedules/log"),
+    ("GET", "/v1/job/schedules/{schedule_id}/log"),
     ("GET", "/v1/job/history"),
     ("GET", "/v1/job/history/{history_id}"),
     ("GET", "/v1/job/status"),
     ("GET", "/metrics"),
+    ("POST", "/v1/job/pause"),
+    ("GET", "/v1/job/pause"),
+    ("POST", "/v1/job/resume"),
 ]
+
+
+BACKFILL_DRY_RUN = {"from": "2025-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z", "dryRun": True}
 
 
 @dataclass(frozen=True)
@@ -469,11 +478,17 @@ def _secured_requests(targets: Targets) -> list[tuple[str, str, dict[str, Any]]]
         ("POST", "/v1/job/schedules", {"json": {"cron": "0 0 * * *", "jobName": "processData"}}),
         ("GET", schedule, {}),
         ("PATCH", schedule, {"json": {"description": "changed"}}),
+        ("GET", "/v1/job/schedules/log", {}),
+        ("GET", f"{schedule}/log", {}),
+        ("POST", f"{schedule}/backfill", {"json": BACKFILL_DRY_RUN}),
         ("DELETE", schedule, {}),
         ("GET", "/v1/job/history", {}),
         ("GET", f"/v1/job/history/{targets.history_id}", {}),
         ("GET", "/v1/job/status", {}),
         ("GET", "/metrics", {}),
+        ("POST", "/v1/job/pause", {"json": {"reason": "maintenance", "until": "1h"}}),
+        ("GET", "/v1/job/pause", {}),
+        ("POST", "/v1/job/resume", {}),
     ]
 
 
