@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -10,12 +10,13 @@ from pydantic import BaseModel, Field
 
 from jobctl import audit
 from jobctl.api.dependencies import SECURED, RepositoryDep
+from jobctl.api.history import instant
 
 router = APIRouter(prefix="/v1/job/schedules", tags=["schedules"], dependencies=SECURED)
 
 Since = Annotated[
-    datetime | None,
-    Query(description="Only changes made at or after this ISO time (UTC without an offset)."),
+    str | None,
+    Query(description="Only changes made at or after this ISO-8601 time (UTC without zone)."),
 ]
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 
@@ -44,18 +45,12 @@ class ScheduleChange(BaseModel):
         )
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
 @router.get("/log")
 def all_changes(
     repository: RepositoryDep, since: Since = None, limit: Limit = audit.DEFAULT_LIMIT
 ) -> list[ScheduleChange]:
     """Changes to every schedule, newest first."""
-    entries = audit.list_entries(repository, since=_utc(since), limit=limit)
+    entries = audit.list_entries(repository, since=instant("since", since), limit=limit)
     return [ScheduleChange.of(entry) for entry in entries]
 
 
@@ -69,6 +64,6 @@ def changes_of(
     """Changes to one schedule, newest first; a deleted row's too (404: no row has the
     id and no change of it is recorded)."""
     entries = audit.list_entries(
-        repository, schedule_id=schedule_id, since=_utc(since), limit=limit
+        repository, schedule_id=schedule_id, since=instant("since", since), limit=limit
     )
     return [ScheduleChange.of(entry) for entry in entries]

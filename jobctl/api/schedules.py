@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from jobctl import registry, validation
-from jobctl.api.dependencies import SECURED, RepositoryDep
+from jobctl.api.dependencies import SECURED, ActingRepository, RepositoryDep
 from jobctl.api.schemas import ScheduleCreate, ScheduleFields, ScheduleOut
 from jobctl.records import ScheduleSpec
 
@@ -23,7 +23,7 @@ def get_schedule(schedule_id: str, repository: RepositoryDep) -> ScheduleOut:
 
 
 @router.post("", status_code=201)
-def add_schedule(body: ScheduleCreate, repository: RepositoryDep) -> ScheduleOut:
+def add_schedule(body: ScheduleCreate, repository: ActingRepository) -> ScheduleOut:
     spec = ScheduleSpec(**body.spec_changes(include_defaults=True))
     checked = validation.validated(spec, registry.job_names())
     return ScheduleOut.of(repository.add_schedule(checked))
@@ -31,7 +31,7 @@ def add_schedule(body: ScheduleCreate, repository: RepositoryDep) -> ScheduleOut
 
 @router.patch("/{schedule_id}")
 def update_schedule(
-    schedule_id: str, body: ScheduleFields, repository: RepositoryDep
+    schedule_id: str, body: ScheduleFields, repository: ActingRepository
 ) -> ScheduleOut:
     changes = body.spec_changes(include_defaults=False)
     current = repository.get_schedule(schedule_id)
@@ -47,6 +47,6 @@ def update_schedule(
 
 
 @router.delete("/{schedule_id}", status_code=204)
-def delete_schedule(schedule_id: str, repository: RepositoryDep) -> Response:
+def delete_schedule(schedule_id: str, repository: ActingRepository) -> Response:
     repository.delete_schedule(schedule_id)
     return Response(status_code=204)
