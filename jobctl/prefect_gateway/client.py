@@ -14,7 +14,12 @@ import httpx
 from prefect.blocks.abstract import NotificationBlock
 from prefect.blocks.core import Block
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+from prefect.client.schemas.actions import (
+    DeploymentScheduleCreate,
+    DeploymentUpdate,
+    WorkPoolCreate,
+    WorkPoolUpdate,
+)
 from prefect.client.schemas.filters import (
     DeploymentFilter,
     DeploymentFilterId,
@@ -29,7 +34,7 @@ from prefect.client.schemas.filters import (
     WorkPoolFilter,
     WorkPoolFilterName,
 )
-from prefect.client.schemas.objects import FlowRun, State, WorkPool
+from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, State, WorkPool
 from prefect.events.schemas.automations import Automation, AutomationCore
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Scheduled
@@ -289,11 +294,52 @@ class ClientGateway:
     async def apply_deployment(
         self, spec: DeploymentSpec, parameter_schema: dict[str, Any] | None
     ) -> UUID:
+        """Create the deployment, or update it in place, keeping its schedules' ids.
+
+        Prefect's upsert (``create_deployment``) replaces every schedule; the scheduler's
+        idempotency key of a run names its schedule, so after an upsert it made a second
+        run for a fire time whose first run a worker had already taken (it takes runs up
+        to its prefetch ahead, and taken runs are not deleted): one fire time ran twice.
+        """
         flow_id = await self.flow_id(spec.flow_name)
+        arguments = deployment_arguments(spec, flow_id, parameter_schema)
+        try:
+            with _reachable():
+                existing = await self.client.read_deployment_by_name(
+                    f"{spec.flow_name}/{spec.name}"
+                )
+        except ObjectNotFound:
+            with _write():
+                return await self.client.create_deployment(**arguments)
+        wanted: list[DeploymentScheduleCreate] = arguments.pop("schedules")
+        del arguments["flow_id"], arguments["name"]
         with _write():
-            return await self.client.create_deployment(
-                **deployment_arguments(spec, flow_id, parameter_schema)
-            )
+            await self.client.update_deployment(existing.id, DeploymentUpdate(**arguments))
+            await self._update_schedules(existing.id, existing.schedules, wanted)
+        return existing.id
+
+    async def _update_schedules(
+        self,
+        deployment_id: UUID,
+        current: Sequence[DeploymentSchedule],
+        wanted: Sequence[DeploymentScheduleCreate],
+    ) -> None:
+        """Make ``current`` what ``wanted`` says, changing a schedule in place where one
+        of the same slug (none: the main cron) exists."""
+        by_slug = {schedule.slug: schedule for schedule in current}
+        create = []
+        for target in wanted:
+            found = by_slug.pop(target.slug, None)
+            if found is None:
+                create.append(target)
+            elif found.schedule != target.schedule or not found.active:
+                await self.client.update_deployment_schedule(
+                    deployment_id, found.id, active=True, schedule=target.schedule
+                )
+        for left in by_slug.values():
+            await self.client.delete_deployment_schedule(deployment_id, left.id)
+        if create:
+            await self.client.create_deployment_schedules(deployment_id, create)
 
     async def add_repeat_schedules(
         self, deployment_id: UUID, repeats: tuple[cron.RepeatSchedule, ...]
