@@ -46,7 +46,7 @@ logger = logging.getLogger("bench.chaos")
 TICK_S = 0.5
 START_TIMEOUT_S = 300.0
 MIN_QUIET_S = 180.0  # a missed due time: its grace (60 s), then the detector's minute
-MAX_QUIET_S = 600.0
+MAX_QUIET_S = 480.0
 EDIT_SECOND = 5  # edits are made 5 s into a minute: 55 s before the next fire time
 DEFAULT_ZONE = "UTC"
 PREFETCH_S = float(WORKER_TUNING["PREFECT_WORKER_PREFETCH_SECONDS"])
@@ -105,8 +105,20 @@ class Soak:
 
     # -- Prefect's REST API, short timeouts (the main loop must not hang) ---------------------
 
-    def prefect(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.request(method, f"{self.stack.prefect_url}{path}", timeout=5, **kwargs)
+    def prefect(
+        self, method: str, path: str, *, timeout_s: float = 5, tries: int = 1, **kwargs: Any
+    ) -> httpx.Response:
+        """A request to Prefect; reads of the facts retry (the server may be slow then)."""
+        for attempt in range(tries):
+            try:
+                return httpx.request(
+                    method, f"{self.stack.prefect_url}{path}", timeout=timeout_s, **kwargs
+                )
+            except httpx.HTTPError:
+                if attempt == tries - 1:
+                    raise
+                time.sleep(5)
+        raise AssertionError("unreachable")
 
     def read_deployments(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -114,6 +126,8 @@ class Soak:
             page = self.prefect(
                 "POST",
                 "/deployments/filter",
+                timeout_s=60,
+                tries=5,
                 json={"work_pools": {"name": {"any_": [POOL]}}, "limit": 200, "offset": len(found)},
             )
             page.raise_for_status()
@@ -437,26 +451,32 @@ class Soak:
         while time.monotonic() - started < MAX_QUIET_S:
             if not self.pending and all(s.alive() for s in self.stack.services()):
                 try:
-                    if not self.unfinished():
+                    left = self.unfinished()
+                    self.note("unfinished", count=len(left), first=left[:5])
+                    if not left:
                         break
                 except (httpx.HTTPError, psycopg.Error) as exc:
                     logger.info("not settled yet: %s", exc)
             self.run_for(10)
         self.note("quiet period ends", after_s=round(time.monotonic() - started))
 
-    def unfinished(self) -> int:
+    def unfinished(self) -> list[str]:
+        """Due runs not final yet and history rows PROCESSING, described."""
         runs = self.read_runs()
-        open_runs = [
-            r
+        found = [
+            f"run {r.id} of {r.row_id} at {r.expected_start:%H:%M} {r.state_name}"
             for r in runs
             if r.state_type not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
             and r.expected_start <= self.window_end
         ]
         with psycopg.connect(self.stack.dsn(), connect_timeout=3) as conn:
-            row = conn.execute(
-                """SELECT count(*) FROM "JobHistory" WHERE status = 'PROCESSING'"""
-            ).fetchone()
-        return len(open_runs) + (row[0] if row else 0)
+            found += [
+                f"attempt {row[1]} of run {row[0]} PROCESSING"
+                for row in conn.execute(
+                    'SELECT "flowRunId", attempt FROM "JobHistory" WHERE status = \'PROCESSING\''
+                )
+            ]
+        return found
 
     # -- facts ---------------------------------------------------------------------------------
 
@@ -470,6 +490,8 @@ class Soak:
             page = self.prefect(
                 "POST",
                 "/flow_runs/filter",
+                timeout_s=60,
+                tries=5,
                 json={
                     # Not through the deployment: a deleted row's runs stay, its deployment not.
                     "flow_runs": {
