@@ -17,6 +17,37 @@ BEGIN = "<!-- chaos soak: generated from bench/results/chaos-*.json -->"
 END = "<!-- end of chaos soak -->"
 
 
+# What soaks found on the way, each now a deterministic test (the seed that found it).
+FOUND = [
+    (
+        "1",
+        "`call-job` answered 500 during a Prefect server restart: the in-process run could "
+        "not be created (connection refused, wrapped by Prefect in a RuntimeError)",
+        "fixed: 503 (`jobctl/manual_runs.py`); "
+        "`tests/integration/test_api.py::test_calling_a_job_while_prefect_is_unreachable_"
+        "answers_503_not_500`",
+    ),
+    (
+        "1",
+        "an attempt without a history row: a late run's first attempt timed out during the "
+        "misfire check, before the flow body wrote its row; the run had other rows, so the "
+        "reconciler never backfilled it",
+        "fixed: the reconciler backfills each missing attempt; "
+        "`tests/unit/test_reconciler_over_fake.py::test_an_attempt_that_ended_before_"
+        "writing_its_row_is_backfilled_alone`",
+    ),
+    (
+        "1",
+        "a fire time executed twice: an edit reached Prefect after a worker had taken the "
+        "next run (40 s prefetch); Prefect's upsert replaced the schedule, and the "
+        "scheduler's new run for that time had a new idempotency key. Any edit of a row in "
+        "the prefetch window before a fire time did it, faults or not",
+        "fixed: the sync updates a deployment in place, keeping its schedules' ids "
+        "(`jobctl/prefect_gateway/client.py`); `tests/e2e/test_chaos_findings.py`",
+    ),
+]
+
+
 def section(path: Path) -> list[str]:
     data: dict[str, Any] = json.loads(path.read_text())
     found = data.get("account", {})
@@ -72,6 +103,15 @@ def section(path: Path) -> list[str]:
         if len(violations) > 50:
             lines.append(f"| … {len(violations) - 50} more in the JSON | | | |")
         lines.append("")
+    lines += [
+        "Found by soaks on the way (a 3-minute soak with 8 rows, then this one), each now a "
+        "deterministic test:",
+        "",
+        "| seed | what | now |",
+        "| --- | --- | --- |",
+        *(f"| {seed} | {what} | {now} |" for seed, what, now in FOUND),
+        "",
+    ]
     return [*lines, END]
 
 
@@ -86,3 +126,20 @@ def write_section(path: Path, report: Path = REPORT) -> None:
     else:
         text = text.rstrip() + "\n\n" + new + "\n"
     report.write_text(text)
+
+
+def main() -> None:
+    """``python -m bench.chaos.report [JSON]``: (re)write the section from a result (the
+    newest ``bench/results/chaos-*.json`` by default)."""
+    import sys
+
+    found = sorted((ROOT / "bench" / "results").glob("chaos-*.json"))
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else (found[-1] if found else None)
+    if path is None:
+        raise SystemExit("no chaos result: run python -m bench chaos")
+    write_section(path)
+    print(f"wrote the Chaos soak section of {REPORT.relative_to(ROOT)} from {path.name}")
+
+
+if __name__ == "__main__":
+    main()
