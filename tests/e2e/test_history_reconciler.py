@@ -1,4 +1,7 @@
-"""The history reconciler closes what runs could not write: dead runs, a database outage."""
+"""The history reconciler closes what runs could not write: dead runs, a database outage,
+with real runs on a real worker. Its decisions over the in-memory Prefect (an attempt of a
+finished run closed with its outcome, backfills, retries after a crash):
+tests/unit/test_reconciler_over_fake.py."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from prefect.client.orchestration import get_client
-from sqlalchemy import text
 
 from deployments.spec import HEARTBEAT_S
 from jobctl import history_reconciler, registry
@@ -71,42 +73,6 @@ def test_history_missed_while_the_database_was_down_is_backfilled(
     assert first.job_name == "httpCall"
     assert first.end_at is not None and first.end_at <= second.start_at
     assert _reconcile(sync_target).backfilled == 0  # idempotent
-
-
-def test_a_processing_row_of_a_finished_run_takes_the_runs_outcome(
-    sync_target: SyncTarget,
-    schedule_factory: ScheduleFactory,
-    start_worker: WorkerFactory,
-    database_url: str,
-) -> None:
-    row = sync_target.repository.add_schedule(
-        schedule_factory(cron=NEVER_DUE, job_name="fail", param="lost end", max_retries=0)
-    )
-    sync_target.sync()
-    start_worker(sync_target.settings.work_pool, database_url=database_url)
-    run_id = _run_now(sync_target, row.id)
-    _wait_final(run_id)
-    wait_for(
-        lambda: [a for a in _attempts(sync_target.repository, run_id) if a.end_at],
-        timeout_s=30,
-        what="the attempt written",
-    )
-    # As if the end had never been written.
-    with sync_target.repository.engine.begin() as conn:
-        conn.execute(
-            text(
-                'UPDATE "JobHistory" SET status = \'PROCESSING\', "endAt" = NULL, error = NULL '
-                'WHERE "flowRunId" = :run'
-            ),
-            {"run": str(run_id)},
-        )
-
-    report = _reconcile(sync_target)
-
-    assert report.closed == 1
-    [attempt] = _attempts(sync_target.repository, run_id)
-    assert attempt.status is JobStatus.FAILED
-    assert attempt.error is not None and attempt.error.startswith("failed:")
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], ids=["postgres"], indirect=True)
