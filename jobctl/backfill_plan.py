@@ -16,6 +16,8 @@ from jobctl import cron
 from jobctl.errors import BackfillRefused
 
 DEFAULT_MAX_RUNS = 1_000
+# No backfill reaches further back: time zones' rules before it are local mean times.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 # How many fire times one call of Prefect's schedule computes.
 _BATCH = 256
 ORIGIN_PREFIX = "backfill "
@@ -40,7 +42,8 @@ def fire_times(
     oldest first, as aware times in ``timezone``.
 
     Raises ``BackfillRefused`` for an empty or reversed range, a range that ends after
-    ``now`` (a backfill runs what is past), or one with more than ``max_runs`` fire times.
+    ``now`` (a backfill runs what is past) or starts before 1970, or one with more than
+    ``max_runs`` fire times.
     """
     if start.tzinfo is None or end.tzinfo is None or now.tzinfo is None:
         raise ValueError("start, end and now must be timezone-aware")
@@ -50,6 +53,8 @@ def fire_times(
         raise BackfillRefused(
             f"the range is empty: from {utc_text(start)} is not before to {utc_text(end)}"
         )
+    if start < EARLIEST:
+        raise BackfillRefused(f"the range starts at {utc_text(start)}, before {utc_text(EARLIEST)}")
     if end > now:
         raise BackfillRefused(
             f"the range ends at {utc_text(end)}, after now ({utc_text(now)}): a backfill "

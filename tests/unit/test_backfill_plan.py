@@ -130,9 +130,12 @@ def test_exactly_max_runs_fire_times_is_allowed():
         (datetime(2027, 1, 2, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC), "the range is empty"),
         (datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC), "the range is empty"),
         (datetime(2029, 12, 31, tzinfo=UTC), datetime(2030, 1, 2, tzinfo=UTC), "after now"),
+        (datetime(1, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC), "before 1970"),
     ],
 )
-def test_an_empty_reversed_or_future_range_is_refused(start: datetime, end: datetime, message: str):
+def test_an_empty_reversed_future_or_ancient_range_is_refused(
+    start: datetime, end: datetime, message: str
+):
     with pytest.raises(BackfillRefused, match=message):
         backfill_plan.fire_times("0 * * * *", "UTC", start, end, now=NOW)
 
