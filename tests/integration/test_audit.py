@@ -24,7 +24,12 @@ from jobctl.audit import AuditEntry
 from jobctl.repository import DEFAULT_ACTOR, Repository
 from tests.conftest import ScheduleFactory
 from tests.fixtures.cli import cli_env, run_cli
-from tests.integration.test_migrations import DAILY_ID, PAUSED_ID, create_original_database
+from tests.integration.test_migrations import (
+    DAILY_ID,
+    PAUSED_ID,
+    create_original_database,
+    schema_snapshot,
+)
 
 ON_POSTGRES = pytest.mark.parametrize(
     "database_url", ["postgresql"], ids=["postgres"], indirect=True
@@ -370,6 +375,25 @@ def test_history_purge_deletes_audit_rows_past_their_own_retention(
     assert "purged 0 schedule change(s) of the audit trail" in kept
     assert "purged 1 schedule change(s) of the audit trail" in purged
     assert [e.schedule_id for e in changes(engine)] == [recent.id]
+
+
+def test_migration_0006_run_again_changes_nothing_and_audits_each_write_once(
+    engine: Engine, schedule_factory: ScheduleFactory
+) -> None:
+    """Like 0004, it completes what is missing: run over its own tables and triggers (an
+    interrupted upgrade, a version table restored from a backup), it duplicates nothing."""
+    head = migrate.current_revision(engine)
+    schema = schema_snapshot(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+
+    migrate.upgrade(engine, "0006")
+
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
+    assert schema_snapshot(engine) == schema
+    Repository(engine).add_schedule(schedule_factory())
+    assert [e.action for e in changes(engine)] == ["insert"]
 
 
 # -- the original system's database, taken over ----------------------------------------
