@@ -430,7 +430,6 @@ SECURED_OPERATIONS = [
     ("GET", "/v1/job/schedules/{schedule_id}"),
     ("PATCH", "/v1/job/schedules/{schedule_id}"),
     ("POST", "/v1/job/schedules/{schedule_id}/backfill"),
-    ("POST", "/v1/job/schedules/{schedule_id}/backfill"),
     ("DELETE", "/v1/job/schedules/{schedule_id}"),
     ("GET", "/v1/job/schedules/log"),
     ("GET", "/v1/job/schedules/{schedule_id}/log"),
@@ -442,9 +441,6 @@ SECURED_OPERATIONS = [
     ("GET", "/v1/job/pause"),
     ("POST", "/v1/job/resume"),
 ]
-
-
-BACKFILL_DRY_RUN = {"from": "2025-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z", "dryRun": True}
 
 
 BACKFILL_DRY_RUN = {"from": "2025-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z", "dryRun": True}
@@ -484,7 +480,6 @@ def _secured_requests(targets: Targets) -> list[tuple[str, str, dict[str, Any]]]
         ("PATCH", schedule, {"json": {"description": "changed"}}),
         ("GET", "/v1/job/schedules/log", {}),
         ("GET", f"{schedule}/log", {}),
-        ("POST", f"{schedule}/backfill", {"json": BACKFILL_DRY_RUN}),
         ("POST", f"{schedule}/backfill", {"json": BACKFILL_DRY_RUN}),
         ("DELETE", schedule, {}),
         ("GET", "/v1/job/history", {}),
