@@ -27,6 +27,12 @@ from tests.fixtures.processes import wait_for
 from tests.fixtures.sync import RequestLog, SyncTarget
 from tests.integration.test_watch import running_watcher
 
+# Prefect's behaviour is under test here, the tables in test_maintenance: PostgreSQL only
+# (whose NOTIFY also wakes the watcher at once).
+pytestmark = pytest.mark.parametrize(
+    "database_url", ["postgresql"], ids=["postgres"], indirect=True
+)
+
 NEVER_DUE = "0 0 1 1 *"
 EVERY_MINUTE = "* * * * *"
 
@@ -140,7 +146,6 @@ def test_catch_ups_are_asked_for_once_even_if_the_pause_was_not_marked_caught_up
     assert len(catch_up_runs([sync_target.deployments()[row.id].id])) == 1
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], ids=["postgres"], indirect=True)
 def test_the_watcher_pauses_at_once_and_resumes_by_itself_when_until_passes(
     sync_target: SyncTarget, schedule_factory: ScheduleFactory
 ) -> None:
