@@ -19,6 +19,7 @@ from jobctl.missed_runs import TickReport
 from jobctl.prefect_gateway.client import ClientGateway
 from jobctl.repository import Repository
 from jobctl.settings import Settings
+from jobctl.stack import Stack, status_line
 from tests.conftest import ScheduleFactory
 from tests.fixtures.cli import cli_env, run_cli
 
@@ -282,3 +283,18 @@ def test_cli_disables_and_enables_every_row_of_one_job(
     assert (
         run_cli("schedule", "disable", other.id, env=env).stdout.strip() == f"disabled {other.id}"
     )
+
+
+def test_ups_status_line_says_a_pause_is_on_since_when_and_why(
+    repo: Repository, database_url: str, tmp_path: Path
+) -> None:
+    stack = Stack(settings=Settings(database_url=database_url), state_dir=tmp_path)
+    assert "maintenance" not in status_line(stack, repo)
+
+    repo.start_maintenance(
+        reason="db upgrade", set_by="cli:ops", until=T0 + timedelta(days=3650), now=T0
+    )
+
+    line = status_line(stack, repo)
+    assert "maintenance pause on since 2026-12-01 09:00:00 UTC by cli:ops: db upgrade" in line
+    assert "until 2036-" in line
