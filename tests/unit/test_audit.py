@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from jobctl.audit import AuditEntry
 from jobctl.settings import Settings, parse_named_tokens
+from tests.fixtures.cli import run_cli
 
 SECRET = "very-secret-value"
 
@@ -88,3 +89,17 @@ def test_an_insert_shows_what_it_set_and_a_delete_what_the_row_had() -> None:
 
     assert _entry("insert", None, row).changes() == {"cron": (None, "0 0 * * *")}
     assert _entry("delete", row, None).changes() == {"cron": ("0 0 * * *", None)}
+
+
+def test_jobctl_api_listens_beyond_loopback_with_named_tokens_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served: list[str] = []
+    monkeypatch.setattr("jobctl.cli.api.uvicorn.run", lambda _app, host, port: served.append(host))
+    env = {"JOBCTL_DATABASE_URL": "sqlite://"}
+
+    refused = run_cli("api", "--host", "0.0.0.0", env=env, expect_rc=1)
+    run_cli("api", "--host", "0.0.0.0", env={**env, "JOBCTL_API_TOKENS": "ci:c1"})
+
+    assert "set JOBCTL_API_TOKEN (or --token) or JOBCTL_API_TOKENS" in refused.stderr
+    assert served == ["0.0.0.0"]
