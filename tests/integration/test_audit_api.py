@@ -18,6 +18,8 @@ BOT_TOKEN = "bot-s3cret-token"
 OPS_TOKEN = "ops-s3cret-token"
 NAMED_TOKENS = f"deploy-bot:{BOT_TOKEN},ops:{OPS_TOKEN}"
 SCHEDULE_BODY: dict[str, Any] = {"cron": "0 0 * * *", "jobName": "processData"}
+# Checks of the request alone: the database makes no difference.
+ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], ids=["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -75,6 +77,7 @@ def test_the_log_of_every_row_and_its_filters(api: ApiClient, engine: Engine) ->
     assert [e["scheduleId"] for e in newest.json()] == [second]
 
 
+@ON_SQLITE
 @pytest.mark.parametrize(
     ("path", "status"),
     [
@@ -93,6 +96,7 @@ def test_a_bad_request_for_the_log_is_refused_clearly(
     assert "detail" in response.json()
 
 
+@ON_SQLITE
 @pytest.mark.parametrize("token", [None, "wrong", f"{BOT_TOKEN}x", "deploy-bot"])
 def test_the_log_needs_a_known_token(api: ApiClient, token: str | None) -> None:
     client = api.without_token()
