@@ -30,6 +30,9 @@ from jobctl.repository import Repository
 
 POLL_S = 0.1
 ONE_AT_A_TIME = frozenset({"skip", "queue"})
+# How Prefect cancels a run of a ``skip`` row whose concurrency slot is taken.
+REFUSED = "Deployment concurrency limit reached."
+MAX_TRIES = 12  # waits of 0.5 s doubling, at most 30 s: about 3 minutes in all
 
 
 @dataclass(frozen=True)
@@ -122,10 +125,13 @@ async def execute(
 
     created: list[tuple[datetime, FlowRun]] = []
     for fire_time in backfill.fire_times:
-        run = await _create_run(gateway, repository, backfill, deployment_id, fire_time)
         if backfill.one_at_a_time:
-            report(await _ended(gateway, fire_time, run.id, poll_s))
-        elif wait:
+            report(
+                await _run_alone(gateway, repository, backfill, deployment_id, fire_time, poll_s)
+            )
+            continue
+        run = await _create_run(gateway, repository, backfill, deployment_id, fire_time)
+        if wait:
             created.append((fire_time, run))
         else:
             report(BackfillRun(fire_time, str(run.id), _state_name(run)))
@@ -149,12 +155,40 @@ async def _deployment_id(gateway: PrefectGateway, backfill: Backfill) -> UUID:
     return deployment.id
 
 
+async def _run_alone(
+    gateway: PrefectGateway,
+    repository: Repository,
+    backfill: Backfill,
+    deployment_id: UUID,
+    fire_time: datetime,
+    poll_s: float,
+) -> BackfillRun:
+    """The run of ``fire_time`` of a ``skip`` or ``queue`` row, once it ended.
+
+    The previous backfill run has ended, but a run of the schedule may hold the row's
+    concurrency slot; on a ``skip`` row Prefect then cancels ours at once. It is created
+    again, under a key of its own, after a wait that doubles each time (0.5 s, 1 s, ...
+    up to 30 s): the fire time runs when the slot is free, and a backfill run again later
+    finds the tries already made.
+    """
+    for try_number in range(1, MAX_TRIES + 1):
+        run = await _create_run(gateway, repository, backfill, deployment_id, fire_time, try_number)
+        ended = await _ended_run(gateway, run.id, poll_s)
+        state = ended.state
+        refused = state is not None and state.is_cancelled() and state.message == REFUSED
+        if not refused or try_number == MAX_TRIES:
+            break
+        await asyncio.sleep(min(0.5 * 2 ** (try_number - 1), 30.0))
+    return BackfillRun(fire_time, str(ended.id), _state_name(ended))
+
+
 async def _create_run(
     gateway: PrefectGateway,
     repository: Repository,
     backfill: Backfill,
     deployment_id: UUID,
     fire_time: datetime,
+    try_number: int = 1,
 ) -> FlowRun:
     """The run of ``fire_time``: created now, or the one an earlier backfill created."""
     try:
@@ -164,7 +198,9 @@ async def _create_run(
             # Prefect keeps that time as the run's expected start.
             scheduled_time=fire_time,
             tags=[backfill_plan.tag(backfill.start, backfill.end)],
-            idempotency_key=backfill_plan.idempotency_key(backfill.schedule_id, fire_time),
+            idempotency_key=backfill_plan.idempotency_key(
+                backfill.schedule_id, fire_time, try_number
+            ),
         )
     except errors.PrefectRefused as exc:
         raise errors.BackfillRefused(
@@ -184,11 +220,16 @@ async def _create_run(
 async def _ended(
     gateway: PrefectGateway, fire_time: datetime, run_id: UUID, poll_s: float
 ) -> BackfillRun:
+    run = await _ended_run(gateway, run_id, poll_s)
+    return BackfillRun(fire_time, str(run_id), _state_name(run))
+
+
+async def _ended_run(gateway: PrefectGateway, run_id: UUID, poll_s: float) -> FlowRun:
     """Wait for the run to reach a final state (a run that waits for a worker waits)."""
     while True:
         run = await gateway.read_run(run_id)
         if run.state is not None and run.state.is_final():
-            return BackfillRun(fire_time, str(run_id), _state_name(run))
+            return run
         await asyncio.sleep(poll_s)
 
 

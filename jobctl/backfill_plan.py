@@ -99,6 +99,8 @@ def origin_of_tags(tags: Iterable[str]) -> str | None:
     return None
 
 
-def idempotency_key(schedule_id: str, fire_time: datetime) -> str:
-    """One run per (row, fire time), whichever backfill asks for it and how often."""
-    return f"jobctl-backfill {schedule_id} {utc_text(fire_time)}"
+def idempotency_key(schedule_id: str, fire_time: datetime, try_number: int = 1) -> str:
+    """One run per (row, fire time), whichever backfill asks for it and how often; a
+    second try (``try_number`` 2, 3...) of a run Prefect refused has a key of its own."""
+    key = f"jobctl-backfill {schedule_id} {utc_text(fire_time)}"
+    return key if try_number == 1 else f"{key} #{try_number}"
