@@ -9,7 +9,8 @@ backfill stopped halfway resumes by running it again.
 
 The row's overlap policy holds: with ``allow`` every run is created at once; with
 ``skip`` or ``queue`` (deployment concurrency 1) the next run is created when the
-previous one has ended, so no two run at once and none is refused by the limit.
+previous one has ended, so no two run at once; one that Prefect still refuses, because a
+run of the schedule took the slot meanwhile, is tried again.
 """
 
 from __future__ import annotations
