@@ -10,9 +10,10 @@ a warm template was not started with the row's environment).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from prefect.states import Cancelled
 
 from flows import history
 from flows.history import HistoryRecorder
+from flows.maintenance_guard import skipped_for_maintenance
 from jobctl.models import JobStatus
 from jobctl.policy import RunPolicy
 from jobctl.prefect_gateway import in_flow
@@ -126,6 +128,28 @@ class _Attempt:
             self.recorder.finished(self.key, JobStatus.FAILED, error)
 
 
+@contextlib.contextmanager
+def _recording(attempt: _Attempt, policy: RunPolicy | None) -> Iterator[None]:
+    """The attempt's outcome, whichever way the job's body ends."""
+    started = time.monotonic()
+    try:
+        yield
+    except FlowRunTimeoutError:  # how Prefect ends a sync flow over its timeout
+        attempt.failed(_timeout_error(policy))
+        raise
+    except asyncio.CancelledError:
+        # Prefect enforces an async flow's timeout by cancelling it; any other
+        # cancellation is closed by the on_cancellation hook.
+        timeout_s = policy.timeout_s if policy else None
+        if timeout_s and time.monotonic() - started >= timeout_s * 0.99:
+            attempt.failed(_timeout_error(policy))
+        raise
+    except Exception as exc:
+        attempt.failed(history.describe_exception(exc))
+        raise
+    attempt.succeeded()
+
+
 def build_flow(
     job: Job, policy: RunPolicy | None, module: str, recorder: HistoryRecorder
 ) -> Flow[..., Any]:
@@ -141,41 +165,19 @@ def build_flow(
     if job.is_async:
 
         async def run_async(param: Any, user: str = SYSTEM_USER) -> Any:
-            if (skipped := _misfire(policy)) is not None:
+            if (skipped := _misfire(policy) or skipped_for_maintenance(recorder)) is not None:
                 return skipped
-            attempt = begin(param)
-            started = time.monotonic()
-            try:
-                result = await job.fn(param, user)
-            except asyncio.CancelledError:
-                # Prefect enforces an async flow's timeout by cancelling it.
-                timeout_s = policy.timeout_s if policy else None
-                if timeout_s and time.monotonic() - started >= timeout_s * 0.99:
-                    attempt.failed(_timeout_error(policy))
-                raise
-            except Exception as exc:
-                attempt.failed(history.describe_exception(exc))
-                raise
-            attempt.succeeded()
-            return result
+            with _recording(begin(param), policy):
+                return await job.fn(param, user)
 
         body: Any = run_async
     else:
 
         def run_sync(param: Any, user: str = SYSTEM_USER) -> Any:
-            if (skipped := _misfire(policy)) is not None:
+            if (skipped := _misfire(policy) or skipped_for_maintenance(recorder)) is not None:
                 return skipped
-            attempt = begin(param)
-            try:
-                result = job.fn(param, user)
-            except FlowRunTimeoutError:
-                attempt.failed(_timeout_error(policy))
-                raise
-            except Exception as exc:
-                attempt.failed(history.describe_exception(exc))
-                raise
-            attempt.succeeded()
-            return result
+            with _recording(begin(param), policy):
+                return job.fn(param, user)
 
         body = run_sync
 
