@@ -5,6 +5,9 @@ A change is seen through the trigger-maintained counter (``repository.schedule_v
 polled every ``watch_interval_s``; on PostgreSQL a LISTEN on ``jobctl_schedule`` wakes the
 watcher at once. Between full re-reads of Prefect, the watcher plans against what it
 last applied, so an unchanged table costs one small query and no Prefect call.
+
+Starting or ending a maintenance pause bumps the same counter; a pause set with ``until``
+ends with nothing changing in the table, so the watcher wakes up at that time and syncs.
 """
 
 from __future__ import annotations
