@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from jobctl import errors
 from jobctl.audit_model import ScheduleAudit
@@ -122,20 +122,4 @@ def count_before(repository: Repository, older_than: datetime) -> int:
 
 def purge(repository: Repository, older_than: datetime, batch_size: int = PURGE_BATCH_SIZE) -> int:
     """Delete changes made before ``older_than``, one short transaction a batch."""
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    purged = 0
-    while True:
-        with repository.session() as session:
-            batch = (
-                select(ScheduleAudit.id)
-                .where(ScheduleAudit.at < older_than)
-                .order_by(ScheduleAudit.id)
-                .limit(batch_size)
-                .scalar_subquery()
-            )
-            result = session.execute(delete(ScheduleAudit).where(ScheduleAudit.id.in_(batch)))
-            deleted = int(result.rowcount)  # type: ignore[attr-defined]
-        purged += deleted
-        if deleted < batch_size:
-            return purged
+    return repository.delete_in_batches(ScheduleAudit.id, ScheduleAudit.at < older_than, batch_size)

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Engine,
     Text,
     cast,
@@ -24,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.sqltypes import NullType
 
 from jobctl import errors
@@ -447,19 +448,30 @@ class Repository:
     ) -> int:
         """Delete attempts that started before ``older_than``, one short transaction a
         batch; ``on_batch`` hears the count deleted so far after each."""
+        return self.delete_in_batches(
+            JobHistory.id, JobHistory.startAt < older_than, batch_size, on_batch
+        )
+
+    def delete_in_batches(
+        self,
+        key: InstrumentedAttribute[int],
+        condition: ColumnElement[bool],
+        batch_size: int = PURGE_BATCH_SIZE,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete the rows of ``key``'s table that meet ``condition``, ``batch_size`` rows
+        (lowest keys first) a short transaction, so a large purge never holds a long lock;
+        the count deleted."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        table = key.class_
         purged = 0
         while True:
             with self.session() as session:
                 batch = (
-                    select(JobHistory.id)
-                    .where(JobHistory.startAt < older_than)
-                    .order_by(JobHistory.id)
-                    .limit(batch_size)
-                    .scalar_subquery()
+                    select(key).where(condition).order_by(key).limit(batch_size).scalar_subquery()
                 )
-                result = session.execute(delete(JobHistory).where(JobHistory.id.in_(batch)))
+                result = session.execute(delete(table).where(key.in_(batch)))
                 deleted = int(result.rowcount)  # type: ignore[attr-defined]
             purged += deleted
             if on_batch is not None:
