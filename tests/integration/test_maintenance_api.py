@@ -90,3 +90,26 @@ def test_the_pause_endpoints_need_the_token(api: ApiClient, method: str, path: s
     response = api.without_token().request(method, path)
 
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], ids=["sqlite"], indirect=True)
+def test_a_named_token_is_who_set_and_who_ended_the_pause(
+    database_url: str, work_pool_name: str
+) -> None:
+    settings = Settings(
+        api_token=TOKEN,
+        api_tokens="ops:ops-s3cret,deploy-bot:bot-s3cret",
+        database_url=database_url,
+        work_pool=work_pool_name,
+    )
+    api = ApiClient(create_app(settings), secrets=(database_url, TOKEN, "ops-s3cret", "bot-s3cret"))
+    try:
+        started = api.post(
+            "/v1/job/pause", json={"reason": "x"}, headers={"Authorization": "Bearer ops-s3cret"}
+        )
+        ended = api.post("/v1/job/resume", headers={"Authorization": "Bearer bot-s3cret"})
+    finally:
+        api.shutdown()
+
+    assert started.status_code == 201 and started.json()["pause"]["setBy"] == "api:ops"
+    assert ended.json()["pause"]["endedBy"] == "api:deploy-bot"
