@@ -4,7 +4,8 @@ One pass:
 1. a PROCESSING attempt whose run is already final takes the run's real outcome (an
    earlier attempt of a retried run is FAILED: a later one started);
 2. a run still Running past its timeout plus a grace, with nobody left to end it (worker
-   and flow process both dead), is marked Crashed in Prefect and FAILED here;
+   and flow process both dead), is marked Crashed in Prefect and FAILED here; so is a run
+   Pending for minutes (its worker died before starting it);
 3. runs of our jobs that ended recently with attempts that have no history (the database
    was down while they ran, or an attempt ended before the flow body wrote its row) are
    backfilled from their state history, one row per missing attempt;
@@ -38,6 +39,9 @@ from jobctl.settings import Settings
 logger = logging.getLogger("jobctl.history")
 
 SKIPPED = "Skipped"  # a run skipped by the misfire policy: it never started the job
+# A worker takes a run up to its prefetch (40 s in deploy/env.example) before its time and
+# starts it within seconds: a run Pending this long was taken by a worker that is gone.
+PENDING_GRACE = timedelta(minutes=5)
 FINAL_TYPES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 
 
@@ -172,6 +176,7 @@ async def reconcile(
         else:
             report.closed += 1
         _close(repository, attempt, verdict.status, verdict.error)
+    report.crashed += await _crash_stalled(gateway, job_names, work_pool_name, now)
     since = now - backfill_window
     ended = await _ended_runs(gateway, job_names, work_pool_name, since)
     report.backfilled = await _backfill(repository, gateway, ended)
@@ -218,6 +223,26 @@ async def _ended_runs(
         for run in await gateway.read_ended_runs(job_names, work_pool_name, since)
         if run.state and run.state.type in FINAL_TYPES and run.state.name != SKIPPED
     ]
+
+
+async def _crash_stalled(
+    gateway: PrefectGateway, job_names: list[str], work_pool_name: str, now: datetime
+) -> int:
+    """Crash the runs Pending for longer than ``PENDING_GRACE``: the worker that took them
+    died before starting them, and nothing else ends them (Prefect's zombie detection
+    watches Running runs); each holds a slot of the pool's concurrency limit meanwhile,
+    and enough of them stop the pool. A run with retries left is then retried below."""
+    crashed = 0
+    for run in await gateway.read_pending_runs(job_names, work_pool_name):
+        if run.state is None or now - run.state.timestamp < PENDING_GRACE:
+            continue
+        message = (
+            f"crashed: Pending since {run.state.timestamp:%H:%M:%S} UTC and never started "
+            "(the worker that took it is gone)"
+        )
+        await gateway.force_run_state(run.id, Crashed(message=message))
+        crashed += 1
+    return crashed
 
 
 async def _retry_crashed(gateway: PrefectGateway, ended: list[FlowRun], now: datetime) -> int:

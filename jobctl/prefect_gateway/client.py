@@ -29,12 +29,20 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterEndTime,
     FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
     WorkerFilter,
     WorkerFilterStatus,
     WorkPoolFilter,
     WorkPoolFilterName,
 )
-from prefect.client.schemas.objects import DeploymentSchedule, FlowRun, State, WorkPool
+from prefect.client.schemas.objects import (
+    DeploymentSchedule,
+    FlowRun,
+    State,
+    StateType,
+    WorkPool,
+)
 from prefect.events.schemas.automations import Automation, AutomationCore
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Scheduled
@@ -469,6 +477,19 @@ class ClientGateway:
             if len(page) < PAGE_SIZE:
                 return ended
             offset += PAGE_SIZE
+
+    async def read_pending_runs(
+        self, flow_names: Sequence[str], work_pool_name: str
+    ) -> list[FlowRun]:
+        with _reachable():
+            return await self.client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=list(flow_names))),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING]))
+                ),
+                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool_name])),
+                limit=PAGE_SIZE,
+            )
 
     async def read_run_states(self, run_id: UUID) -> list[State]:
         with _reachable():

@@ -125,6 +125,11 @@ class PrefectGateway(Protocol):
     ) -> list[FlowRun]:
         """Runs of these flows in the pool whose end time is after ``since``."""
 
+    async def read_pending_runs(
+        self, flow_names: Sequence[str], work_pool_name: str
+    ) -> list[FlowRun]:
+        """Runs of these flows in the pool that are Pending now."""
+
     async def read_run_states(self, run_id: UUID) -> list[State]: ...
 
     async def force_run_state(self, run_id: UUID, state: State) -> None:

@@ -201,6 +201,36 @@ def test_an_attempt_that_ended_before_writing_its_row_is_backfilled_alone(
     assert _reconcile(repository, fake).backfilled == 0
 
 
+def test_a_run_pending_for_minutes_is_crashed(repository: Repository, fake: FakePrefect) -> None:
+    """Found by the chaos soak (seed 18, 30 minutes): runs whose worker died (killed,
+    stopped, or exiting on Prefect's 500s during a PostgreSQL restart) after taking them
+    stayed Pending for good; 19 of them and one lost Running run held the pool's 20
+    slots, and the pool ran nothing more."""
+    deployment = _deployment(fake, RunPolicy(retries=0))
+    stalled = fake.add_run(
+        JOB,
+        [_state(StateType.SCHEDULED, 12), _state(StateType.PENDING, 11)],
+        work_pool_name=POOL,
+        deployment_id=deployment.id,
+    )
+    taken_now = fake.add_run(
+        JOB,
+        [_state(StateType.SCHEDULED, 2), _state(StateType.PENDING, 1)],
+        work_pool_name=POOL,
+        deployment_id=deployment.id,
+    )
+
+    report = _reconcile(repository, fake)
+
+    assert report.crashed == 1
+    state = fake.runs[stalled.id].state
+    assert state is not None and state.type is StateType.CRASHED
+    assert "never started" in (state.message or "")
+    taken = fake.runs[taken_now.id].state
+    assert taken is not None and taken.type is StateType.PENDING
+    assert _history(repository, str(stalled.id)) == []  # no attempt ran
+
+
 def test_a_crashed_run_with_retries_left_is_put_back_awaiting_retry(
     repository: Repository, fake: FakePrefect
 ) -> None:
