@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import harness
-from bench.chaos import report, soak
+from bench.chaos import soak
 
 DEFAULT_MINUTES = 30.0
 DEFAULT_SEED = 18
@@ -35,6 +35,8 @@ def run(
     print_result(result, console)
     console.print(f"wrote {path.relative_to(harness.RESULTS_DIR.parent.parent)}")
     if write_report:
+        from bench.chaos import report  # ``python -m bench.chaos.report`` runs it as main
+
         report.write_section(path)
     return not result["account"]["violations"]
 

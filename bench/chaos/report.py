@@ -45,6 +45,32 @@ FOUND = [
         "fixed: the sync updates a deployment in place, keeping its schedules' ids "
         "(`jobctl/prefect_gateway/client.py`); `tests/e2e/test_chaos_findings.py`",
     ),
+    (
+        "18",
+        "the pool stopped: runs taken by a worker that then died (killed, stopped, or "
+        "exiting on Prefect's 500s while PostgreSQL restarted) stayed Pending for good; 19 "
+        "of them and one lost Running run (no timeout, its zombie automation never fired) "
+        "held the pool's 20 slots from about 10:52, and 758 due runs were still Late or "
+        "waiting at the end",
+        "fixed after this soak, not yet re-soaked: the reconciler crashes runs Pending for "
+        "over 5 minutes; `tests/unit/test_reconciler_over_fake.py::test_a_run_pending_for_"
+        "minutes_is_crashed`. Open: a lost Running run without a timeout whose zombie "
+        "automation does not fire (Prefect's event pipeline through restarts)",
+    ),
+    (
+        "18",
+        "final state and history disagree: 12 runs of rows near their timeout (a 3 or 4 s "
+        "job, timeout 5 s, load about 12 on 2 cores) ended TimedOut in Prefect while their "
+        "attempt was recorded SUCCESS: the timeout ran out after the job returned",
+        "open",
+    ),
+    (
+        "18",
+        "a run cancelled as a misfire skip after an attempt of it had a history row; and 2 "
+        "fire times of one row (10:52 and 10:53 UTC) with no run at all and no missed-run "
+        "record",
+        "open: not analysed in time (the JSON names the runs)",
+    ),
 ]
 
 
@@ -104,8 +130,8 @@ def section(path: Path) -> list[str]:
             lines.append(f"| … {len(violations) - 50} more in the JSON | | | |")
         lines.append("")
     lines += [
-        "Found by soaks on the way (a 3-minute soak with 8 rows, then this one), each now a "
-        "deterministic test:",
+        "Found by soaks on the way (seed 1: a 3-minute soak with 8 rows; seed 18: this one), "
+        "with the deterministic test each fixed one became:",
         "",
         "| seed | what | now |",
         "| --- | --- | --- |",
