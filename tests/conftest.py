@@ -24,6 +24,10 @@ from jobctl.repository import Repository
 
 TESTS_DIR = Path(__file__).parent
 LAYER_MARKERS = {layer: TESTS_DIR / layer for layer in ("unit", "integration", "e2e")}
+LAYER_ORDER = ["e2e", "integration", "unit"]
+# Files that run for minutes on one xdist worker: the chaos soak (make test-slow, 15 min)
+# and the 200-run topology test (3 min 46 s alone).
+LONGEST_FILES = ["e2e/test_chaos.py", "e2e/test_topology.py"]
 
 pytest_plugins = [
     "tests.fixtures.prefect",
@@ -51,6 +55,9 @@ class ScheduleFactory(Protocol):
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Longest files first: xdist hands files out in this order (reordering by test count
+    # is off), so a long end-to-end file never starts last and runs alone at the end.
+    items.sort(key=_expected_length)
     for item in items:
         for marker, directory in LAYER_MARKERS.items():
             if item.path.is_relative_to(directory):
@@ -60,6 +67,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         # Every generated-input test is in the reliability report, with the cases it tried.
         if hasattr(getattr(item, "obj", None), "hypothesis"):
             item.add_marker(pytest.mark.reliability)
+
+
+def _expected_length(item: pytest.Item) -> int:
+    """0 for the longest: the files known to run for minutes, then the end-to-end tests,
+    the integration tests and the unit tests."""
+    path = item.path.relative_to(TESTS_DIR).as_posix()
+    if path in LONGEST_FILES:
+        return LONGEST_FILES.index(path)
+    return len(LONGEST_FILES) + LAYER_ORDER.index(path.split("/")[0])
 
 
 def _uses_postgres(item: pytest.Item) -> bool:
