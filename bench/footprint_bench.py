@@ -45,7 +45,7 @@ from deployments.spec import schedule_id_of
 from jobctl import migrate
 from jobctl.db import create_db_engine
 from jobctl.models import JobStatus
-from jobctl.prefect_gateway.client import ClientGateway
+from jobctl.prefect.gateway.client import ClientGateway
 from jobctl.records import HistoryFilter, ScheduleSpec
 from jobctl.repository import Repository
 from tests.fixtures.processes import Child, base_env, free_port

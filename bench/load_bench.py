@@ -75,7 +75,7 @@ from deployments.sync import desired_state, sync
 from flows.history import AttemptKey, HistoryRecorder
 from jobctl.db import create_db_engine
 from jobctl.models import JobStatus
-from jobctl.prefect_gateway.client import ClientGateway
+from jobctl.prefect.gateway.client import ClientGateway
 from jobctl.records import Schedule
 from jobctl.repository import Repository
 from jobctl.settings import Settings

@@ -46,12 +46,12 @@ from bench.harness import Databases
 from bench.processes import WorkerTuning
 from bench.report import Line
 from deployments.sync import sync
+from jobctl.cli.stack import WORKER_TUNING
 from jobctl.db import create_db_engine
-from jobctl.prefect_gateway.client import ClientGateway
+from jobctl.prefect.gateway.client import ClientGateway
 from jobctl.records import ScheduleSpec
 from jobctl.repository import Repository
 from jobctl.settings import Settings
-from jobctl.stack import WORKER_TUNING
 
 NAME = "precision"
 SETTLE_S = 20.0

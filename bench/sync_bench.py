@@ -56,9 +56,9 @@ from flows.registered import FLOWS
 from jobctl import registry, validation
 from jobctl.db import create_db_engine
 from jobctl.fields import COLUMN_OF_FIELD
-from jobctl.prefect_gateway import payloads
-from jobctl.prefect_gateway.client import ClientGateway
-from jobctl.prefect_gateway.connection import prefect_client
+from jobctl.prefect.gateway import payloads
+from jobctl.prefect.gateway.client import ClientGateway
+from jobctl.prefect.gateway.connection import prefect_client
 from jobctl.records import Schedule
 from jobctl.repository import Repository
 from jobctl.settings import Settings

@@ -22,7 +22,7 @@ from bench.harness import RequestLog
 from deployments.plan import Action
 from deployments.sync import sync
 from jobctl.db import create_db_engine
-from jobctl.prefect_gateway.client import ClientGateway
+from jobctl.prefect.gateway.client import ClientGateway
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 

@@ -57,7 +57,7 @@ from deployments.spec import HEARTBEAT_ENV, queue_name
 from deployments.sync import sync
 from jobctl.db import create_db_engine
 from jobctl.models import JobHistory, JobStatus
-from jobctl.prefect_gateway.client import ClientGateway
+from jobctl.prefect.gateway.client import ClientGateway
 from jobctl.processes import descendants
 from jobctl.records import ScheduleSpec
 from jobctl.repository import Repository

@@ -24,7 +24,7 @@ from deployments.plan import Deployed
 from deployments.spec import DeploymentSpec
 from jobctl import maintenance
 from jobctl.maintenance import Maintenance
-from jobctl.prefect_gateway import PrefectGateway
+from jobctl.prefect.gateway import PrefectGateway
 from jobctl.repository import Repository
 
 logger = logging.getLogger("jobctl.catch_up")

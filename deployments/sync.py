@@ -22,9 +22,10 @@ from deployments.manual import ManualSpec
 from deployments.plan import Action, Deployed, Plan, Step, plan_sync
 from deployments.spec import DeploymentSpec, spec_for
 from flows.registered import FLOWS, entrypoint
-from jobctl import alerts, errors, registry, validation
+from jobctl import errors, registry, validation
 from jobctl.maintenance import Maintenance
-from jobctl.prefect_gateway import PrefectGateway
+from jobctl.prefect import alerts
+from jobctl.prefect.gateway import PrefectGateway
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 

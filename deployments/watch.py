@@ -24,9 +24,10 @@ from sqlalchemy.engine import make_url
 
 from deployments.plan import Deployed
 from deployments.sync import SyncReport, sync
-from jobctl import errors, history_reconciler, metrics_queries, monitor
-from jobctl.prefect_gateway import Connect
-from jobctl.prefect_gateway.client import connect as connect_prefect
+from jobctl import errors, metrics_queries
+from jobctl.prefect import monitor, reconciler
+from jobctl.prefect.gateway import Connect
+from jobctl.prefect.gateway.client import connect as connect_prefect
 from jobctl.repository import NOTIFY_CHANNEL, Repository
 from jobctl.settings import Settings
 from jobctl.supervision import Backoff, sleep_unless_stopped
@@ -120,9 +121,7 @@ async def _watch(
             if time.monotonic() - last_reconcile >= settings.reconcile_interval_s:
                 try:
                     async with connect() as gateway:
-                        await history_reconciler.reconcile_with_settings(
-                            settings, repository, gateway
-                        )
+                        await reconciler.reconcile_with_settings(settings, repository, gateway)
                     last_reconcile = time.monotonic()
                 except Exception as exc:
                     await _failed("history reconciliation", exc, stop, backoff, on_error)

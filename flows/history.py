@@ -26,8 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from jobctl import db, errors
 from jobctl.models import JobStatus
-from jobctl.outcomes import outcome_of
 from jobctl.policy import SCHEDULE_ID_ENV
+from jobctl.prefect.outcomes import outcome_of
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 

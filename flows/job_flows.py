@@ -28,7 +28,7 @@ from flows.history import HistoryRecorder
 from flows.maintenance_guard import skipped_for_maintenance
 from jobctl.models import JobStatus
 from jobctl.policy import RunPolicy
-from jobctl.prefect_gateway import in_flow
+from jobctl.prefect.gateway import in_flow
 from jobctl.registry import SYSTEM_USER, Job
 
 

@@ -6,8 +6,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
 
 from deployments import sync as schedule_sync
-from jobctl import db, history_reconciler
-from jobctl.prefect_gateway.client import connect
+from jobctl import db
+from jobctl.prefect import reconciler
+from jobctl.prefect.gateway.client import connect
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
@@ -25,7 +26,7 @@ async def sync_schedules(dry_run: bool = False) -> dict[str, int]:
         async with connect() as gateway:
             report = await schedule_sync.sync(settings, repository, gateway, dry_run=dry_run)
             if not dry_run:
-                await history_reconciler.reconcile_with_settings(settings, repository, gateway)
+                await reconciler.reconcile_with_settings(settings, repository, gateway)
     finally:
         engine.dispose()
     await acreate_markdown_artifact(

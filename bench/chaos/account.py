@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from jobctl.missed_runs import due_times
+from jobctl.prefect.missed_runs import due_times
 
 # Outcome kinds of a fire time (what the report counts).
 COMPLETED = "completed"

@@ -23,7 +23,7 @@ FOUND = [
         "1",
         "`call-job` answered 500 during a Prefect server restart: the in-process run could "
         "not be created (connection refused, wrapped by Prefect in a RuntimeError)",
-        "fixed: 503 (`jobctl/manual_runs.py`); "
+        "fixed: 503 (`jobctl/prefect/manual_runs.py`); "
         "`tests/integration/test_api.py::test_calling_a_job_while_prefect_is_unreachable_"
         "answers_503_not_500`",
     ),
@@ -43,7 +43,7 @@ FOUND = [
         "scheduler's new run for that time had a new idempotency key. Any edit of a row in "
         "the prefetch window before a fire time did it, faults or not",
         "fixed: the sync updates a deployment in place, keeping its schedules' ids "
-        "(`jobctl/prefect_gateway/client.py`); `tests/e2e/test_chaos_findings.py`",
+        "(`jobctl/prefect/gateway/client.py`); `tests/e2e/test_chaos_findings.py`",
     ),
     (
         "18",

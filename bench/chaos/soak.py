@@ -37,9 +37,9 @@ from bench.chaos.client import CallClient, CallRecord
 from bench.chaos.services import MARKER, Service, end_leftovers
 from bench.chaos.stack import POOL, Stack, new_stack, remove_data
 from jobctl import db, processes
+from jobctl.cli.stack import WORKER_TUNING
 from jobctl.records import ScheduleSpec
 from jobctl.repository import Repository
-from jobctl.stack import WORKER_TUNING
 
 logger = logging.getLogger("bench.chaos")
 

@@ -21,7 +21,7 @@ import httpx
 import psycopg
 
 from bench.chaos.services import Service
-from jobctl.stack import WORKER_TUNING
+from jobctl.cli.stack import WORKER_TUNING
 from tests.fixtures.postgres_cluster import RUN_AS, PostgresCluster, _bin_dir
 from tests.fixtures.processes import base_env, free_port
 

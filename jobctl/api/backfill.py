@@ -4,7 +4,7 @@ The fire times are computed and checked before answering (a bad range or too man
 times is a 422 at once); the runs are then created in the background: all at once for a
 row whose overlap is ``allow``, one after the other for ``skip`` and ``queue``, which
 keeps a thread of this process busy until the last run ends. Posting the same backfill
-again creates no run twice (see ``jobctl.backfill``), so a backfill cut short by a restart
+again creates no run twice (see ``jobctl.prefect.backfill``), so a backfill cut short by a restart
 of the API resumes that way.
 """
 
@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobctl import backfill_plan, errors
 from jobctl.api.dependencies import SECURED, RepositoryDep, SettingsDep
-from jobctl.backfill import Backfill, execute, plan
-from jobctl.prefect_gateway.client import connect
-from jobctl.prefect_gateway.connection import require_prefect_api
+from jobctl.prefect.backfill import Backfill, execute, plan
+from jobctl.prefect.gateway.client import connect
+from jobctl.prefect.gateway.connection import require_prefect_api
 from jobctl.repository import Repository
 
 logger = logging.getLogger("jobctl.api")

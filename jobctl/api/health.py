@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from jobctl import errors
 from jobctl.api.dependencies import RepositoryDep
 from jobctl.api.schemas import Health, MaintenanceOut
-from jobctl.prefect_gateway.connection import health_problem, prefect_api_url
+from jobctl.prefect.gateway.connection import health_problem, prefect_api_url
 
 router = APIRouter(tags=["health"])
 

@@ -9,10 +9,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from jobctl import manual_runs
 from jobctl.api.dependencies import SECURED, Caller, Context
 from jobctl.api.schemas import CallJobRequest, CallJobResponse, RunRequest, SubmittedRun
-from jobctl.prefect_gateway.client import connect
+from jobctl.prefect import manual_runs
+from jobctl.prefect.gateway.client import connect
 
 router = APIRouter(tags=["jobs"], dependencies=SECURED)
 

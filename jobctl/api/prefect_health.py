@@ -9,8 +9,8 @@ import httpx
 
 from jobctl import errors
 from jobctl.metrics import PrefectHealth
-from jobctl.prefect_gateway.client import connect
-from jobctl.prefect_gateway.connection import prefect_api_url
+from jobctl.prefect.gateway.client import connect
+from jobctl.prefect.gateway.connection import prefect_api_url
 
 PREFECT_MAX_AGE_S = 15.0
 PREFECT_TIMEOUT_S = 3.0

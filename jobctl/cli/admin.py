@@ -10,10 +10,11 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from jobctl import errors, migrate, processes, registry, stack
+from jobctl import errors, migrate, processes, registry
+from jobctl.cli import stack
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.render import console
-from jobctl.prefect_gateway.connection import health_problem, prefect_api_url
+from jobctl.prefect.gateway.connection import health_problem, prefect_api_url
 from jobctl.settings import DEFAULT_STATE_DIR
 
 GUARDED_ENV = "JOBCTL_UP_GUARDED"

@@ -12,12 +12,13 @@ import click
 import uvicorn
 
 from flows import registered
-from jobctl import errors, manual_runs
+from jobctl import errors
 from jobctl.api.app import create_app
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.parsing import JSON
-from jobctl.prefect_gateway.client import connect
-from jobctl.prefect_gateway.connection import require_prefect_api
+from jobctl.prefect import manual_runs
+from jobctl.prefect.gateway.client import connect
+from jobctl.prefect.gateway.connection import require_prefect_api
 
 CLI_USER = "cli"
 

@@ -10,10 +10,10 @@ from datetime import datetime
 import click
 
 from jobctl import backfill_plan
-from jobctl.backfill import Backfill, BackfillRun, execute, plan
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.parsing import INSTANT
-from jobctl.prefect_gateway.client import connect
+from jobctl.prefect.backfill import Backfill, BackfillRun, execute, plan
+from jobctl.prefect.gateway.client import connect
 
 COMPLETED = "Completed"
 

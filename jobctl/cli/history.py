@@ -17,7 +17,7 @@ from jobctl.models import JobStatus
 from jobctl.records import HistoryFilter
 
 if TYPE_CHECKING:
-    from jobctl.history_reconciler import ReconcileReport
+    from jobctl.prefect.reconciler import ReconcileReport
 
 
 @click.group(invoke_without_command=True)
@@ -95,12 +95,12 @@ def purge(context: Context, older_than: timedelta | None, quiet: bool) -> None:
 @pass_context
 def reconcile(context: Context) -> None:
     """Close attempts from Prefect's record: finished runs, dead runs, missed history."""
-    from jobctl import history_reconciler  # Prefect's client: only this subcommand needs it
-    from jobctl.prefect_gateway.client import connect
+    from jobctl.prefect import reconciler  # Prefect's client: only this subcommand needs it
+    from jobctl.prefect.gateway.client import connect
 
     async def once() -> ReconcileReport:
         async with connect() as gateway:
-            return await history_reconciler.reconcile_with_settings(
+            return await reconciler.reconcile_with_settings(
                 context.settings, context.repository, gateway
             )
 

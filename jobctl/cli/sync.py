@@ -15,7 +15,7 @@ from deployments.plan import Action
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.progress import QUIET_OPTION, progress
 from jobctl.cli.render import console
-from jobctl.prefect_gateway.client import connect
+from jobctl.prefect.gateway.client import connect
 
 
 def print_report(report: schedule_sync.SyncReport) -> None:

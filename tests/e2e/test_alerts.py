@@ -20,9 +20,9 @@ from prefect.events.schemas.automations import Automation, AutomationCore, Event
 from prefect.states import AwaitingRetry, Crashed
 from sqlalchemy import text
 
-from jobctl import alerts
-from jobctl.alerts import AlertReport
-from jobctl.prefect_gateway.client import ClientGateway
+from jobctl.prefect import alerts
+from jobctl.prefect.alerts import AlertReport
+from jobctl.prefect.gateway.client import ClientGateway
 from tests.conftest import ScheduleFactory
 from tests.fixtures.http_target import HttpTarget
 from tests.fixtures.prefect import WorkerFactory

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jobctl import monitor
+from jobctl.prefect import monitor
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 from tests.fixtures.http_target import HttpTarget

@@ -12,10 +12,11 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from deployments.spec import HEARTBEAT_S
-from jobctl import history_reconciler, registry
+from jobctl import registry
 from jobctl.models import JobStatus
-from jobctl.prefect_gateway.client import ClientGateway
-from jobctl.prefect_gateway.payloads import ZOMBIE_MISSED_HEARTBEATS
+from jobctl.prefect import reconciler
+from jobctl.prefect.gateway.client import ClientGateway
+from jobctl.prefect.gateway.payloads import ZOMBIE_MISSED_HEARTBEATS
 from tests.conftest import ScheduleFactory
 from tests.e2e.test_history import _attempts, _worker_and_processing_run
 from tests.e2e.test_runs import NEVER_DUE, _http_row, _read_run, _run_now, _wait_final
@@ -27,10 +28,10 @@ from tests.fixtures.sync import SyncTarget
 UNREACHABLE_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/down"
 
 
-def _reconcile(target: SyncTarget, *, grace_s: float = 60) -> history_reconciler.ReconcileReport:
-    async def once() -> history_reconciler.ReconcileReport:
+def _reconcile(target: SyncTarget, *, grace_s: float = 60) -> reconciler.ReconcileReport:
+    async def once() -> reconciler.ReconcileReport:
         async with get_client() as client:
-            return await history_reconciler.reconcile(
+            return await reconciler.reconcile(
                 target.repository,
                 ClientGateway(client),
                 registry.job_names(),

@@ -22,10 +22,10 @@ from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, text
 
-from jobctl import monitor
 from jobctl.metrics import MetricsSource
 from jobctl.missed_run_model import MissedRun
 from jobctl.models import JobHistory
+from jobctl.prefect import monitor
 from jobctl.settings import Settings
 from tests.conftest import ScheduleFactory
 from tests.fixtures.http_target import HttpTarget

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jobctl import stack as stack_module
+from jobctl.cli import stack as stack_module
 from jobctl.models import JobStatus
 from jobctl.processes import alive, descendants
 from jobctl.records import HistoryFilter
@@ -154,7 +154,7 @@ UP_LIKE = """
 import os, sys, time
 from pathlib import Path
 from jobctl.settings import Settings
-from jobctl.stack import Stack
+from jobctl.cli.stack import Stack
 stack = Stack(settings=Settings(), state_dir=Path(sys.argv[1]))
 child = stack.spawn("worker", [sys.executable, "-c", "import time; time.sleep(600)"],
                     dict(os.environ))

@@ -16,10 +16,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
 from prefect.client.schemas.objects import FlowRun
 
-from jobctl import backfill, backfill_plan, errors, run_origins
+from jobctl import backfill_plan, errors, run_origins
 from jobctl.api.app import create_app
 from jobctl.models import JobStatus
-from jobctl.prefect_gateway.client import connect
+from jobctl.prefect import backfill
+from jobctl.prefect.gateway.client import connect
 from jobctl.records import HistoryFilter
 from tests.conftest import ScheduleFactory
 from tests.fixtures.api import TOKEN, ApiClient

@@ -33,7 +33,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments.plan import Action
 from jobctl import cron, db, migrate
-from jobctl.prefect_gateway.client import ClientGateway
+from jobctl.prefect.gateway.client import ClientGateway
 from jobctl.records import ScheduleSpec
 from jobctl.repository import Repository
 from jobctl.settings import Settings

@@ -13,13 +13,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from jobctl import errors, missed_runs, status
+from jobctl import errors, status
+from jobctl.cli.stack import Stack, status_line
 from jobctl.metrics import MetricsSource
-from jobctl.missed_runs import TickReport
-from jobctl.prefect_gateway.client import ClientGateway
+from jobctl.prefect import missed_runs
+from jobctl.prefect.gateway.client import ClientGateway
+from jobctl.prefect.missed_runs import TickReport
 from jobctl.repository import Repository
 from jobctl.settings import Settings
-from jobctl.stack import Stack, status_line
 from tests.conftest import ScheduleFactory
 from tests.fixtures.cli import cli_env, run_cli
 

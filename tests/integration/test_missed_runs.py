@@ -13,11 +13,12 @@ from prefect.client.orchestration import get_client
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from jobctl import missed_runs, status_queries
+from jobctl import status_queries
 from jobctl.metrics import MetricsSource
-from jobctl.missed_runs import TickReport
 from jobctl.models import JobStatus
-from jobctl.prefect_gateway.client import ClientGateway
+from jobctl.prefect import missed_runs
+from jobctl.prefect.gateway.client import ClientGateway
+from jobctl.prefect.missed_runs import TickReport
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 from tests.conftest import ScheduleFactory

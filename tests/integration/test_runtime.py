@@ -9,7 +9,8 @@ import pytest
 from prefect import flow
 
 from flows import registered
-from jobctl import manual_runs, runtime
+from jobctl import runtime
+from jobctl.prefect import manual_runs
 from jobctl.repository import Repository
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

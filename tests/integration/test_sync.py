@@ -14,7 +14,7 @@ from deployments.plan import Action
 from deployments.spec import deployment_name, queue_name
 from jobctl import cron as cron_rules
 from jobctl import errors
-from jobctl.prefect_gateway import client as gateway_client
+from jobctl.prefect.gateway import client as gateway_client
 from tests.conftest import ScheduleFactory
 from tests.fixtures.sync import RequestLog, SyncTarget
 

@@ -6,7 +6,7 @@ from uuid import uuid4
 
 from prefect.events.schemas.automations import Automation, AutomationCore
 
-from jobctl import alerts
+from jobctl.prefect import alerts
 
 POOL = "jobctl"
 BLOCK = uuid4()

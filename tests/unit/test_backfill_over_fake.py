@@ -15,7 +15,8 @@ from uuid import UUID, uuid4
 import pytest
 from prefect.client.schemas.objects import FlowRun, State, StateType
 
-from jobctl import backfill, backfill_plan, run_origins
+from jobctl import backfill_plan, run_origins
+from jobctl.prefect import backfill
 from jobctl.repository import Repository
 from tests.fixtures.fake_prefect import FakeDeployment, FakePrefect
 from tests.fixtures.sqlite_copy import sqlite_repository

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobctl import missed_runs
-from jobctl.missed_runs import MAX_DUE_PER_ROW, detect, due_times, missed_of_row
 from jobctl.models import JobStatus
+from jobctl.prefect import missed_runs
+from jobctl.prefect.missed_runs import MAX_DUE_PER_ROW, detect, due_times, missed_of_row
 from jobctl.records import Schedule
 from jobctl.status_queries import LatestAttempt
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from deployments.plan import Queue
 from jobctl import errors
-from jobctl.prefect_gateway.client import ClientGateway
+from jobctl.prefect.gateway.client import ClientGateway
 
 QUEUE = Queue(id=uuid4(), name="priority-1", priority=1)
 

@@ -8,9 +8,9 @@ from uuid import uuid4
 import pytest
 from prefect.client.schemas.objects import FlowRun, State, StateType
 
-from jobctl.history_reconciler import Verdict, decide, retry_after_crash
 from jobctl.models import JobStatus
 from jobctl.policy import RunPolicy
+from jobctl.prefect.reconciler import Verdict, decide, retry_after_crash
 from jobctl.records import Attempt
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -16,9 +16,10 @@ from uuid import uuid4
 import pytest
 from prefect.client.schemas.objects import State, StateType
 
-from jobctl import history_reconciler, run_origins
+from jobctl import run_origins
 from jobctl.models import JobStatus
 from jobctl.policy import POLICY_ENV, SCHEDULE_ID_ENV, RunPolicy
+from jobctl.prefect import reconciler
 from jobctl.records import Attempt, HistoryFilter
 from jobctl.repository import Repository
 from tests.fixtures.fake_prefect import FakeDeployment, FakePrefect
@@ -63,9 +64,9 @@ def _deployment(fake: FakePrefect, policy: RunPolicy, schedule_id: str = "row-1"
     return item
 
 
-def _reconcile(repository: Repository, fake: FakePrefect) -> history_reconciler.ReconcileReport:
+def _reconcile(repository: Repository, fake: FakePrefect) -> reconciler.ReconcileReport:
     return asyncio.run(
-        history_reconciler.reconcile(
+        reconciler.reconcile(
             repository,
             fake,
             [JOB],

@@ -30,18 +30,19 @@ from prefect.blocks.abstract import NotificationBlock
 from sqlalchemy import Text, cast, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobctl import alerts, errors, maintenance, registry, status_queries, validation
+from jobctl import errors, maintenance, registry, status_queries, validation
 from jobctl.cron import ALIASES
 from jobctl.maintenance import Maintenance
 from jobctl.missed_run_model import MissedRun
 from jobctl.models import JobSchedule, JobStatus, utcnow
-from jobctl.prefect_gateway import PrefectGateway
+from jobctl.prefect import alerts
+from jobctl.prefect.gateway import PrefectGateway
 from jobctl.records import Schedule
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 from jobctl.status_queries import LatestAttempt
 
-logger = logging.getLogger("jobctl.missed_runs")
+logger = logging.getLogger("jobctl.prefect.missed_runs")
 
 # At most this many due times of one row are recorded per round (a row every minute
 # whose detector was down for a day would otherwise record 1,440 at once).

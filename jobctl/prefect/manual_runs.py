@@ -16,7 +16,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from deployments.manual import manual_deployment_name
 from flows.registered import FLOWS
 from jobctl import errors, registry, validation
-from jobctl.prefect_gateway import PrefectGateway
+from jobctl.prefect.gateway import PrefectGateway
 from jobctl.records import HistoryFilter
 from jobctl.repository import Repository
 

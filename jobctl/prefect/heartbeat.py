@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import httpx
 
 from jobctl import errors
-from jobctl.prefect_gateway import PrefectGateway
+from jobctl.prefect.gateway import PrefectGateway
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
-logger = logging.getLogger("jobctl.heartbeat")
+logger = logging.getLogger("jobctl.prefect.heartbeat")
 
 PING_TIMEOUT_S = 10.0
 

@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jobctl import heartbeat, missed_runs
-from jobctl.prefect_gateway import Connect
-from jobctl.prefect_gateway.client import connect as connect_prefect
+from jobctl.prefect import heartbeat, missed_runs
+from jobctl.prefect.gateway import Connect
+from jobctl.prefect.gateway.client import connect as connect_prefect
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
-logger = logging.getLogger("jobctl.monitor")
+logger = logging.getLogger("jobctl.prefect.monitor")
 
 INTERVAL_S = 60.0
 

@@ -26,7 +26,7 @@ from prefect.client.schemas.objects import FlowRun
 from deployments.spec import deployment_name
 from jobctl import backfill_plan, errors, registry, run_origins, validation
 from jobctl.models import utcnow
-from jobctl.prefect_gateway import PrefectGateway
+from jobctl.prefect.gateway import PrefectGateway
 from jobctl.repository import Repository
 
 POLL_S = 0.1

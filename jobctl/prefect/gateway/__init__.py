@@ -9,6 +9,6 @@ where the API is and its health check, ``payloads`` what the sync writes.
 Only the interface is imported here: a flow process need not load the client's side.
 """
 
-from jobctl.prefect_gateway.interface import Connect, PrefectGateway
+from jobctl.prefect.gateway.interface import Connect, PrefectGateway
 
 __all__ = ["Connect", "PrefectGateway"]

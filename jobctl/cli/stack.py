@@ -30,8 +30,8 @@ from deployments import sync as schedule_sync
 from deployments import watch as schedule_watch
 from jobctl import db, errors, migrate, processes, status_queries
 from jobctl.models import JobStatus
-from jobctl.prefect_gateway.client import connect
-from jobctl.prefect_gateway.connection import health_problem, prefect_api_url
+from jobctl.prefect.gateway.client import connect
+from jobctl.prefect.gateway.connection import health_problem, prefect_api_url
 from jobctl.records import HistoryFilter, ScheduleSpec
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -39,7 +39,7 @@ from jobctl.supervision import Backoff, sleep_unless_stopped
 
 logger = logging.getLogger("jobctl.up")
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 PREFECT_YAML = PROJECT_DIR / "prefect.yaml"
 BIN_DIR = Path(sys.executable).parent
 DEFAULT_PORT = 4200

@@ -31,11 +31,11 @@ from prefect.events.schemas.automations import Automation, AutomationCore, Event
 from sqlalchemy import Text, cast, select
 
 from jobctl.models import JobSchedule
-from jobctl.prefect_gateway import PrefectGateway
+from jobctl.prefect.gateway import PrefectGateway
 from jobctl.repository import Repository
 from jobctl.settings import Settings
 
-logger = logging.getLogger("jobctl.alerts")
+logger = logging.getLogger("jobctl.prefect.alerts")
 
 MANAGED_TAG = "jobctl"
 FAILED = "failed"

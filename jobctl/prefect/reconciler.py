@@ -29,9 +29,9 @@ from prefect.states import AwaitingRetry, Crashed
 
 from jobctl import backfill_plan, registry, run_origins
 from jobctl.models import JobStatus, utcnow
-from jobctl.outcomes import outcome_of
 from jobctl.policy import SCHEDULE_ID_ENV, RunPolicy
-from jobctl.prefect_gateway import PrefectGateway
+from jobctl.prefect.gateway import PrefectGateway
+from jobctl.prefect.outcomes import outcome_of
 from jobctl.records import Attempt
 from jobctl.repository import Repository
 from jobctl.settings import Settings

@@ -60,9 +60,9 @@ from deployments.spec import (
     schedule_id_of,
 )
 from jobctl import cron, errors
-from jobctl.prefect_gateway.connection import prefect_client
-from jobctl.prefect_gateway.interface import PROCESS_WORKER_TYPE, DeploymentRef, PrefectGateway
-from jobctl.prefect_gateway.payloads import (
+from jobctl.prefect.gateway.connection import prefect_client
+from jobctl.prefect.gateway.interface import PROCESS_WORKER_TYPE, DeploymentRef, PrefectGateway
+from jobctl.prefect.gateway.payloads import (
     ZOMBIE_AUTOMATION,
     deployment_arguments,
     repeat_schedules,
