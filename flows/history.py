@@ -4,7 +4,8 @@ The flow body records the start of each attempt and its outcome (Prefect fires n
 ``on_failure`` for an attempt that will be retried, so only the body sees those);
 ``on_crashed``, ``on_cancellation`` and ``on_failure`` hooks close attempts the body
 could not. The first outcome written wins, so a hook replayed, or firing after the
-body, changes nothing. A history write never fails a job: if the database is down the
+body, changes nothing, except that a hook's failure replaces a SUCCESS (the run's
+final state is the truth). A history write never fails a job: if the database is down the
 error is logged and the sync's reconciler backfills the row from Prefect's states later.
 """
 
@@ -101,7 +102,9 @@ class HistoryRecorder:
             ),
         )
 
-    def finished(self, key: AttemptKey, status: JobStatus, error: str | None = None) -> None:
+    def finished(
+        self, key: AttemptKey, status: JobStatus, error: str | None = None, *, correct: bool = False
+    ) -> None:
         self._write(
             "the end",
             key,
@@ -114,22 +117,31 @@ class HistoryRecorder:
                 schedule_id=key.schedule_id,
                 error=error,
                 peak_memory_bytes=peak_memory_bytes(),
+                correct=correct,
             ),
         )
 
     # -- the state hooks (``flow``, ``flow_run``, ``state``) ------------------------------
 
     def on_ended_elsewhere(self, flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
-        """Crash, cancellation, or a final failure (a timeout): close the attempt."""
+        """Crash, cancellation, or a final failure (a timeout): close the attempt.
+
+        The run's final state wins over a SUCCESS the body wrote: a timeout can run out
+        after the job returned, before Prefect had the run Completed."""
+        if flow_run.run_count < 1:
+            # Crashed before its first attempt began (its worker stopped while it was
+            # Pending): no attempt to close. Writing attempt 1 here would hold the row of
+            # the attempt a retry runs later.
+            return
         key = AttemptKey(
             flow_run_id=str(flow_run.id),
-            attempt=max(flow_run.run_count, 1),
+            attempt=flow_run.run_count,
             job_name=flow.name,
             param=(flow_run.parameters or {}).get("param"),
             schedule_id=schedule_id_of_this_process(),
         )
         status, error = outcome_of(state)
-        self.finished(key, status, error)
+        self.finished(key, status, error, correct=True)
 
 
 def schedule_id_of_this_process() -> str | None:

@@ -353,11 +353,14 @@ class Repository:
         start_at: datetime | None = None,
         end_at: datetime | None = None,
         peak_memory_bytes: int | None = None,
+        correct: bool = False,
     ) -> bool:
         """Close an attempt; the first outcome wins, so a replayed hook changes nothing.
 
-        If the start was never recorded (the database was down then), the whole row is
-        written now. Returns whether anything was written.
+        With ``correct`` an outcome already written that differs from ``status`` is
+        replaced: Prefect's final state is the truth (a timeout can end a run as TimedOut
+        after its body wrote SUCCESS). If the start was never recorded (the database was
+        down then), the whole row is written now. Returns whether anything was written.
         """
         if status is JobStatus.PROCESSING:
             raise ValueError("an attempt finishes as SUCCESS or FAILED")
@@ -383,7 +386,9 @@ class Repository:
                     "endAt": statement.excluded.endAt,
                     "peakMemoryBytes": statement.excluded.peakMemoryBytes,
                 },
-                where=JobHistory.status == JobStatus.PROCESSING,
+                where=(JobHistory.status != status)
+                if correct
+                else (JobHistory.status == JobStatus.PROCESSING),
             )
             # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO UPDATE.
             return session.execute(statement.returning(JobHistory.id)).first() is not None
@@ -492,18 +497,18 @@ class Repository:
                 )
         return found
 
-    def recorded_attempts(self, flow_run_ids: list[str]) -> dict[str, set[int]]:
-        """The attempt numbers with a JobHistory row, of each of ``flow_run_ids`` that has
-        one (a row without a number counts as attempt 1)."""
-        found: dict[str, set[int]] = {}
+    def recorded_attempts(self, flow_run_ids: list[str]) -> dict[str, dict[int, JobStatus]]:
+        """The attempt numbers with a JobHistory row and their status, of each of
+        ``flow_run_ids`` that has one (a row without a number counts as attempt 1)."""
+        found: dict[str, dict[int, JobStatus]] = {}
         with self.session() as session:
             for start in range(0, len(flow_run_ids), 500):
                 chunk = flow_run_ids[start : start + 500]
-                statement = select(JobHistory.flowRunId, JobHistory.attempt).where(
-                    JobHistory.flowRunId.in_(chunk)
-                )
-                for flow_run_id, attempt in session.execute(statement):
-                    found.setdefault(str(flow_run_id), set()).add(int(attempt or 1))
+                statement = select(
+                    JobHistory.flowRunId, JobHistory.attempt, JobHistory.status
+                ).where(JobHistory.flowRunId.in_(chunk))
+                for flow_run_id, attempt, status in session.execute(statement):
+                    found.setdefault(str(flow_run_id), {})[int(attempt or 1)] = JobStatus(status)
         return found
 
     def count_history(self) -> int:

@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         ge=0,
         description="A run still Running this long past its timeout is marked crashed.",
     )
+    pending_run_grace_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A run Pending this long (its worker died before starting it) is marked "
+        "crashed; keep it well above the workers' prefetch.",
+    )
     history_backfill_window_s: float = Field(
         default=86_400.0,
         gt=0,

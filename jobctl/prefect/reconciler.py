@@ -41,7 +41,7 @@ logger = logging.getLogger("jobctl.history")
 SKIPPED = "Skipped"  # a run skipped by the misfire policy: it never started the job
 # A worker takes a run up to its prefetch (40 s in deploy/env.example) before its time and
 # starts it within seconds: a run Pending this long was taken by a worker that is gone.
-PENDING_GRACE = timedelta(minutes=5)
+PENDING_GRACE = timedelta(minutes=5)  # JOBCTL_PENDING_RUN_GRACE_S
 FINAL_TYPES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 
 
@@ -50,6 +50,7 @@ class ReconcileReport:
     closed: int = 0
     crashed: int = 0
     backfilled: int = 0
+    corrected: int = 0
     retried: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -57,7 +58,7 @@ class ReconcileReport:
         return (
             f"history: {self.closed} attempt(s) closed from Prefect, {self.crashed} dead "
             f"run(s) marked crashed, {self.backfilled} attempt(s) backfilled, "
-            f"{self.retried} crashed run(s) retried"
+            f"{self.corrected} corrected from Prefect, {self.retried} crashed run(s) retried"
         )
 
 
@@ -157,6 +158,7 @@ async def reconcile(
     now: datetime,
     dead_run_grace: timedelta,
     backfill_window: timedelta,
+    pending_grace: timedelta = PENDING_GRACE,
 ) -> ReconcileReport:
     report = ReconcileReport()
     processing = [a for a in repository.list_processing() if a.flow_run_id]
@@ -176,12 +178,13 @@ async def reconcile(
         else:
             report.closed += 1
         _close(repository, attempt, verdict.status, verdict.error)
-    report.crashed += await _crash_stalled(gateway, job_names, work_pool_name, now)
+    report.crashed += await _crash_stalled(gateway, job_names, work_pool_name, now, pending_grace)
     since = now - backfill_window
     ended = await _ended_runs(gateway, job_names, work_pool_name, since)
     report.backfilled = await _backfill(repository, gateway, ended)
+    report.corrected = await _correct(repository, gateway, ended)
     report.retried = await _retry_crashed(gateway, ended, now)
-    if report.closed or report.crashed or report.backfilled or report.retried:
+    if report.closed or report.crashed or report.backfilled or report.corrected or report.retried:
         logger.info(report.summary())
     return report
 
@@ -197,6 +200,7 @@ async def reconcile_with_settings(
         now=datetime.now(UTC),
         dead_run_grace=timedelta(seconds=settings.dead_run_grace_s),
         backfill_window=timedelta(seconds=settings.history_backfill_window_s),
+        pending_grace=timedelta(seconds=settings.pending_run_grace_s),
     )
 
 
@@ -226,15 +230,19 @@ async def _ended_runs(
 
 
 async def _crash_stalled(
-    gateway: PrefectGateway, job_names: list[str], work_pool_name: str, now: datetime
+    gateway: PrefectGateway,
+    job_names: list[str],
+    work_pool_name: str,
+    now: datetime,
+    grace: timedelta,
 ) -> int:
-    """Crash the runs Pending for longer than ``PENDING_GRACE``: the worker that took them
+    """Crash the runs Pending for longer than ``grace``: the worker that took them
     died before starting them, and nothing else ends them (Prefect's zombie detection
     watches Running runs); each holds a slot of the pool's concurrency limit meanwhile,
     and enough of them stop the pool. A run with retries left is then retried below."""
     crashed = 0
     for run in await gateway.read_pending_runs(job_names, work_pool_name):
-        if run.state is None or now - run.state.timestamp < PENDING_GRACE:
+        if run.state is None or now - run.state.timestamp < grace:
             continue
         message = (
             f"crashed: Pending since {run.state.timestamp:%H:%M:%S} UTC and never started "
@@ -274,9 +282,7 @@ async def _backfill(repository: Repository, gateway: PrefectGateway, ended: list
         ):
             if number in known.get(str(run.id), ()):
                 continue
-            status, error = outcome_of(state)
-            if state.name == "AwaitingRetry":
-                status, error = JobStatus.FAILED, "failed: retried (recorded from Prefect)"
+            status, error = _attempt_outcome(state)
             repository.finish_attempt(
                 flow_run_id=str(run.id),
                 attempt=number,
@@ -291,6 +297,73 @@ async def _backfill(repository: Repository, gateway: PrefectGateway, ended: list
             written += 1
         _record_backfill_origin(repository, run, _env_of(run, envs).get(SCHEDULE_ID_ENV))
     return written
+
+
+def _disagrees(run: FlowRun, recorded: dict[int, JobStatus]) -> bool:
+    """History says otherwise than Prefect: the last attempt's status is not the final
+    state's, or an attempt that a later one followed says SUCCESS."""
+    if run.state is None or run.run_count < 1:
+        return False
+    last = recorded.get(run.run_count)
+    if last is not None and last is not JobStatus.PROCESSING:
+        if last is not outcome_of(run.state)[0]:
+            return True
+    return any(
+        status is JobStatus.SUCCESS for number, status in recorded.items() if number < run.run_count
+    )
+
+
+async def _correct(repository: Repository, gateway: PrefectGateway, ended: list[FlowRun]) -> int:
+    """Rewrite the attempts of recently ended runs whose history disagrees with Prefect's
+    states: a timeout can end an attempt (TimedOut, or AwaitingRetry) just after the flow
+    body wrote SUCCESS, and the failure hooks then find the attempt closed. Prefect's
+    record is the truth; only runs whose history disagrees have their states read."""
+    known = repository.recorded_attempts([str(run.id) for run in ended])
+    wrong = [run for run in ended if _disagrees(run, known.get(str(run.id), {}))]
+    if not wrong:
+        return 0
+    flow_names = await gateway.read_flow_names({run.flow_id for run in wrong})
+    envs = await _deployment_envs(gateway, wrong)
+    corrected = 0
+    for run in wrong:
+        assert run.state is not None
+        recorded = known.get(str(run.id), {})
+        endings: dict[int, tuple[JobStatus, str | None]] = {run.run_count: outcome_of(run.state)}
+        attempts = attempts_from_states(await gateway.read_run_states(run.id))
+        if len(attempts) == run.run_count:
+            for number, (_, _, state) in enumerate(attempts[:-1], start=1):
+                endings[number] = _attempt_outcome(state)
+        else:  # the states do not number the attempts as Prefect counted them
+            for number, status in recorded.items():
+                if number < run.run_count and status is JobStatus.SUCCESS:
+                    endings[number] = (JobStatus.FAILED, "failed: a later attempt followed")
+        for number, (status, error) in sorted(endings.items()):
+            if recorded.get(number) in (None, JobStatus.PROCESSING, status):
+                continue
+            written = repository.finish_attempt(
+                flow_run_id=str(run.id),
+                attempt=number,
+                status=status,
+                job_name=flow_names.get(run.flow_id, "?"),
+                param=_jsonable((run.parameters or {}).get("param")),
+                schedule_id=_env_of(run, envs).get(SCHEDULE_ID_ENV),
+                error=error,
+                correct=True,
+            )
+            if written:
+                logger.warning(
+                    "history: run %s attempt %d recorded %s, Prefect says %s: corrected",
+                    run.id, number, recorded[number].value, status.value,
+                )  # fmt: skip
+                corrected += 1
+    return corrected
+
+
+def _attempt_outcome(state: State) -> tuple[JobStatus, str | None]:
+    """The outcome of an attempt that ``state`` ended (AwaitingRetry: it failed)."""
+    if state.name == "AwaitingRetry":
+        return JobStatus.FAILED, "failed: retried (recorded from Prefect)"
+    return outcome_of(state)
 
 
 def _record_backfill_origin(repository: Repository, run: FlowRun, schedule_id: str | None) -> None:

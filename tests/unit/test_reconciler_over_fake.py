@@ -319,3 +319,64 @@ def test_a_backfilled_run_whose_origin_was_not_recorded_gets_it_from_its_tag(
     (attempt,) = _history(repository, str(run.id))
     assert attempt.origin == "backfill 2026-03-28T23:00:00Z/2026-03-29T22:00:00Z"
     assert run_origins.logical_times(repository, "row-1") == {str(run.id): run.expected_start_time}
+
+
+def _recorded(repository: Repository, run_id: str, attempt: int, status: JobStatus) -> None:
+    repository.start_attempt(
+        flow_run_id=run_id, attempt=attempt, job_name=JOB, param=None, schedule_id="row-1"
+    )
+    repository.finish_attempt(
+        flow_run_id=run_id, attempt=attempt, status=status, job_name=JOB, param=None,
+        schedule_id="row-1", error=None if status is JobStatus.SUCCESS else "boom",
+    )  # fmt: skip
+
+
+def test_history_that_disagrees_with_prefects_final_state_is_corrected(
+    repository: Repository, fake: FakePrefect
+) -> None:
+    """Found by the chaos soak (seed 18, 30 minutes, machine load 12): 12 runs of 3-4 s
+    jobs with a 5 s timeout ended TimedOut while their attempt said SUCCESS. The timeout
+    ran out after the job returned and the body wrote SUCCESS, before Prefect had the run
+    Completed; the failure hook found the attempt closed. The same race on a first
+    attempt leaves it SUCCESS though the run was retried."""
+    deployment = _deployment(fake, RunPolicy(retries=1, timeout_s=5))
+    timed_out = fake.add_run(
+        JOB,
+        [_state(StateType.RUNNING, 10), _state(StateType.FAILED, 9, "TimedOut", "exceeded 5 s")],
+        work_pool_name=POOL,
+        deployment_id=deployment.id,
+    )
+    retried = fake.add_run(
+        JOB,
+        [
+            _state(StateType.RUNNING, 20),
+            _state(StateType.SCHEDULED, 19, name="AwaitingRetry"),
+            _state(StateType.RUNNING, 18),
+            _state(StateType.COMPLETED, 17),
+        ],
+        work_pool_name=POOL,
+        deployment_id=deployment.id,
+    )
+    agreeing = fake.add_run(
+        JOB,
+        [_state(StateType.RUNNING, 10), _state(StateType.COMPLETED, 9)],
+        work_pool_name=POOL,
+        deployment_id=deployment.id,
+    )
+    _recorded(repository, str(timed_out.id), 1, JobStatus.SUCCESS)
+    _recorded(repository, str(retried.id), 1, JobStatus.SUCCESS)
+    _recorded(repository, str(retried.id), 2, JobStatus.SUCCESS)
+    _recorded(repository, str(agreeing.id), 1, JobStatus.SUCCESS)
+
+    report = _reconcile(repository, fake)
+
+    assert report.corrected == 2
+    (attempt,) = _history(repository, str(timed_out.id))
+    assert attempt.status is JobStatus.FAILED
+    assert attempt.error == "timed out: exceeded 5 s"
+    first, second = _history(repository, str(retried.id))
+    assert (first.status, second.status) == (JobStatus.FAILED, JobStatus.SUCCESS)
+    assert "retried" in (first.error or "")
+    assert [a.status for a in _history(repository, str(agreeing.id))] == [JobStatus.SUCCESS]
+    assert fake.writes == []  # Prefect is the truth: nothing written there
+    assert _reconcile(repository, fake).corrected == 0
