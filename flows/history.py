@@ -128,20 +128,31 @@ class HistoryRecorder:
 
         The run's final state wins over a SUCCESS the body wrote: a timeout can run out
         after the job returned, before Prefect had the run Completed."""
-        if flow_run.run_count < 1:
+        attempt = flow_run.run_count
+        if attempt < 1 and not self._began_first_attempt(str(flow_run.id)):
             # Crashed before its first attempt began (its worker stopped while it was
-            # Pending): no attempt to close. Writing attempt 1 here would hold the row of
+            # Pending): no attempt to close. Writing attempt 1 here would take the row of
             # the attempt a retry runs later.
             return
         key = AttemptKey(
             flow_run_id=str(flow_run.id),
-            attempt=flow_run.run_count,
+            attempt=max(attempt, 1),
             job_name=flow.name,
             param=(flow_run.parameters or {}).get("param"),
             schedule_id=schedule_id_of_this_process(),
         )
         status, error = outcome_of(state)
         self.finished(key, status, error, correct=True)
+
+    def _began_first_attempt(self, flow_run_id: str) -> bool:
+        """Attempt 1 has its PROCESSING row. A worker's crash hook holds the run as the
+        worker took it (``run_count`` 0), whether or not its process then began it."""
+        try:
+            recorded = self.repository.recorded_attempts([flow_run_id])
+        except (errors.JobctlError, SQLAlchemyError) as exc:
+            logger.warning("history: could not read run %s (%s)", flow_run_id, exc)
+            return False  # the reconciler closes the attempt from Prefect's record
+        return recorded.get(flow_run_id, {}).get(1) is JobStatus.PROCESSING
 
 
 def schedule_id_of_this_process() -> str | None:

@@ -57,6 +57,22 @@ def test_a_run_crashed_before_its_first_attempt_writes_no_attempt(
     assert _history(repository, run) == []
 
 
+def test_a_workers_crash_hook_closes_the_first_attempt_its_process_began(
+    repository: Repository, recorder: HistoryRecorder
+) -> None:
+    """The worker runs the crash hooks with the run as it took it (run_count 0): attempt 1,
+    begun by the flow process before it died, is closed all the same."""
+    run = FlowRun(flow_id=uuid4(), run_count=0)
+    repository.start_attempt(
+        flow_run_id=str(run.id), attempt=1, job_name=JOB, param=None, schedule_id=None
+    )
+
+    recorder.on_ended_elsewhere(_flow(), run, Crashed(message="exit code -9"))
+
+    (attempt,) = _history(repository, run)
+    assert (attempt.status, attempt.error) == (JobStatus.FAILED, "crashed: exit code -9")
+
+
 def test_a_final_failure_replaces_a_success_the_body_wrote(
     repository: Repository, recorder: HistoryRecorder
 ) -> None:
