@@ -125,6 +125,10 @@ class Facts:
     calls: Sequence[CallFact] = ()
     injected_runs: frozenset[str] = frozenset()  # runs the fault injector created
     prefetch_s: float = 40.0
+    # A row deleted this soon after a fire time: the run of it that had not started is
+    # deleted with the deployment, and the missed-run detector (grace, then its minute)
+    # never saw the fire time as missed. Such a fire time is in transition.
+    deletion_lookback_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -174,13 +178,18 @@ def _fires(config: RowConfig, after: datetime, until: datetime) -> list[datetime
 
 
 def fire_times(
-    configs: Sequence[RowConfig], window_start: datetime, window_end: datetime, prefetch_s: float
+    configs: Sequence[RowConfig],
+    window_start: datetime,
+    window_end: datetime,
+    prefetch_s: float,
+    deletion_lookback_s: float = 0.0,
 ) -> tuple[set[datetime], set[datetime]]:
     """(due, in transition) fire times of one row's configs, in order of ``start``.
 
     Due: fire times of an active config after Prefect had it (plus the prefetch) and up to
     the next config's commit. In transition: those of the old and the new config between
-    an edit's commit and the moment Prefect had it, plus the prefetch.
+    an edit's commit and the moment Prefect had it, plus the prefetch, and those of the
+    ``deletion_lookback_s`` before a row's deletion.
     """
     due: set[datetime] = set()
     transition: set[datetime] = set()
@@ -198,6 +207,11 @@ def fire_times(
             previous = ordered[index - 1]
             if previous.active and not previous.deleted:
                 transition.update(_fires(previous, max(config.start, window_start), settled))
+                if config.deleted:
+                    lookback = config.start - timedelta(seconds=deletion_lookback_s)
+                    dropped = _fires(previous, max(lookback, window_start), config.start)
+                    due.difference_update(dropped)
+                    transition.update(dropped)
     return due, transition - due
 
 
@@ -300,7 +314,11 @@ def account(facts: Facts) -> Account:
     accounted: set[tuple[str, datetime]] = set()
     for row_id, configs in sorted(by_row.items()):
         due, transition = fire_times(
-            configs, facts.window_start, facts.window_end, facts.prefetch_s
+            configs,
+            facts.window_start,
+            facts.window_end,
+            facts.prefetch_s,
+            facts.deletion_lookback_s,
         )
         result.due += len(due)
         result.in_transition += len(transition)

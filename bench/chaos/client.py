@@ -42,10 +42,14 @@ class CallClient:
         self._thread = threading.Thread(target=self._run, name="call-job client", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
+        """No call after this; with ``wait``, the one in flight is waited for."""
         self._stop.set()
-        if self._thread is not None:
+        if wait and self._thread is not None:
             self._thread.join(timeout=CALL_TIMEOUT_S + 10)
+
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
         rng = random.Random(self.seed + 2)

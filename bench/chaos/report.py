@@ -52,24 +52,46 @@ FOUND = [
         "of them and one lost Running run (no timeout, its zombie automation never fired) "
         "held the pool's 20 slots from about 10:52, and 758 due runs were still Late or "
         "waiting at the end",
-        "fixed after this soak, not yet re-soaked: the reconciler crashes runs Pending for "
-        "over 5 minutes; `tests/unit/test_reconciler_over_fake.py::test_a_run_pending_for_"
-        "minutes_is_crashed`. Open: a lost Running run without a timeout whose zombie "
-        "automation does not fire (Prefect's event pipeline through restarts)",
+        "fixed: the reconciler crashes runs Pending for longer than "
+        "`JOBCTL_PENDING_RUN_GRACE_S` (5 min; the soak sets 2 min); "
+        "`tests/unit/test_reconciler_over_fake.py::test_a_run_pending_for_minutes_is_crashed`",
     ),
     (
         "18",
         "final state and history disagree: 12 runs of rows near their timeout (a 3 or 4 s "
         "job, timeout 5 s, load about 12 on 2 cores) ended TimedOut in Prefect while their "
-        "attempt was recorded SUCCESS: the timeout ran out after the job returned",
-        "open",
+        "attempt was recorded SUCCESS: the timeout ran out after the job returned and the "
+        "body wrote SUCCESS; the failure hook found the attempt closed",
+        "fixed: a failure hook replaces a SUCCESS, and the reconciler corrects the attempts "
+        "of ended runs that disagree with Prefect's states; "
+        "`tests/unit/test_reconciler_over_fake.py::test_history_that_disagrees_with_"
+        "prefects_final_state_is_corrected`, `tests/unit/test_history_hooks.py`",
     ),
     (
         "18",
-        "a run cancelled as a misfire skip after an attempt of it had a history row; and 2 "
-        "fire times of one row (10:52 and 10:53 UTC) with no run at all and no missed-run "
-        "record",
-        "open: not analysed in time (the JSON names the runs)",
+        "a misfire skip with an attempt: a worker's crash hook ran for a run it had taken "
+        "but not begun (run_count 0) and wrote attempt 1 FAILED; the reconciler retried the "
+        "crashed run, which, late, was skipped as a misfire",
+        "fixed: a crash hook closes attempt 1 only if the flow process began it; "
+        "`tests/unit/test_history_hooks.py::test_a_run_crashed_before_its_first_attempt_"
+        "writes_no_attempt`",
+    ),
+    (
+        "18",
+        "2 fire times of a row (10:52 and 10:53 UTC) with no run and no missed-run record: "
+        "the row was deleted at 10:53:05; deleting its deployment deleted the runs that had "
+        "not started, and the missed-run detector records a fire time only after its grace "
+        "(then at its next minute), when the row was gone",
+        "the account was wrong: a fire time within the missed-run grace plus a minute "
+        "before its row's deletion may or may not run (in transition; a run is held to the "
+        "same rules); `tests/unit/test_chaos_account.py::test_fire_times_just_before_a_"
+        "deletion_are_in_transition`",
+    ),
+    (
+        "18",
+        "a lost Running run without a timeout was never ended: its zombie automation did "
+        "not fire through repeated Prefect server restarts",
+        "open",
     ),
 ]
 

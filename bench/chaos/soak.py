@@ -33,7 +33,7 @@ from bench.chaos.account import (
     RunFact,
     account,
 )
-from bench.chaos.client import CallClient, CallRecord
+from bench.chaos.client import CALL_TIMEOUT_S, CallClient, CallRecord
 from bench.chaos.services import MARKER, Service, end_leftovers
 from bench.chaos.stack import POOL, Stack, new_stack, remove_data
 from jobctl import db, processes
@@ -45,11 +45,15 @@ logger = logging.getLogger("bench.chaos")
 
 TICK_S = 0.5
 START_TIMEOUT_S = 300.0
-MIN_QUIET_S = 180.0  # a missed due time: its grace (60 s), then the detector's minute
+# The quiet period lasts until the account finds nothing left to settle (runs final, history
+# closed, missed runs recorded), at least MIN_QUIET_S and at most MAX_QUIET_S.
+MIN_QUIET_S = 30.0
 MAX_QUIET_S = 480.0
+SETTLED_CHECK_S = 10.0
 EDIT_SECOND = 5  # edits are made 5 s into a minute: 55 s before the next fire time
 DEFAULT_ZONE = "UTC"
 PREFETCH_S = float(WORKER_TUNING["PREFECT_WORKER_PREFETCH_SECONDS"])
+RESUME_POOL = "resume the pool"
 
 
 def now_utc() -> datetime:
@@ -287,9 +291,7 @@ class Soak:
         elif fault.kind == plan.POOL_PAUSE:
             self.pending.append(Pending("pause the pool", time.monotonic(), self.pool_paused(True)))
             self.pending.append(
-                Pending(
-                    "resume the pool", time.monotonic() + plan.POOL_PAUSE_S, self.pool_paused(False)
-                )
+                Pending(RESUME_POOL, time.monotonic() + plan.POOL_PAUSE_S, self.pool_paused(False))
             )
         elif fault.kind == plan.MEMORY_FILL:
             self.pending.append(
@@ -402,12 +404,12 @@ class Soak:
         self.note("stack up", deployments=len(self.deployment_rows))
 
     def window(self) -> None:
-        """The faults, the edits and the call-job client, for ``minutes``."""
+        """The faults, the edits and the call-job client, for ``minutes``.
+
+        It opens as soon as the stack is up: fire times before it belong to the start."""
         duration_s = self.minutes * 60
-        # The window opens at the next whole minute: fire times before it belong to the start.
-        opening = now_utc().replace(second=0, microsecond=0) + timedelta(minutes=1)
-        self.run_for((opening - now_utc()).total_seconds())
-        self.window_start = opening - timedelta(seconds=1)
+        opening = now_utc()
+        self.window_start = opening
         started = time.monotonic()
         faults = plan.faults(self.seed, duration_s)
         self.note("window opens", faults_planned=len(faults))
@@ -431,8 +433,13 @@ class Soak:
         try:
             self.run_for(duration_s)
         finally:
-            client.stop()
+            client.stop(wait=False)
         self.window_end = now_utc()
+        # No fault outlasts the window: a pool paused near its end is resumed now.
+        for action in self.pending:
+            if action.name == RESUME_POOL:
+                action.due = time.monotonic()
+        self.wait_until(lambda: not client.running(), CALL_TIMEOUT_S + 10, "call-job client")
         self.calls = client.records
         self.note("window closes", calls=len(client.records))
 
@@ -444,39 +451,23 @@ class Soak:
         return act
 
     def quiet(self) -> None:
-        """Let the system settle: no fault, every service up, the pool resumed."""
+        """Let the system settle: no fault, every service up, the pool resumed, until the
+        account finds nothing left to settle (or MAX_QUIET_S)."""
         started = time.monotonic()
         self.note("quiet period")
         self.run_for(MIN_QUIET_S)
         while time.monotonic() - started < MAX_QUIET_S:
             if not self.pending and all(s.alive() for s in self.stack.services()):
                 try:
-                    left = self.unfinished()
-                    self.note("unfinished", count=len(left), first=left[:5])
-                    if not left:
-                        break
+                    left = account(self.facts()).violations
                 except (httpx.HTTPError, psycopg.Error) as exc:
                     logger.info("not settled yet: %s", exc)
-            self.run_for(10)
+                else:
+                    self.note("unsettled", count=len(left), first=[v.as_json() for v in left[:3]])
+                    if not left:
+                        break
+            self.run_for(SETTLED_CHECK_S)
         self.note("quiet period ends", after_s=round(time.monotonic() - started))
-
-    def unfinished(self) -> list[str]:
-        """Due runs not final yet and history rows PROCESSING, described."""
-        runs = self.read_runs()
-        found = [
-            f"run {r.id} of {r.row_id} at {r.expected_start:%H:%M} {r.state_name}"
-            for r in runs
-            if r.state_type not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
-            and r.expected_start <= self.window_end
-        ]
-        with psycopg.connect(self.stack.dsn(), connect_timeout=3) as conn:
-            found += [
-                f"attempt {row[1]} of run {row[0]} PROCESSING"
-                for row in conn.execute(
-                    'SELECT "flowRunId", attempt FROM "JobHistory" WHERE status = \'PROCESSING\''
-                )
-            ]
-        return found
 
     # -- facts ---------------------------------------------------------------------------------
 

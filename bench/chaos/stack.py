@@ -29,6 +29,14 @@ BIN = Path(sys.executable).parent
 POOL = "jobctl-chaos"
 POOL_CONCURRENCY = 20  # deploy/env.example
 WORKERS = 2
+# The reconciler's thresholds, shorter than production's so that a soak settles within a
+# couple of minutes of its last fault; each stays above what a live run needs (a run is
+# Pending for the workers' prefetch, 40 s, plus its start under load).
+RECONCILER_TUNING = {
+    "JOBCTL_RECONCILE_INTERVAL_S": 10,
+    "JOBCTL_DEAD_RUN_GRACE_S": 20,
+    "JOBCTL_PENDING_RUN_GRACE_S": 120,
+}
 
 
 @dataclass
@@ -96,6 +104,7 @@ class Stack:
             JOBCTL_WORK_POOL=POOL,
             JOBCTL_WORK_POOL_CONCURRENCY=POOL_CONCURRENCY,
             JOBCTL_API_TOKEN=self.api_token,
+            **RECONCILER_TUNING,
             **extra,
         )
 

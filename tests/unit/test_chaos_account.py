@@ -218,3 +218,22 @@ def test_an_injected_run_is_held_to_the_same_rules() -> None:
     found = account(replace(facts, attempts=[*facts.attempts, timed_out]))
     assert found.violations == []
     assert found.outcomes[f"injected: {acc.TIMED_OUT}"] == 1
+
+
+def test_fire_times_just_before_a_deletion_are_in_transition() -> None:
+    """Found by the chaos soak (seed 18, 30 minutes): a row deleted at 10:53:05 had no run
+    and no missed-run record for 10:52 and 10:53. Deleting a deployment deletes its runs
+    that have not started, and the missed-run detector records a fire time only once its
+    grace ran out (then at its next minute), by which time the row was gone: a fire time
+    that recent may or may not run, and one that runs is held to the same rules."""
+    deletion = datetime(2026, 12, 1, 10, 3, 5, tzinfo=UTC)
+    configs = [_config(), _config(active=False, deleted=True, start=deletion, settled=deletion)]
+    runs = [_run(FIRES[0])]
+    facts = _facts(configs=configs, runs=runs, attempts=[_ok(runs[0])], rows={}, deployments=[])
+    found = account(replace(facts, deletion_lookback_s=120))
+    assert (found.due, found.in_transition, found.violations) == (1, 2, [])
+    # Without the lookback, 10:02 and 10:03 are due, with nothing to account for them.
+    assert _kinds(replace(facts, deletion_lookback_s=0)) == [acc.UNACCOUNTED, acc.UNACCOUNTED]
+    failed = _run(FIRES[2], state="FAILED", name="Failed")
+    ran = replace(facts, runs=[*runs, failed], attempts=[_ok(runs[0]), _ok(failed, "SUCCESS")])
+    assert _kinds(ran) == [acc.WRONG_LAST_ATTEMPT]
