@@ -51,6 +51,8 @@ SCHEDULER_ENV = {
     "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME": "P400D",
     "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS": "500",
     "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "500",
+    # Plan again within seconds runs Prefect deleted with a schedule (the default loop is 60 s).
+    "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
 }
 BERLIN, NEW_YORK, LORD_HOWE = "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"
 
