@@ -5,7 +5,8 @@ One pass:
    earlier attempt of a retried run is FAILED: a later one started);
 2. a run still Running past its timeout plus a grace, with nobody left to end it (worker
    and flow process both dead), is marked Crashed in Prefect and FAILED here; so is a run
-   Pending for minutes (its worker died before starting it);
+   Pending for minutes (its worker died before starting it), and a run without a timeout
+   whose flow process sent no heartbeat for minutes (the zombie automation's fallback);
 3. runs of our jobs that ended recently with attempts that have no history (the database
    was down while they ran, or an attempt ended before the flow body wrote its row) are
    backfilled from their state history, one row per missing attempt;
@@ -18,19 +19,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.states import AwaitingRetry, Crashed
 
+from deployments.spec import HEARTBEAT_ENV, HEARTBEAT_S
 from jobctl import backfill_plan, registry, run_origins
 from jobctl.models import JobStatus, utcnow
 from jobctl.policy import SCHEDULE_ID_ENV, RunPolicy
 from jobctl.prefect.gateway import PrefectGateway
+from jobctl.prefect.gateway.payloads import ZOMBIE_MISSED_HEARTBEATS
 from jobctl.prefect.outcomes import outcome_of
 from jobctl.records import Attempt
 from jobctl.repository import Repository
@@ -43,6 +46,19 @@ SKIPPED = "Skipped"  # a run skipped by the misfire policy: it never started the
 # starts it within seconds: a run Pending this long was taken by a worker that is gone.
 PENDING_GRACE = timedelta(minutes=5)  # JOBCTL_PENDING_RUN_GRACE_S
 FINAL_TYPES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+# A run without a timeout is ended by the zombie automation once its flow process has been
+# silent for HEARTBEAT_S * ZOMBIE_MISSED_HEARTBEATS. The reconciler is the fallback when
+# the automation did not fire (its events were lost in a Prefect server restart): twice
+# that silence, plus the dead-run grace.
+SILENCE = timedelta(seconds=2 * HEARTBEAT_S * ZOMBIE_MISSED_HEARTBEATS)
+HEARTBEAT_LOOKBACK = timedelta(hours=1)
+
+
+@runtime_checkable
+class HeartbeatReader(Protocol):
+    async def read_last_heartbeats(
+        self, run_ids: Collection[UUID], since: datetime
+    ) -> dict[UUID, datetime]: ...
 
 
 @dataclass
@@ -159,17 +175,22 @@ async def reconcile(
     dead_run_grace: timedelta,
     backfill_window: timedelta,
     pending_grace: timedelta = PENDING_GRACE,
+    heartbeats: HeartbeatReader | None = None,
 ) -> ReconcileReport:
     report = ReconcileReport()
     processing = [a for a in repository.list_processing() if a.flow_run_id]
     runs = await gateway.read_runs({a.flow_run_id for a in processing if a.flow_run_id})
     envs = await _deployment_envs(gateway, runs.values())
+    silence = SILENCE + dead_run_grace
+    quiet: list[tuple[Attempt, FlowRun]] = []
     for attempt in processing:
         assert attempt.flow_run_id is not None
         run = runs.get(attempt.flow_run_id)
         policy = RunPolicy.from_env(_env_of(run, envs)) if run is not None else None
         verdict = decide(attempt, run, policy, now=now, dead_run_grace=dead_run_grace)
         if verdict is None:
+            if run is not None and _may_be_lost(run, _env_of(run, envs), policy, now, silence):
+                quiet.append((attempt, run))
             continue
         if verdict.crash_run:
             assert run is not None
@@ -178,6 +199,8 @@ async def reconcile(
         else:
             report.closed += 1
         _close(repository, attempt, verdict.status, verdict.error)
+    if quiet and heartbeats is not None:
+        report.crashed += await _crash_silent(repository, gateway, heartbeats, quiet, now, silence)
     report.crashed += await _crash_stalled(gateway, job_names, work_pool_name, now, pending_grace)
     since = now - backfill_window
     ended = await _ended_runs(gateway, job_names, work_pool_name, since)
@@ -201,7 +224,50 @@ async def reconcile_with_settings(
         dead_run_grace=timedelta(seconds=settings.dead_run_grace_s),
         backfill_window=timedelta(seconds=settings.history_backfill_window_s),
         pending_grace=timedelta(seconds=settings.pending_run_grace_s),
+        heartbeats=gateway if isinstance(gateway, HeartbeatReader) else None,
     )
+
+
+def _may_be_lost(
+    run: FlowRun, env: dict[str, str], policy: RunPolicy | None, now: datetime, silence: timedelta
+) -> bool:
+    """Running without a timeout (``decide`` leaves those) for longer than ``silence``, in
+    a flow process that sends heartbeats (a run of a deployment: not one run in the API's
+    process for call-job)."""
+    if run.state is None or run.state.type is not StateType.RUNNING or HEARTBEAT_ENV not in env:
+        return False
+    if policy is not None and policy.timeout_s:
+        return False
+    return now - run.state.timestamp >= silence
+
+
+async def _crash_silent(
+    repository: Repository,
+    gateway: PrefectGateway,
+    heartbeats: HeartbeatReader,
+    quiet: list[tuple[Attempt, FlowRun]],
+    now: datetime,
+    silence: timedelta,
+) -> int:
+    """Crash the runs without a timeout whose flow process sent no heartbeat for
+    ``silence``, and fail their attempt: the zombie automation's fallback."""
+    last = await heartbeats.read_last_heartbeats(
+        {run.id for _, run in quiet}, since=now - HEARTBEAT_LOOKBACK
+    )
+    crashed = 0
+    for attempt, run in quiet:
+        assert run.state is not None
+        seen = max(run.state.timestamp, last.get(run.id, run.state.timestamp))
+        if now - seen < silence:
+            continue
+        message = (
+            f"crashed: no heartbeat since {seen:%H:%M:%S} UTC ({silence.total_seconds():g} s "
+            "without one), and the zombie automation did not end it"
+        )
+        await gateway.force_run_state(run.id, Crashed(message=message))
+        _close(repository, attempt, JobStatus.FAILED, message)
+        crashed += 1
+    return crashed
 
 
 def _close(repository: Repository, attempt: Attempt, status: JobStatus, error: str | None) -> None:

@@ -8,14 +8,15 @@ zombie automation, a retried run's next attempt) stays in tests/e2e.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from prefect.client.schemas.objects import State, StateType
 
+from deployments.spec import HEARTBEAT_ENV
 from jobctl import run_origins
 from jobctl.models import JobStatus
 from jobctl.policy import POLICY_ENV, SCHEDULE_ID_ENV, RunPolicy
@@ -58,7 +59,7 @@ def _deployment(fake: FakePrefect, policy: RunPolicy, schedule_id: str = "row-1"
         work_pool_name=POOL,
         tags=["jobctl", f"schedule:{schedule_id}"],
         version="v1",
-        env={POLICY_ENV: policy.to_env(), SCHEDULE_ID_ENV: schedule_id},
+        env={POLICY_ENV: policy.to_env(), SCHEDULE_ID_ENV: schedule_id, HEARTBEAT_ENV: "30"},
     )
     fake.deployments[item.id] = item
     return item
@@ -380,3 +381,67 @@ def test_history_that_disagrees_with_prefects_final_state_is_corrected(
     assert [a.status for a in _history(repository, str(agreeing.id))] == [JobStatus.SUCCESS]
     assert fake.writes == []  # Prefect is the truth: nothing written there
     assert _reconcile(repository, fake).corrected == 0
+
+
+class _Heartbeats:
+    """The heartbeats the flow processes sent, as Prefect's events API answers them."""
+
+    def __init__(self, last: dict[UUID, datetime]) -> None:
+        self.last = last
+        self.asked: list[set[UUID]] = []
+
+    async def read_last_heartbeats(
+        self, run_ids: Collection[UUID], since: datetime
+    ) -> dict[UUID, datetime]:
+        self.asked.append(set(run_ids))
+        return {run_id: at for run_id, at in self.last.items() if run_id in run_ids and at >= since}
+
+
+def test_a_run_without_timeout_silent_for_minutes_is_crashed(
+    repository: Repository, fake: FakePrefect
+) -> None:
+    """Found by the chaos soak (seed 18, 30 minutes): a run without a timeout whose flow
+    process was killed stayed Running for good: the zombie automation did not fire
+    through repeated Prefect server restarts, and nothing else ends such a run.
+    Silence: 2 x 60 s (the automation's) + the 60 s dead-run grace = 3 minutes."""
+    deployment = _deployment(fake, RunPolicy())
+    lost = fake.add_run(
+        JOB, [_state(StateType.RUNNING, 10)], work_pool_name=POOL, deployment_id=deployment.id
+    )
+    alive = fake.add_run(
+        JOB, [_state(StateType.RUNNING, 10)], work_pool_name=POOL, deployment_id=deployment.id
+    )
+    young = fake.add_run(
+        JOB, [_state(StateType.RUNNING, 2)], work_pool_name=POOL, deployment_id=deployment.id
+    )
+    in_the_api = fake.add_run(JOB, [_state(StateType.RUNNING, 10)], work_pool_name=POOL)
+    for run in (lost, alive, young, in_the_api):
+        repository.start_attempt(
+            flow_run_id=str(run.id), attempt=1, job_name=JOB, param=None, schedule_id="row-1"
+        )
+    heartbeats = _Heartbeats({lost.id: _at(4), alive.id: _at(0.5)})
+
+    report = asyncio.run(
+        reconciler.reconcile(
+            repository,
+            fake,
+            [JOB],
+            work_pool_name=POOL,
+            now=NOW,
+            dead_run_grace=timedelta(seconds=60),
+            backfill_window=timedelta(hours=1),
+            heartbeats=heartbeats,
+        )
+    )
+
+    assert report.crashed == 1
+    # Not asked about: a run this young, and one in a process that sends no heartbeat
+    # (call-job runs its job in the API's process, outside any deployment).
+    assert heartbeats.asked == [{lost.id, alive.id}]
+    assert [(c.name, c.args) for c in fake.writes] == [("force_run_state", (lost.id, "Crashed"))]
+    (attempt,) = _history(repository, str(lost.id))
+    assert attempt.status is JobStatus.FAILED and "no heartbeat since" in (attempt.error or "")
+    for run in (alive, young, in_the_api):
+        assert [a.status for a in _history(repository, str(run.id))] == [JobStatus.PROCESSING]
+    # Without a heartbeat reader (the in-memory Prefect has none), nothing is judged.
+    assert _reconcile(repository, fake).crashed == 0

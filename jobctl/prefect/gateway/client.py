@@ -43,6 +43,13 @@ from prefect.client.schemas.objects import (
     StateType,
     WorkPool,
 )
+from prefect.events.filters import (
+    EventFilter,
+    EventNameFilter,
+    EventOccurredFilter,
+    EventOrder,
+    EventResourceFilter,
+)
 from prefect.events.schemas.automations import Automation, AutomationCore
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Scheduled
@@ -490,6 +497,27 @@ class ClientGateway:
                 work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool_name])),
                 limit=PAGE_SIZE,
             )
+
+    async def read_last_heartbeats(
+        self, run_ids: Collection[UUID], since: datetime
+    ) -> dict[UUID, datetime]:
+        """When each run's flow process last sent a heartbeat since ``since`` (a run with
+        none is left out)."""
+        found: dict[UUID, datetime] = {}
+        for run_id in run_ids:
+            with _reachable():
+                page = await self.client.read_events(
+                    filter=EventFilter(
+                        occurred=EventOccurredFilter(since=since),
+                        event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+                        resource=EventResourceFilter(id=[f"prefect.flow-run.{run_id}"]),
+                        order=EventOrder.DESC,
+                    ),
+                    limit=1,
+                )
+            if page.events:
+                found[run_id] = page.events[0].occurred
+        return found
 
     async def read_run_states(self, run_id: UUID) -> list[State]:
         with _reachable():
