@@ -34,7 +34,9 @@ from jobctl.supervision import Backoff, sleep_unless_stopped
 
 logger = logging.getLogger("jobctl.watch")
 
-MAX_BACKOFF_S = 60.0
+# A database or Prefect server back from an outage is noticed within this many seconds;
+# a failed round costs one query, so there is little to save by waiting longer.
+MAX_BACKOFF_S = 10.0
 LISTEN_RETRY_S = 1.0
 
 
