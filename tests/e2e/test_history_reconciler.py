@@ -21,7 +21,7 @@ from tests.conftest import ScheduleFactory
 from tests.e2e.test_history import _attempts, _worker_and_processing_run
 from tests.e2e.test_runs import NEVER_DUE, _http_row, _read_run, _run_now, _wait_final
 from tests.fixtures.http_target import HttpTarget
-from tests.fixtures.prefect import ON_BOTH_WORKER_TYPES, WorkerFactory
+from tests.fixtures.prefect import WorkerFactory
 from tests.fixtures.processes import kill_worker_and_its_runs, wait_for
 from tests.fixtures.sync import SyncTarget
 
@@ -77,7 +77,6 @@ def test_history_missed_while_the_database_was_down_is_backfilled(
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], ids=["postgres"], indirect=True)
-@ON_BOTH_WORKER_TYPES
 def test_a_dead_run_without_a_timeout_is_crashed_by_missed_heartbeats(
     sync_target: SyncTarget,
     schedule_factory: ScheduleFactory,

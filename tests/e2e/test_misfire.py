@@ -20,7 +20,7 @@ from prefect.states import Scheduled
 from jobctl.records import HistoryFilter
 from tests.conftest import ScheduleFactory
 from tests.e2e.test_runs import NEVER_DUE, _wait_final
-from tests.fixtures.prefect import ON_BOTH_WORKER_TYPES, WorkerFactory
+from tests.fixtures.prefect import WorkerFactory
 from tests.fixtures.sync import SyncTarget
 
 ON_POSTGRES = pytest.mark.parametrize(
@@ -52,7 +52,6 @@ def _backfill(deployment_id: UUID, start: datetime, end: datetime) -> list[FlowR
 
 
 @ON_POSTGRES
-@ON_BOTH_WORKER_TYPES
 def test_missed_scheduled_runs_past_the_grace_are_skipped_except_the_latest(
     sync_target: SyncTarget,
     schedule_factory: ScheduleFactory,
@@ -88,7 +87,6 @@ def test_missed_scheduled_runs_past_the_grace_are_skipped_except_the_latest(
 
 
 @ON_POSTGRES
-@ON_BOTH_WORKER_TYPES
 def test_late_runs_asked_for_by_hand_all_run(
     sync_target: SyncTarget,
     schedule_factory: ScheduleFactory,

@@ -9,7 +9,7 @@ from jobctl.records import HistoryFilter
 from tests.conftest import ScheduleFactory
 from tests.e2e.test_history import _wait_processing
 from tests.e2e.test_runs import NEVER_DUE, _run_now, _wait_final
-from tests.fixtures.prefect import ON_BOTH_WORKER_TYPES, WorkerFactory
+from tests.fixtures.prefect import WorkerFactory
 from tests.fixtures.sync import SyncTarget
 
 ON_POSTGRES = pytest.mark.parametrize(
@@ -27,7 +27,6 @@ def _long_row(target: SyncTarget, factory: ScheduleFactory, overlap: str) -> str
 
 
 @ON_POSTGRES
-@ON_BOTH_WORKER_TYPES
 def test_skip_drops_a_run_due_while_the_previous_one_runs(
     sync_target: SyncTarget,
     schedule_factory: ScheduleFactory,
@@ -50,7 +49,6 @@ def test_skip_drops_a_run_due_while_the_previous_one_runs(
 
 
 @ON_POSTGRES
-@ON_BOTH_WORKER_TYPES
 def test_queue_makes_a_run_wait_for_the_previous_one(
     sync_target: SyncTarget,
     schedule_factory: ScheduleFactory,
