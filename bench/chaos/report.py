@@ -91,7 +91,11 @@ FOUND = [
         "18",
         "a lost Running run without a timeout was never ended: its zombie automation did "
         "not fire through repeated Prefect server restarts",
-        "open",
+        "fixed: the reconciler crashes a run without a timeout whose flow process sent no "
+        "heartbeat (Prefect's events) for twice the automation's silence plus the dead-run "
+        "grace; `tests/unit/test_reconciler_over_fake.py::test_a_run_without_timeout_silent_"
+        "for_minutes_is_crashed`, `tests/e2e/test_chaos_findings.py::test_the_heartbeats_of_"
+        "a_run_without_timeout_reach_the_reconciler`",
     ),
 ]
 

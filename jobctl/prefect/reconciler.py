@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -55,7 +55,14 @@ HEARTBEAT_LOOKBACK = timedelta(hours=1)
 
 
 @runtime_checkable
-class HeartbeatReader(Protocol):
+class Liveness(Protocol):
+    """What tells a lost run from a live one beyond history: the runs in progress and the
+    flow processes' heartbeats (``ClientGateway`` has both; the in-memory Prefect not)."""
+
+    async def read_runs_in_progress(
+        self, flow_names: Sequence[str], work_pool_name: str
+    ) -> list[FlowRun]: ...
+
     async def read_last_heartbeats(
         self, run_ids: Collection[UUID], since: datetime
     ) -> dict[UUID, datetime]: ...
@@ -175,22 +182,20 @@ async def reconcile(
     dead_run_grace: timedelta,
     backfill_window: timedelta,
     pending_grace: timedelta = PENDING_GRACE,
-    heartbeats: HeartbeatReader | None = None,
+    liveness: Liveness | None = None,
 ) -> ReconcileReport:
     report = ReconcileReport()
     processing = [a for a in repository.list_processing() if a.flow_run_id]
     runs = await gateway.read_runs({a.flow_run_id for a in processing if a.flow_run_id})
     envs = await _deployment_envs(gateway, runs.values())
-    silence = SILENCE + dead_run_grace
-    quiet: list[tuple[Attempt, FlowRun]] = []
+    left: dict[tuple[str, int], Attempt] = {}  # PROCESSING attempts no verdict closed
     for attempt in processing:
         assert attempt.flow_run_id is not None
         run = runs.get(attempt.flow_run_id)
         policy = RunPolicy.from_env(_env_of(run, envs)) if run is not None else None
         verdict = decide(attempt, run, policy, now=now, dead_run_grace=dead_run_grace)
         if verdict is None:
-            if run is not None and _may_be_lost(run, _env_of(run, envs), policy, now, silence):
-                quiet.append((attempt, run))
+            left[(attempt.flow_run_id, attempt.attempt or 1)] = attempt
             continue
         if verdict.crash_run:
             assert run is not None
@@ -199,8 +204,18 @@ async def reconcile(
         else:
             report.closed += 1
         _close(repository, attempt, verdict.status, verdict.error)
-    if quiet and heartbeats is not None:
-        report.crashed += await _crash_silent(repository, gateway, heartbeats, quiet, now, silence)
+    if liveness is not None:
+        report.crashed += await _crash_lost(
+            repository,
+            gateway,
+            liveness,
+            left,
+            job_names,
+            work_pool_name,
+            now=now,
+            dead_run_grace=dead_run_grace,
+            pending_grace=pending_grace,
+        )
     report.crashed += await _crash_stalled(gateway, job_names, work_pool_name, now, pending_grace)
     since = now - backfill_window
     ended = await _ended_runs(gateway, job_names, work_pool_name, since)
@@ -224,50 +239,86 @@ async def reconcile_with_settings(
         dead_run_grace=timedelta(seconds=settings.dead_run_grace_s),
         backfill_window=timedelta(seconds=settings.history_backfill_window_s),
         pending_grace=timedelta(seconds=settings.pending_run_grace_s),
-        heartbeats=gateway if isinstance(gateway, HeartbeatReader) else None,
+        liveness=gateway if isinstance(gateway, Liveness) else None,
     )
 
 
-def _may_be_lost(
-    run: FlowRun, env: dict[str, str], policy: RunPolicy | None, now: datetime, silence: timedelta
-) -> bool:
-    """Running without a timeout (``decide`` leaves those) for longer than ``silence``, in
-    a flow process that sends heartbeats (a run of a deployment: not one run in the API's
-    process for call-job)."""
-    if run.state is None or run.state.type is not StateType.RUNNING or HEARTBEAT_ENV not in env:
-        return False
-    if policy is not None and policy.timeout_s:
-        return False
-    return now - run.state.timestamp >= silence
-
-
-async def _crash_silent(
+async def _crash_lost(
     repository: Repository,
     gateway: PrefectGateway,
-    heartbeats: HeartbeatReader,
-    quiet: list[tuple[Attempt, FlowRun]],
+    liveness: Liveness,
+    left: dict[tuple[str, int], Attempt],
+    job_names: list[str],
+    work_pool_name: str,
+    *,
     now: datetime,
-    silence: timedelta,
+    dead_run_grace: timedelta,
+    pending_grace: timedelta,
 ) -> int:
-    """Crash the runs without a timeout whose flow process sent no heartbeat for
-    ``silence``, and fail their attempt: the zombie automation's fallback."""
-    last = await heartbeats.read_last_heartbeats(
-        {run.id for _, run in quiet}, since=now - HEARTBEAT_LOOKBACK
-    )
-    crashed = 0
-    for attempt, run in quiet:
-        assert run.state is not None
-        seen = max(run.state.timestamp, last.get(run.id, run.state.timestamp))
-        if now - seen < silence:
+    """Crash the runs in progress in Prefect whose process is gone, history row or not
+    (the database may have been down when they started), and fail their open attempt:
+
+    - Running past its timeout plus the dead-run grace;
+    - Running without a timeout, in a flow process that sends heartbeats, silent for
+      ``SILENCE`` plus the grace: the zombie automation's fallback (its events are lost
+      when the Prefect server or its database restarts);
+    - AwaitingRetry of an in-process retry (Prefect retries a failed run in its own
+      process, and no worker takes such a run) still waiting ``pending_grace`` after its
+      time: its process died between two attempts.
+
+    A crashed run with attempts left is then retried for the workers (``_retry_crashed``)."""
+    runs = await liveness.read_runs_in_progress(job_names, work_pool_name)
+    envs = await _deployment_envs(gateway, runs)
+    silence = SILENCE + dead_run_grace
+    dead: dict[UUID, str] = {}
+    quiet: list[FlowRun] = []
+    for run in runs:
+        state = run.state
+        if state is None:
             continue
-        message = (
-            f"crashed: no heartbeat since {seen:%H:%M:%S} UTC ({silence.total_seconds():g} s "
-            "without one), and the zombie automation did not end it"
+        env = _env_of(run, envs)
+        policy = RunPolicy.from_env(env) if env else None
+        if state.type is StateType.SCHEDULED:
+            waited = now - (state.state_details.scheduled_time or state.timestamp)
+            in_process = run.empirical_policy.retry_type == "in_process"
+            if state.name == "AwaitingRetry" and in_process and waited >= pending_grace:
+                dead[run.id] = (
+                    f"crashed: its retry was due {waited.total_seconds():.0f} s ago and "
+                    "never started (its process died between two attempts)"
+                )
+        elif state.type is StateType.RUNNING:
+            running = now - state.timestamp
+            if policy is not None and policy.timeout_s:
+                if running >= timedelta(seconds=policy.timeout_s) + dead_run_grace:
+                    dead[run.id] = (
+                        f"crashed: still Running {policy.timeout_s:g} s timeout + "
+                        f"{dead_run_grace.total_seconds():g} s grace after the attempt "
+                        "started, with nobody to end it (worker and flow process gone)"
+                    )
+            elif HEARTBEAT_ENV in env and running >= silence:
+                quiet.append(run)
+    if quiet:
+        last = await liveness.read_last_heartbeats(
+            {run.id for run in quiet}, since=now - HEARTBEAT_LOOKBACK
         )
+        for run in quiet:
+            assert run.state is not None
+            seen = max(run.state.timestamp, last.get(run.id, run.state.timestamp))
+            if now - seen >= silence:
+                dead[run.id] = (
+                    f"crashed: no heartbeat since {seen:%H:%M:%S} UTC "
+                    f"({silence.total_seconds():g} s without one), and the zombie "
+                    "automation did not end it"
+                )
+    for run in runs:
+        message = dead.get(run.id)
+        if message is None:
+            continue
         await gateway.force_run_state(run.id, Crashed(message=message))
-        _close(repository, attempt, JobStatus.FAILED, message)
-        crashed += 1
-    return crashed
+        attempt = left.get((str(run.id), max(run.run_count, 1)))
+        if attempt is not None:
+            _close(repository, attempt, JobStatus.FAILED, message)
+    return len(dead)
 
 
 def _close(repository: Repository, attempt: Attempt, status: JobStatus, error: str | None) -> None:

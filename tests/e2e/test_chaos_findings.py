@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -21,10 +22,15 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.states import AwaitingRetry, Crashed
 
+from deployments.spec import HEARTBEAT_S
+from jobctl.prefect.gateway.client import ClientGateway
 from tests.conftest import ScheduleFactory
+from tests.e2e.test_history import _worker_and_processing_run
+from tests.e2e.test_runs import NEVER_DUE, _run_now
 from tests.fixtures.prefect import WorkerFactory
-from tests.fixtures.processes import wait_for
+from tests.fixtures.processes import kill_worker_and_its_runs, wait_for
 from tests.fixtures.sync import SyncTarget
 
 pytestmark = [
@@ -99,3 +105,74 @@ def test_an_edit_after_a_worker_took_the_next_run_does_not_run_that_fire_time_tw
     runs = wait_for(ended, timeout_s=150, interval_s=1, what="the fire time's runs final")
     executed = [run for run in runs if run.run_count > 0]
     assert [run.id for run in executed] == [held.id], [(r.id, r.state_name) for r in runs]
+
+
+def test_the_heartbeats_of_a_run_without_timeout_reach_the_reconciler(
+    sync_target: SyncTarget,
+    schedule_factory: ScheduleFactory,
+    start_worker: WorkerFactory,
+    database_url: str,
+) -> None:
+    """Found by the chaos soak (seed 18, 30 minutes): a run without a timeout whose flow
+    process was killed stayed Running: the zombie automation did not fire through repeated
+    Prefect server restarts. The reconciler's fallback crashes such a run once its flow
+    process has sent no heartbeat for minutes (its decision:
+    ``tests/unit/test_reconciler_over_fake.py::test_a_run_without_timeout_silent_for_
+    minutes_is_crashed``); here, its evidence on a real server and worker.
+    Done: a row without a timeout (a 600 s sleep) run now on a warm worker.
+    Checked: the gateway reads the run's last heartbeat from Prefect's events, a recent one
+    (the run is alive: the fallback leaves it)."""
+    worker, run_id = _worker_and_processing_run(
+        sync_target, start_worker, database_url,
+        schedule_factory(cron=NEVER_DUE, job_name="sleep", param=600, timeout_ms=0,
+                         max_retries=0),
+    )  # fmt: skip
+
+    async def last_heartbeat() -> datetime | None:
+        async with get_client() as client:
+            since = datetime.now(UTC) - timedelta(minutes=10)
+            found = await ClientGateway(client).read_last_heartbeats({run_id}, since=since)
+            return found.get(run_id)
+
+    try:
+        seen = wait_for(
+            lambda: asyncio.run(last_heartbeat()),
+            timeout_s=HEARTBEAT_S * 2 + 30,
+            interval_s=2,
+            what="a heartbeat of the run in Prefect's events",
+        )
+        assert datetime.now(UTC) - seen < timedelta(seconds=HEARTBEAT_S * 2 + 30)
+    finally:
+        kill_worker_and_its_runs(worker)
+
+
+def test_a_crashed_run_that_had_an_in_process_retry_is_offered_to_the_workers_again(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    """Found by the chaos soak (seed 18, 30 minutes): failing runs whose process died
+    during Prefect's in-process retry were crashed, and the reconciler put them back
+    AwaitingRetry; no worker ever took them (Prefect's query for the workers leaves out a
+    run marked for an in-process retry, and the mark stays on the run).
+    Done: a run of a real deployment marked for an in-process retry, crashed, then put
+    back AwaitingRetry through the gateway, as the reconciler does.
+    Checked: the run is among the scheduled runs the pool offers its workers."""
+    row = sync_target.repository.add_schedule(
+        schedule_factory(cron=NEVER_DUE, job_name="fail", param="x", max_retries=2)
+    )
+    sync_target.sync()
+    run_id = _run_now(sync_target, row.id)
+
+    async def crash_and_retry() -> list[UUID]:
+        async with get_client() as client:
+            run = await client.read_flow_run(run_id)
+            policy = run.empirical_policy.model_copy(update={"retry_type": "in_process"})
+            await client.update_flow_run(run_id, empirical_policy=policy)
+            await client.set_flow_run_state(run_id, Crashed(message="its process died"), force=True)
+            now = datetime.now(UTC)
+            await ClientGateway(client).force_run_state(run_id, AwaitingRetry(scheduled_time=now))
+            offered = await client.get_scheduled_flow_runs_for_work_pool(
+                sync_target.settings.work_pool, scheduled_before=now + timedelta(seconds=10)
+            )
+            return [item.flow_run.id for item in offered]
+
+    assert run_id in asyncio.run(crash_and_retry())

@@ -8,13 +8,13 @@ zombie automation, a retried run's next attempt) stays in tests/e2e.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
-from prefect.client.schemas.objects import State, StateType
+from prefect.client.schemas.objects import FlowRun, State, StateType
 
 from deployments.spec import HEARTBEAT_ENV
 from jobctl import run_origins
@@ -383,12 +383,25 @@ def test_history_that_disagrees_with_prefects_final_state_is_corrected(
     assert _reconcile(repository, fake).corrected == 0
 
 
-class _Heartbeats:
-    """The heartbeats the flow processes sent, as Prefect's events API answers them."""
+class _Liveness:
+    """What Prefect's API tells beyond the in-memory Prefect: the runs in progress and the
+    heartbeats their flow processes sent (events)."""
 
-    def __init__(self, last: dict[UUID, datetime]) -> None:
+    def __init__(self, fake: FakePrefect, last: dict[UUID, datetime]) -> None:
+        self.fake = fake
         self.last = last
         self.asked: list[set[UUID]] = []
+
+    async def read_runs_in_progress(
+        self, flow_names: Sequence[str], work_pool_name: str
+    ) -> list[FlowRun]:
+        return [
+            run
+            for run in self.fake.runs.values()
+            if run.state is not None
+            and run.work_pool_name == work_pool_name
+            and (run.state.type is StateType.RUNNING or run.state.name == "AwaitingRetry")
+        ]
 
     async def read_last_heartbeats(
         self, run_ids: Collection[UUID], since: datetime
@@ -397,13 +410,30 @@ class _Heartbeats:
         return {run_id: at for run_id, at in self.last.items() if run_id in run_ids and at >= since}
 
 
+def _reconcile_with(
+    repository: Repository, fake: FakePrefect, liveness: _Liveness
+) -> reconciler.ReconcileReport:
+    return asyncio.run(
+        reconciler.reconcile(
+            repository,
+            fake,
+            [JOB],
+            work_pool_name=POOL,
+            now=NOW,
+            dead_run_grace=timedelta(seconds=60),
+            backfill_window=timedelta(hours=1),
+            liveness=liveness,
+        )
+    )
+
+
 def test_a_run_without_timeout_silent_for_minutes_is_crashed(
     repository: Repository, fake: FakePrefect
 ) -> None:
     """Found by the chaos soak (seed 18, 30 minutes): a run without a timeout whose flow
-    process was killed stayed Running for good: the zombie automation did not fire
-    through repeated Prefect server restarts, and nothing else ends such a run.
-    Silence: 2 x 60 s (the automation's) + the 60 s dead-run grace = 3 minutes."""
+    process was killed stayed Running: the zombie automation did not fire (its events are
+    lost while the Prefect server or its database restarts), and nothing else ends such a
+    run. Silence: 2 x 60 s (the automation's) + the 60 s dead-run grace = 3 minutes."""
     deployment = _deployment(fake, RunPolicy())
     lost = fake.add_run(
         JOB, [_state(StateType.RUNNING, 10)], work_pool_name=POOL, deployment_id=deployment.id
@@ -419,29 +449,89 @@ def test_a_run_without_timeout_silent_for_minutes_is_crashed(
         repository.start_attempt(
             flow_run_id=str(run.id), attempt=1, job_name=JOB, param=None, schedule_id="row-1"
         )
-    heartbeats = _Heartbeats({lost.id: _at(4), alive.id: _at(0.5)})
+    liveness = _Liveness(fake, {lost.id: _at(4), alive.id: _at(0.5)})
 
-    report = asyncio.run(
-        reconciler.reconcile(
-            repository,
-            fake,
-            [JOB],
-            work_pool_name=POOL,
-            now=NOW,
-            dead_run_grace=timedelta(seconds=60),
-            backfill_window=timedelta(hours=1),
-            heartbeats=heartbeats,
-        )
-    )
+    report = _reconcile_with(repository, fake, liveness)
 
     assert report.crashed == 1
     # Not asked about: a run this young, and one in a process that sends no heartbeat
     # (call-job runs its job in the API's process, outside any deployment).
-    assert heartbeats.asked == [{lost.id, alive.id}]
+    assert liveness.asked == [{lost.id, alive.id}]
     assert [(c.name, c.args) for c in fake.writes] == [("force_run_state", (lost.id, "Crashed"))]
     (attempt,) = _history(repository, str(lost.id))
     assert attempt.status is JobStatus.FAILED and "no heartbeat since" in (attempt.error or "")
     for run in (alive, young, in_the_api):
         assert [a.status for a in _history(repository, str(run.id))] == [JobStatus.PROCESSING]
-    # Without a heartbeat reader (the in-memory Prefect has none), nothing is judged.
+    # Without what tells a live run (the in-memory Prefect has none), nothing is judged.
     assert _reconcile(repository, fake).crashed == 0
+
+
+def test_a_lost_run_without_history_is_crashed(repository: Repository, fake: FakePrefect) -> None:
+    """Found by the chaos soak (seed 18, 30 minutes): PostgreSQL restarted as five runs
+    began and their worker died; their flow processes could write no history row, so the
+    reconciler, which looked for lost runs through their PROCESSING rows only, never saw
+    them, and the zombie automation missed them too: Running for good, each holding a slot
+    of the pool. Past its timeout plus the grace (or silent, without a timeout), such a
+    run is crashed; its attempt is backfilled once it is Crashed."""
+    timed = _deployment(fake, RunPolicy(timeout_s=20), schedule_id="row-1")
+    untimed = _deployment(fake, RunPolicy(), schedule_id="row-2")
+    past_timeout = fake.add_run(
+        JOB, [_state(StateType.RUNNING, 2)], work_pool_name=POOL, deployment_id=timed.id
+    )
+    within = fake.add_run(
+        JOB, [_state(StateType.RUNNING, 1)], work_pool_name=POOL, deployment_id=timed.id
+    )
+    silent = fake.add_run(
+        JOB, [_state(StateType.RUNNING, 7)], work_pool_name=POOL, deployment_id=untimed.id
+    )
+
+    report = _reconcile_with(repository, fake, _Liveness(fake, {}))
+
+    assert report.crashed == 2
+    assert sorted(c.args for c in fake.writes) == sorted(
+        [(past_timeout.id, "Crashed"), (silent.id, "Crashed")]
+    )
+    state = fake.runs[within.id].state
+    assert state is not None and state.type is StateType.RUNNING
+
+
+def test_an_in_process_retry_whose_process_died_is_crashed(
+    repository: Repository, fake: FakePrefect
+) -> None:
+    """Found by the chaos soak (seed 18, 30 minutes): a failing row's first attempt failed,
+    Prefect put the run AwaitingRetry for its own process to retry in 2 s, and the worker
+    died with that process: the run stayed AwaitingRetry for good (no worker takes an
+    in-process retry). Such a run waiting past the Pending grace is crashed, then retried
+    for the workers."""
+    deployment = _deployment(fake, RunPolicy(retries=2, retry_delay_s=2))
+    stuck = fake.add_run(
+        JOB,
+        [
+            _state(StateType.RUNNING, 10),
+            _state(StateType.SCHEDULED, 9.9, name="AwaitingRetry", message="DemoFailure"),
+        ],
+        work_pool_name=POOL,
+        deployment_id=deployment.id,
+    )
+    waiting = fake.add_run(
+        JOB,
+        [
+            _state(StateType.RUNNING, 1),
+            _state(StateType.SCHEDULED, 0.9, name="AwaitingRetry", message="DemoFailure"),
+        ],
+        work_pool_name=POOL,
+        deployment_id=deployment.id,
+    )
+    for run, due in ((stuck, _at(9.9)), (waiting, _at(0.9))):
+        fake.runs[run.id].empirical_policy.retry_type = "in_process"
+        fake.runs[run.id].state.state_details.scheduled_time = due  # type: ignore[union-attr]
+        _recorded(repository, str(run.id), 1, JobStatus.FAILED)
+
+    report = _reconcile_with(repository, fake, _Liveness(fake, {}))
+
+    assert report.crashed == 1
+    assert [c.args for c in fake.writes] == [(stuck.id, "Crashed")]
+    message = fake.runs[stuck.id].state.message  # type: ignore[union-attr]
+    assert "never started" in (message or "")
+    state = fake.runs[waiting.id].state
+    assert state is not None and state.name == "AwaitingRetry"

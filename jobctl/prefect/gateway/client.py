@@ -30,6 +30,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterEndTime,
     FlowRunFilterId,
     FlowRunFilterState,
+    FlowRunFilterStateName,
     FlowRunFilterStateType,
     WorkerFilter,
     WorkerFilterStatus,
@@ -498,6 +499,24 @@ class ClientGateway:
                 limit=PAGE_SIZE,
             )
 
+    async def read_runs_in_progress(
+        self, flow_names: Sequence[str], work_pool_name: str
+    ) -> list[FlowRun]:
+        """Runs of ``flow_names`` in the pool that are Running, or AwaitingRetry."""
+        found: list[FlowRun] = []
+        for state_filter in (
+            FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
+            FlowRunFilterState(name=FlowRunFilterStateName(any_=["AwaitingRetry"])),
+        ):
+            with _reachable():
+                found += await self.client.read_flow_runs(
+                    flow_filter=FlowFilter(name=FlowFilterName(any_=list(flow_names))),
+                    flow_run_filter=FlowRunFilter(state=state_filter),
+                    work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool_name])),
+                    limit=PAGE_SIZE,
+                )
+        return found
+
     async def read_last_heartbeats(
         self, run_ids: Collection[UUID], since: datetime
     ) -> dict[UUID, datetime]:
@@ -524,7 +543,14 @@ class ClientGateway:
             return await self.client.read_flow_run_states(run_id)
 
     async def force_run_state(self, run_id: UUID, state: State) -> None:
+        """A Scheduled state forced on a run is for the workers: the mark an in-process
+        retry left on the run is cleared first (no worker takes a run that has it)."""
         with _write():
+            if state.type is StateType.SCHEDULED:
+                run = await self.client.read_flow_run(run_id)
+                if run.empirical_policy.retry_type == "in_process":
+                    policy = run.empirical_policy.model_copy(update={"retry_type": None})
+                    await self.client.update_flow_run(run_id, empirical_policy=policy)
             await self.client.set_flow_run_state(run_id, state, force=True)
 
     async def read_deployment_envs(
