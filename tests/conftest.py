@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from jobctl import db, migrate
 from jobctl.records import ScheduleSpec
 from jobctl.repository import Repository
+from tests.fixtures.sqlite_copy import migrated_sqlite_copy
 
 TESTS_DIR = Path(__file__).parent
 LAYER_MARKERS = {layer: TESTS_DIR / layer for layer in ("unit", "integration", "e2e")}
@@ -170,9 +171,7 @@ def _sqlite_url(tmp_path: Path) -> str:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database of its own for each test, on SQLite and PostgreSQL."""
     if request.param == SQLITE:
-        url = _sqlite_url(tmp_path)
-        _migrate(url)
-        yield url
+        yield migrated_sqlite_copy(tmp_path / "jobctl.db")
         return
     template: str = request.getfixturevalue("postgres_template")
     yield from _cloned_postgres_database(request, template)
