@@ -25,7 +25,7 @@ from prefect.states import Cancelled
 
 from flows import history
 from flows.history import HistoryRecorder
-from flows.maintenance_guard import skipped_for_maintenance
+from flows.maintenance_guard import skipped_for_inactive_row, skipped_for_maintenance
 from jobctl.models import JobStatus
 from jobctl.policy import RunPolicy
 from jobctl.prefect.gateway import in_flow
@@ -84,6 +84,13 @@ def _misfire(policy: RunPolicy | None) -> State | None:
         message=f"skipped: started {late_s:.0f} s after its scheduled time, past the "
         f"misfire grace of {policy.misfire_grace_s:g} s; a later run of this schedule "
         "catches up",
+    )
+
+
+def _skipped(policy: RunPolicy | None, recorder: HistoryRecorder) -> State | None:
+    """Why this run skips itself without running the job, if it does."""
+    return (
+        _misfire(policy) or skipped_for_maintenance(recorder) or skipped_for_inactive_row(recorder)
     )
 
 
@@ -165,7 +172,7 @@ def build_flow(
     if job.is_async:
 
         async def run_async(param: Any, user: str = SYSTEM_USER) -> Any:
-            if (skipped := _misfire(policy) or skipped_for_maintenance(recorder)) is not None:
+            if (skipped := _skipped(policy, recorder)) is not None:
                 return skipped
             with _recording(begin(param), policy):
                 return await job.fn(param, user)
@@ -174,7 +181,7 @@ def build_flow(
     else:
 
         def run_sync(param: Any, user: str = SYSTEM_USER) -> Any:
-            if (skipped := _misfire(policy) or skipped_for_maintenance(recorder)) is not None:
+            if (skipped := _skipped(policy, recorder)) is not None:
                 return skipped
             with _recording(begin(param), policy):
                 return job.fn(param, user)
