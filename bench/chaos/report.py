@@ -53,7 +53,7 @@ FOUND = [
         "held the pool's 20 slots from about 10:52, and 758 due runs were still Late or "
         "waiting at the end",
         "fixed: the reconciler crashes runs Pending for longer than "
-        "`JOBCTL_PENDING_RUN_GRACE_S` (5 min; the soak sets 2 min); "
+        "`JOBCTL_PENDING_RUN_GRACE_S` (5 min; the soak sets 3 min); "
         "`tests/unit/test_reconciler_over_fake.py::test_a_run_pending_for_minutes_is_crashed`",
     ),
     (
@@ -149,8 +149,7 @@ FOUND = [
         "workers took minutes to start runs, 18 of the pool's 20 slots were held by runs "
         "`Submitting`, and the soak's 2-minute Pending grace crashed runs still starting "
         "(retried, churning the pool)",
-        "open: re-soak on a machine left to the soak; the soak's Pending grace may need to "
-        "be longer than 2 minutes under load",
+        "open: re-soak on a machine left to the soak (the soak's Pending grace is 3 minutes since)",
     ),
 ]
 
