@@ -1,10 +1,9 @@
 """The chaos soak, short: five minutes of overlapping faults, then the exact account.
 
-``python -m bench chaos`` runs it for 30 minutes; this is the short version, in ``make test``
-(about 7 minutes: the stack's start, 5 minutes of faults, a quiet period that ends once
-the account finds nothing left to settle). It owns everything it starts (a PostgreSQL
-cluster, a Prefect server, ports) and never touches the shared cluster, so other tests
-run beside it.
+``python -m bench chaos`` runs it for 30 minutes; this is the short version (about 7 minutes
+alone: the stack's start, 5 minutes of faults, a quiet period that ends once the account
+finds nothing left to settle). It owns everything it starts (a PostgreSQL cluster, a
+Prefect server, ports) and never touches the shared cluster, so other tests run beside it.
 """
 
 from __future__ import annotations
@@ -15,7 +14,11 @@ import pytest
 
 from bench.chaos import soak
 
-pytestmark = pytest.mark.reliability
+# In `make test-slow` until it passes every time under a full test run: it passed alone
+# three times out of three, and under `make test` three times out of four; the fourth
+# (load about 11) left one fire time unaccounted for (seed 18: a cron edit made just
+# before two PostgreSQL restarts and a pool pause). Under `make test` it also takes 12 min.
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 SEED = 18
 MINUTES = 5.0
