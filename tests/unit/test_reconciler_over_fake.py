@@ -65,7 +65,9 @@ def _deployment(fake: FakePrefect, policy: RunPolicy, schedule_id: str = "row-1"
     return item
 
 
-def _reconcile(repository: Repository, fake: FakePrefect) -> reconciler.ReconcileReport:
+def _reconcile(
+    repository: Repository, fake: FakePrefect, liveness: _Liveness | None = None
+) -> reconciler.ReconcileReport:
     return asyncio.run(
         reconciler.reconcile(
             repository,
@@ -75,6 +77,7 @@ def _reconcile(repository: Repository, fake: FakePrefect) -> reconciler.Reconcil
             now=NOW,
             dead_run_grace=timedelta(seconds=60),
             backfill_window=timedelta(hours=1),
+            liveness=liveness,
         )
     )
 
@@ -410,23 +413,6 @@ class _Liveness:
         return {run_id: at for run_id, at in self.last.items() if run_id in run_ids and at >= since}
 
 
-def _reconcile_with(
-    repository: Repository, fake: FakePrefect, liveness: _Liveness
-) -> reconciler.ReconcileReport:
-    return asyncio.run(
-        reconciler.reconcile(
-            repository,
-            fake,
-            [JOB],
-            work_pool_name=POOL,
-            now=NOW,
-            dead_run_grace=timedelta(seconds=60),
-            backfill_window=timedelta(hours=1),
-            liveness=liveness,
-        )
-    )
-
-
 def test_a_run_without_timeout_silent_for_minutes_is_crashed(
     repository: Repository, fake: FakePrefect
 ) -> None:
@@ -451,7 +437,7 @@ def test_a_run_without_timeout_silent_for_minutes_is_crashed(
         )
     liveness = _Liveness(fake, {lost.id: _at(4), alive.id: _at(0.5)})
 
-    report = _reconcile_with(repository, fake, liveness)
+    report = _reconcile(repository, fake, liveness)
 
     assert report.crashed == 1
     # Not asked about: a run this young, and one in a process that sends no heartbeat
@@ -485,7 +471,7 @@ def test_a_lost_run_without_history_is_crashed(repository: Repository, fake: Fak
         JOB, [_state(StateType.RUNNING, 7)], work_pool_name=POOL, deployment_id=untimed.id
     )
 
-    report = _reconcile_with(repository, fake, _Liveness(fake, {}))
+    report = _reconcile(repository, fake, _Liveness(fake, {}))
 
     assert report.crashed == 2
     assert sorted(c.args for c in fake.writes) == sorted(
@@ -527,7 +513,7 @@ def test_an_in_process_retry_whose_process_died_is_crashed(
         fake.runs[run.id].state.state_details.scheduled_time = due  # type: ignore[union-attr]
         _recorded(repository, str(run.id), 1, JobStatus.FAILED)
 
-    report = _reconcile_with(repository, fake, _Liveness(fake, {}))
+    report = _reconcile(repository, fake, _Liveness(fake, {}))
 
     assert report.crashed == 1
     assert [c.args for c in fake.writes] == [(stuck.id, "Crashed")]
