@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 from uuid import UUID
 
 from prefect.client.schemas.objects import FlowRun, State, StateType
@@ -52,20 +52,6 @@ FINAL_TYPES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateTy
 # that silence, plus the dead-run grace.
 SILENCE = timedelta(seconds=2 * HEARTBEAT_S * ZOMBIE_MISSED_HEARTBEATS)
 HEARTBEAT_LOOKBACK = timedelta(hours=1)
-
-
-@runtime_checkable
-class Liveness(Protocol):
-    """What tells a lost run from a live one beyond history: the runs in progress and the
-    flow processes' heartbeats (``ClientGateway`` has both; the in-memory Prefect not)."""
-
-    async def read_runs_in_progress(
-        self, flow_names: Sequence[str], work_pool_name: str
-    ) -> list[FlowRun]: ...
-
-    async def read_last_heartbeats(
-        self, run_ids: Collection[UUID], since: datetime
-    ) -> dict[UUID, datetime]: ...
 
 
 @dataclass
@@ -182,7 +168,6 @@ async def reconcile(
     dead_run_grace: timedelta,
     backfill_window: timedelta,
     pending_grace: timedelta = PENDING_GRACE,
-    liveness: Liveness | None = None,
 ) -> ReconcileReport:
     report = ReconcileReport()
     processing = [a for a in repository.list_processing() if a.flow_run_id]
@@ -204,18 +189,16 @@ async def reconcile(
         else:
             report.closed += 1
         _close(repository, attempt, verdict.status, verdict.error)
-    if liveness is not None:
-        report.crashed += await _crash_lost(
-            repository,
-            gateway,
-            liveness,
-            left,
-            job_names,
-            work_pool_name,
-            now=now,
-            dead_run_grace=dead_run_grace,
-            pending_grace=pending_grace,
-        )
+    report.crashed += await _crash_lost(
+        repository,
+        gateway,
+        left,
+        job_names,
+        work_pool_name,
+        now=now,
+        dead_run_grace=dead_run_grace,
+        pending_grace=pending_grace,
+    )
     report.crashed += await _crash_stalled(gateway, job_names, work_pool_name, now, pending_grace)
     since = now - backfill_window
     ended = await _ended_runs(gateway, job_names, work_pool_name, since)
@@ -239,14 +222,12 @@ async def reconcile_with_settings(
         dead_run_grace=timedelta(seconds=settings.dead_run_grace_s),
         backfill_window=timedelta(seconds=settings.history_backfill_window_s),
         pending_grace=timedelta(seconds=settings.pending_run_grace_s),
-        liveness=gateway if isinstance(gateway, Liveness) else None,
     )
 
 
 async def _crash_lost(
     repository: Repository,
     gateway: PrefectGateway,
-    liveness: Liveness,
     left: dict[tuple[str, int], Attempt],
     job_names: list[str],
     work_pool_name: str,
@@ -267,7 +248,7 @@ async def _crash_lost(
       time: its process died between two attempts.
 
     A crashed run with attempts left is then retried for the workers (``_retry_crashed``)."""
-    runs = await liveness.read_runs_in_progress(job_names, work_pool_name)
+    runs = await gateway.read_runs_in_progress(job_names, work_pool_name)
     envs = await _deployment_envs(gateway, runs)
     silence = SILENCE + dead_run_grace
     dead: dict[UUID, str] = {}
@@ -298,7 +279,7 @@ async def _crash_lost(
             elif HEARTBEAT_ENV in env and running >= silence:
                 quiet.append(run)
     if quiet:
-        last = await liveness.read_last_heartbeats(
+        last = await gateway.read_last_heartbeats(
             {run.id for run in quiet}, since=now - HEARTBEAT_LOOKBACK
         )
         for run in quiet:

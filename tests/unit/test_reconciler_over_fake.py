@@ -8,13 +8,13 @@ zombie automation, a retried run's next attempt) stays in tests/e2e.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
-from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.client.schemas.objects import State, StateType
 
 from deployments.spec import HEARTBEAT_ENV
 from jobctl import run_origins
@@ -65,9 +65,7 @@ def _deployment(fake: FakePrefect, policy: RunPolicy, schedule_id: str = "row-1"
     return item
 
 
-def _reconcile(
-    repository: Repository, fake: FakePrefect, liveness: _Liveness | None = None
-) -> reconciler.ReconcileReport:
+def _reconcile(repository: Repository, fake: FakePrefect) -> reconciler.ReconcileReport:
     return asyncio.run(
         reconciler.reconcile(
             repository,
@@ -77,7 +75,6 @@ def _reconcile(
             now=NOW,
             dead_run_grace=timedelta(seconds=60),
             backfill_window=timedelta(hours=1),
-            liveness=liveness,
         )
     )
 
@@ -386,33 +383,6 @@ def test_history_that_disagrees_with_prefects_final_state_is_corrected(
     assert _reconcile(repository, fake).corrected == 0
 
 
-class _Liveness:
-    """What Prefect's API tells beyond the in-memory Prefect: the runs in progress and the
-    heartbeats their flow processes sent (events)."""
-
-    def __init__(self, fake: FakePrefect, last: dict[UUID, datetime]) -> None:
-        self.fake = fake
-        self.last = last
-        self.asked: list[set[UUID]] = []
-
-    async def read_runs_in_progress(
-        self, flow_names: Sequence[str], work_pool_name: str
-    ) -> list[FlowRun]:
-        return [
-            run
-            for run in self.fake.runs.values()
-            if run.state is not None
-            and run.work_pool_name == work_pool_name
-            and (run.state.type is StateType.RUNNING or run.state.name == "AwaitingRetry")
-        ]
-
-    async def read_last_heartbeats(
-        self, run_ids: Collection[UUID], since: datetime
-    ) -> dict[UUID, datetime]:
-        self.asked.append(set(run_ids))
-        return {run_id: at for run_id, at in self.last.items() if run_id in run_ids and at >= since}
-
-
 def test_a_run_without_timeout_silent_for_minutes_is_crashed(
     repository: Repository, fake: FakePrefect
 ) -> None:
@@ -435,14 +405,14 @@ def test_a_run_without_timeout_silent_for_minutes_is_crashed(
         repository.start_attempt(
             flow_run_id=str(run.id), attempt=1, job_name=JOB, param=None, schedule_id="row-1"
         )
-    liveness = _Liveness(fake, {lost.id: _at(4), alive.id: _at(0.5)})
+    fake.heartbeats = {lost.id: _at(4), alive.id: _at(0.5)}
 
-    report = _reconcile(repository, fake, liveness)
+    report = _reconcile(repository, fake)
 
     assert report.crashed == 1
     # Not asked about: a run this young, and one in a process that sends no heartbeat
     # (call-job runs its job in the API's process, outside any deployment).
-    assert liveness.asked == [{lost.id, alive.id}]
+    assert [set(c.args[0]) for c in fake.called("read_last_heartbeats")] == [{lost.id, alive.id}]
     assert [(c.name, c.args) for c in fake.writes] == [("force_run_state", (lost.id, "Crashed"))]
     (attempt,) = _history(repository, str(lost.id))
     assert attempt.status is JobStatus.FAILED and "no heartbeat since" in (attempt.error or "")
@@ -471,7 +441,7 @@ def test_a_lost_run_without_history_is_crashed(repository: Repository, fake: Fak
         JOB, [_state(StateType.RUNNING, 7)], work_pool_name=POOL, deployment_id=untimed.id
     )
 
-    report = _reconcile(repository, fake, _Liveness(fake, {}))
+    report = _reconcile(repository, fake)
 
     assert report.crashed == 2
     assert sorted(c.args for c in fake.writes) == sorted(
@@ -513,7 +483,7 @@ def test_an_in_process_retry_whose_process_died_is_crashed(
         fake.runs[run.id].state.state_details.scheduled_time = due  # type: ignore[union-attr]
         _recorded(repository, str(run.id), 1, JobStatus.FAILED)
 
-    report = _reconcile(repository, fake, _Liveness(fake, {}))
+    report = _reconcile(repository, fake)
 
     assert report.crashed == 1
     assert [c.args for c in fake.writes] == [(stuck.id, "Crashed")]

@@ -130,6 +130,17 @@ class PrefectGateway(Protocol):
     ) -> list[FlowRun]:
         """Runs of these flows in the pool that are Pending now."""
 
+    async def read_runs_in_progress(
+        self, flow_names: Sequence[str], work_pool_name: str
+    ) -> list[FlowRun]:
+        """Runs of these flows in the pool that are Running, or AwaitingRetry."""
+
+    async def read_last_heartbeats(
+        self, run_ids: Collection[UUID], since: datetime
+    ) -> dict[UUID, datetime]:
+        """When each run's flow process last sent a heartbeat since ``since`` (a run with
+        none is left out)."""
+
     async def read_run_states(self, run_id: UUID) -> list[State]: ...
 
     async def force_run_state(self, run_id: UUID, state: State) -> None:
