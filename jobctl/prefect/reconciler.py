@@ -2,7 +2,8 @@
 
 One pass:
 1. a PROCESSING attempt whose run is already final takes the run's real outcome (an
-   earlier attempt of a retried run is FAILED: a later one started);
+   earlier attempt of a retried run is FAILED: a later one started), once that final
+   state has settled (``FINAL_STATE_SETTLE``);
 2. a run still Running past its timeout plus a grace, with nobody left to end it (worker
    and flow process both dead), is marked Crashed in Prefect and FAILED here; so is a run
    Pending for minutes (its worker died before starting it), and a run without a timeout
@@ -52,6 +53,12 @@ FINAL_TYPES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateTy
 # that silence, plus the dead-run grace.
 SILENCE = timedelta(seconds=2 * HEARTBEAT_S * ZOMBIE_MISSED_HEARTBEATS)
 HEARTBEAT_LOOKBACK = timedelta(hours=1)
+# A final state is not always the last: the engine's timeout can end a run TimedOut a
+# moment after it proposed Completed (chaos soak, seed 18: 0.9 s apart), and the flow
+# process writes the attempt's outcome in its hooks meanwhile. History is closed or
+# corrected from a final state only once it is this old, so it moves once, to the run's
+# real end, and never to a state the run then left.
+FINAL_STATE_SETTLE = timedelta(seconds=30)
 
 
 @dataclass
@@ -130,6 +137,8 @@ def decide(
     if run.state is None:
         return None
     if run.state.type in FINAL_TYPES:
+        if now - run.state.timestamp < FINAL_STATE_SETTLE:
+            return None  # its flow process may still replace the state and write the outcome
         return Verdict(*outcome_of(run.state))
     if run.state.type is not StateType.RUNNING or policy is None or not policy.timeout_s:
         return None
@@ -202,8 +211,9 @@ async def reconcile(
     report.crashed += await _crash_stalled(gateway, job_names, work_pool_name, now, pending_grace)
     since = now - backfill_window
     ended = await _ended_runs(gateway, job_names, work_pool_name, since)
-    report.backfilled = await _backfill(repository, gateway, ended)
-    report.corrected = await _correct(repository, gateway, ended)
+    settled = [run for run in ended if _settled(run, now)]
+    report.backfilled = await _backfill(repository, gateway, settled)
+    report.corrected = await _correct(repository, gateway, settled)
     report.retried = await _retry_crashed(gateway, ended, now)
     if report.closed or report.crashed or report.backfilled or report.corrected or report.retried:
         logger.info(report.summary())
@@ -325,6 +335,11 @@ async def _ended_runs(
         for run in await gateway.read_ended_runs(job_names, work_pool_name, since)
         if run.state and run.state.type in FINAL_TYPES and run.state.name != SKIPPED
     ]
+
+
+def _settled(run: FlowRun, now: datetime) -> bool:
+    """The run's final state is ``FINAL_STATE_SETTLE`` old: nothing will change it now."""
+    return run.state is not None and now - run.state.timestamp >= FINAL_STATE_SETTLE
 
 
 async def _crash_stalled(

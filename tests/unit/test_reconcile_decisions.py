@@ -64,10 +64,16 @@ def test_an_attempt_a_later_one_followed_failed() -> None:
     ],
 )
 def test_an_attempt_of_a_finished_run_takes_its_outcome(state_type, name, status) -> None:
-    verdict = judge(run(state_type, name=name))
+    verdict = judge(run(state_type, name=name, since_s=30))
 
     assert verdict is not None and verdict.status is status and not verdict.crash_run
     assert (verdict.error is None) is (status is JobStatus.SUCCESS)
+
+
+def test_an_attempt_of_a_run_that_ended_a_moment_ago_stays_open() -> None:
+    """Its flow process may still replace the state (Completed, then TimedOut) and write
+    the outcome itself."""
+    assert judge(run(StateType.COMPLETED, since_s=29)) is None
 
 
 def test_a_running_attempt_within_its_timeout_and_grace_stays_open() -> None:

@@ -65,14 +65,16 @@ def _deployment(fake: FakePrefect, policy: RunPolicy, schedule_id: str = "row-1"
     return item
 
 
-def _reconcile(repository: Repository, fake: FakePrefect) -> reconciler.ReconcileReport:
+def _reconcile(
+    repository: Repository, fake: FakePrefect, now: datetime = NOW
+) -> reconciler.ReconcileReport:
     return asyncio.run(
         reconciler.reconcile(
             repository,
             fake,
             [JOB],
             work_pool_name=POOL,
-            now=NOW,
+            now=now,
             dead_run_grace=timedelta(seconds=60),
             backfill_window=timedelta(hours=1),
         )
@@ -381,6 +383,51 @@ def test_history_that_disagrees_with_prefects_final_state_is_corrected(
     assert [a.status for a in _history(repository, str(agreeing.id))] == [JobStatus.SUCCESS]
     assert fake.writes == []  # Prefect is the truth: nothing written there
     assert _reconcile(repository, fake).corrected == 0
+
+
+def test_history_moves_only_to_a_settled_final_state_never_back_and_forth(
+    repository: Repository, fake: FakePrefect
+) -> None:
+    """Chaos soak, seed 18: attempts of retried 5 s-timeout runs went FAILED -> SUCCESS ->
+    FAILED within 20 s. Prefect's engine proposed Completed and, 0.9 s later, TimedOut;
+    a round read the run while Completed, then the attempt the failure hook had just
+    closed FAILED, and "corrected" it to SUCCESS; the next round put it back. A final
+    state younger than the settle time is not acted on; once settled it is the last."""
+    deployment = _deployment(fake, RunPolicy(retries=1, timeout_s=5))
+    second = 1 / 60
+    states = [
+        _state(StateType.RUNNING, 20 * second),
+        _state(StateType.SCHEDULED, 8 * second, name="AwaitingRetry"),
+        _state(StateType.RUNNING, 7 * second),
+        _state(StateType.COMPLETED, 1 * second),
+    ]
+    hooked = fake.add_run(JOB, states, work_pool_name=POOL, deployment_id=deployment.id)
+    _recorded(repository, str(hooked.id), 1, JobStatus.FAILED)
+    _recorded(repository, str(hooked.id), 2, JobStatus.FAILED)  # the hook of the TimedOut
+    open_run = fake.add_run(JOB, states, work_pool_name=POOL, deployment_id=deployment.id)
+    _recorded(repository, str(open_run.id), 1, JobStatus.FAILED)
+    repository.start_attempt(
+        flow_run_id=str(open_run.id), attempt=2, job_name=JOB, param=None, schedule_id="row-1"
+    )
+
+    early = _reconcile(repository, fake)
+
+    assert (early.corrected, early.closed) == (0, 0)
+    assert _history(repository, str(hooked.id))[1].status is JobStatus.FAILED
+    assert _history(repository, str(open_run.id))[1].status is JobStatus.PROCESSING
+
+    timed_out = State(type=StateType.FAILED, name="TimedOut", timestamp=NOW, message="exceeded 5 s")
+    for run in (hooked, open_run):
+        fake.states[run.id].append(timed_out)
+        fake.runs[run.id] = fake.runs[run.id].model_copy(update={"state": timed_out})
+
+    assert _reconcile(repository, fake, now=NOW + timedelta(seconds=10)).closed == 0
+    settled = _reconcile(repository, fake, now=NOW + timedelta(minutes=1))
+
+    assert (settled.corrected, settled.closed) == (0, 1)
+    assert _history(repository, str(hooked.id))[1].status is JobStatus.FAILED
+    last = _history(repository, str(open_run.id))[1]
+    assert (last.status, last.error) == (JobStatus.FAILED, "timed out: exceeded 5 s")
 
 
 def test_a_run_without_timeout_silent_for_minutes_is_crashed(
