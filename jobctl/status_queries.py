@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from jobctl.missed_run_model import MissedRun
 from jobctl.models import JobHistory, JobSchedule, JobStatus
 from jobctl.repository import Repository
+from jobctl.run_origin_model import RunOrigin
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +86,43 @@ def last_successes(repository: Repository) -> dict[str, datetime]:
     statement = select(cast(JobSchedule.id, Text), last_end)
     with repository.session() as session:
         return {row[0]: row[1] for row in session.execute(statement) if row[1] is not None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecentAttempt:
+    start_at: datetime
+    end_at: datetime | None
+    status: JobStatus
+    attempt: int | None
+
+
+def recent_attempts(repository: Repository, since: datetime) -> dict[str, list[RecentAttempt]]:
+    """The attempts of scheduled runs of each schedule that started since ``since``, and
+    those still PROCESSING, oldest first. Runs a backfill created are left out: they stand
+    for fire times of the past, not for the ones due now."""
+    statement = (
+        select(
+            JobHistory.scheduleId,
+            JobHistory.startAt,
+            JobHistory.endAt,
+            JobHistory.status,
+            JobHistory.attempt,
+        )
+        .outerjoin(RunOrigin, RunOrigin.flowRunId == JobHistory.flowRunId)
+        .where(
+            JobHistory.scheduleId.is_not(None),
+            RunOrigin.flowRunId.is_(None),
+            or_(JobHistory.startAt >= since, JobHistory.status == JobStatus.PROCESSING),
+        )
+        .order_by(JobHistory.startAt, JobHistory.id)
+    )
+    found: dict[str, list[RecentAttempt]] = {}
+    with repository.session() as session:
+        for row in session.execute(statement):
+            found.setdefault(row[0], []).append(
+                RecentAttempt(start_at=row[1], end_at=row[2], status=row[3], attempt=row[4])
+            )
+    return found
 
 
 def latest_missed(repository: Repository) -> dict[str, datetime]:

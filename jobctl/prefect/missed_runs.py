@@ -1,15 +1,18 @@
 """Missed runs: due times of an active row that no attempt started within its misfire grace.
 
 From each active row's cron and zone jobctl knows when it was due; a due time at least
-the row's grace ago (``misfireGrace``, else ``JOBCTL_MISFIRE_GRACE_MS``) with no attempt
-started since is missed, whatever the cause: no worker online, the pool or the
-deployment paused, the deployment deleted, the Prefect scheduler not creating runs.
-Not missed: due times before the row was created or last edited (a row disabled on
-purpose is not due, and enabling it again starts afresh), due times inside a maintenance
-pause (``jobctl pause``: paused on purpose, caught up once on resume), and with
-``overlap = skip`` a run dropped because the previous one still runs. Runs that jobctl's
-misfire policy skips later, when a worker is back, were already missed when their grace
-ran out.
+the row's grace ago (``misfireGrace``, else ``JOBCTL_MISFIRE_GRACE_MS``) that no first
+attempt started within that grace stands for is missed, whatever the cause: no worker
+online, the pool or the deployment paused, the deployment deleted, the Prefect scheduler
+not creating runs (it creates a deployment's runs again up to a minute after every update
+of it). A gap between two runs is missed too, not only the due times after the last run:
+each first attempt stands for one due time, the latest one at or before its start that
+no later attempt took (``_run_due_times``). Not missed: due times before the row was
+created or last edited (a row disabled on purpose is not due, and enabling it again
+starts afresh), due times inside a maintenance pause (``jobctl pause``: paused on purpose,
+caught up once on resume), and with ``overlap = skip`` a run dropped because another
+attempt was running then. Runs that jobctl's misfire policy skips later, when a worker is
+back, were already missed when their grace ran out.
 
 Each missed due time is recorded once in ``jobctl_missed_run`` (unique on schedule and
 due time), so detectors that run twice or restart record and alert it once; it is
@@ -20,6 +23,7 @@ alerted through the row's notification block (``alertTo`` or ``JOBCTL_ALERT_TO``
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,7 +44,7 @@ from jobctl.prefect.gateway import PrefectGateway
 from jobctl.records import Schedule
 from jobctl.repository import Repository
 from jobctl.settings import Settings
-from jobctl.status_queries import LatestAttempt
+from jobctl.status_queries import RecentAttempt
 
 logger = logging.getLogger("jobctl.prefect.missed_runs")
 
@@ -50,6 +54,9 @@ MAX_DUE_PER_ROW = 60
 # Due times further back are not looked at: the first round after an upgrade, or after the
 # watcher was down for long (the heartbeat reports that), does not flood the receivers.
 LOOKBACK = timedelta(hours=1)
+# A worker's clock may be a little behind the one the due times are reckoned by: an
+# attempt that began this much before a due time may still be its run.
+CLOCK_SKEW = timedelta(seconds=2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,38 +87,72 @@ def due_times(cron: str, zone: str, after: datetime, until: datetime) -> Iterato
         yield due
 
 
+def _run_due_times(
+    due: Sequence[datetime], starts: Sequence[datetime], grace: timedelta
+) -> set[datetime]:
+    """The due times some first attempt stands for: each start takes the latest due time
+    not taken yet that it began within the grace of (a start at or after the next due
+    time is that one's run; a run that waited past it, the previous one's). Latest starts
+    first: with equal graces this takes as many due times as any assignment can."""
+    ordered = sorted(due)
+    taken: set[datetime] = set()
+    for start in sorted(starts, reverse=True):
+        index = bisect_right(ordered, start + CLOCK_SKEW) - 1
+        while index >= 0 and ordered[index] in taken:
+            index -= 1
+        if index >= 0 and start - ordered[index] <= grace:
+            taken.add(ordered[index])
+    return taken
+
+
+def _running_at(moment: datetime, attempts: Sequence[RecentAttempt], now: datetime) -> bool:
+    """Some attempt was running at ``moment`` (one still PROCESSING runs until now)."""
+    for attempt in attempts:
+        running = attempt.status is JobStatus.PROCESSING
+        end = attempt.end_at or (now if running else attempt.start_at)
+        if attempt.start_at <= moment <= end:
+            return True
+    return False
+
+
 def missed_of_row(
     row: Schedule,
     *,
     cron: str,
     zone: str,
     grace_s: float,
-    last: LatestAttempt | None,
+    attempts: Sequence[RecentAttempt],
     last_recorded: datetime | None,
     now: datetime,
     pauses: Sequence[Maintenance] = (),
 ) -> list[Missed]:
     """The due times of one active, valid row that are missed and not yet recorded
-    (``pauses``: maintenance pauses, whose due times are not missed)."""
-    if last is not None and last.status is JobStatus.PROCESSING and row.overlap == "skip":
-        return []  # the due runs were dropped on purpose while this one runs
-    floors = [row.created_at, row.updated_at, last_recorded, now - LOOKBACK]
-    if last is not None:
-        # The due times up to an attempt's start were run by it or before it.
-        floors.append(last.start_at)
+    (``attempts``: the row's attempts since ``LOOKBACK``; ``pauses``: maintenance pauses,
+    whose due times are not missed), newest first."""
+    grace = timedelta(seconds=grace_s)
+    floors = [row.created_at, row.updated_at, now - LOOKBACK]
     after = max(moment for moment in floors if moment is not None)
+    due = [
+        moment
+        for moment in due_times(cron, zone, after, now - grace)
+        if not maintenance.covered(moment, pauses, now)
+    ]
+    starts = [a.start_at for a in attempts if (a.attempt or 1) == 1]
+    run = _run_due_times(due, starts, grace)
     found: list[Missed] = []
-    for due in due_times(cron, zone, after, now - timedelta(seconds=grace_s)):
+    for moment in due:  # newest first
+        if moment in run or (last_recorded is not None and moment <= last_recorded):
+            continue
+        if row.overlap == "skip" and _running_at(moment, attempts, now):
+            continue  # dropped on purpose while another attempt ran
         if len(found) == MAX_DUE_PER_ROW:
             break
-        if maintenance.covered(due, pauses, now):
-            continue
         found.append(
             Missed(
                 schedule_id=row.id,
                 job_name=str(row.job_name),
-                due_at=due,
-                reason=f"no attempt started within {grace_s:g} s of {due.isoformat()}",
+                due_at=moment,
+                reason=f"no attempt started within {grace_s:g} s of {moment.isoformat()}",
             )
         )
     return found
@@ -120,7 +161,7 @@ def missed_of_row(
 def detect(
     rows: Sequence[Schedule],
     *,
-    latest: dict[str, LatestAttempt],
+    attempts: dict[str, list[RecentAttempt]],
     recorded: dict[str, datetime],
     known_jobs: Collection[str],
     default_zone: str,
@@ -145,7 +186,7 @@ def detect(
                     cron=str(good.cron),
                     zone=str(row.timezone or default_zone),
                     grace_s=grace_ms / 1000,
-                    last=latest.get(row.id),
+                    attempts=attempts.get(row.id, []),
                     last_recorded=recorded.get(row.id),
                     now=now,
                     pauses=pauses,
@@ -289,7 +330,7 @@ async def tick(
     now = now or utcnow()
     missed = detect(
         repository.list_schedules(),
-        latest=status_queries.latest_attempts(repository),
+        attempts=status_queries.recent_attempts(repository, since=now - LOOKBACK),
         recorded=status_queries.latest_missed(repository),
         known_jobs=registry.job_names(),
         default_zone=settings.timezone,

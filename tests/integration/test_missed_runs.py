@@ -13,7 +13,7 @@ from prefect.client.orchestration import get_client
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from jobctl import status_queries
+from jobctl import run_origins, status_queries
 from jobctl.metrics import MetricsSource
 from jobctl.models import JobStatus
 from jobctl.prefect import missed_runs
@@ -27,7 +27,6 @@ from tests.fixtures.http_target import HttpTarget
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 NOW = datetime(2026, 11, 30, 10, 7, 30, tzinfo=UTC)
-LONG_AGO = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def at(hour: int, minute: int, second: int = 0) -> datetime:
@@ -68,22 +67,24 @@ def test_missed_due_times_are_recorded_and_alerted_once_across_restarts(
     with repo.engine.begin() as connection:
         connection.execute(
             text('UPDATE "JobSchedule" SET "createdAt" = :at, "updatedAt" = :at'),
-            {"at": LONG_AGO},
+            {"at": at(9, 47)},
         )
         connection.execute(
             text('UPDATE "JobSchedule" SET "alertTo" = :slug WHERE id IN (:a, :b)'),
             {"slug": slug, "a": late, "b": paused},
         )
-    for schedule_id, start in (
-        (late, at(9, 50, 2)),
-        (silent, at(10, 0, 3)),
-        (on_time, at(10, 5, 40)),
-    ):
-        repo.finish_attempt(
-            flow_run_id=f"run-{schedule_id}", attempt=1, status=JobStatus.SUCCESS,
-            job_name="processData", param=None, schedule_id=schedule_id, start_at=start,
-            end_at=start + timedelta(seconds=1),
-        )  # fmt: skip
+    ran = {
+        late: [at(9, 50, 2)],
+        silent: [at(9, 50, 2), at(9, 55, 2), at(10, 0, 3)],
+        on_time: [at(9, 50, 2), at(9, 55, 2), at(10, 0, 2), at(10, 5, 40)],
+    }
+    for schedule_id, starts in ran.items():
+        for start in starts:
+            repo.finish_attempt(
+                flow_run_id=f"run-{schedule_id}-{start:%H%M}", attempt=1,
+                status=JobStatus.SUCCESS, job_name="processData", param=None,
+                schedule_id=schedule_id, start_at=start, end_at=start + timedelta(seconds=1),
+            )  # fmt: skip
     settings = Settings(database_url=database_url)
 
     first = tick(settings, repo, NOW)
@@ -134,3 +135,38 @@ def test_an_alert_that_cannot_be_delivered_is_sent_again_next_round(
     assert failing == TickReport(detected=1, recorded=1, alerted=0, failed=1)
     assert retried == TickReport(detected=0, recorded=0, alerted=1, failed=0)
     assert [hit.body["body"].count(row) for hit in http_target.hits_of("/missed")] == [1, 1]
+
+
+def test_a_gap_between_runs_is_missed_and_backfills_or_manual_runs_do_not_fill_it(
+    repo: Repository, schedule_factory: ScheduleFactory, database_url: str
+) -> None:
+    """Chaos soak, seed 18: a row ran before and after a due time that had no run of its
+    own; the detector counted every due time before the last start as run, and never
+    reported it."""
+    row = repo.add_schedule(schedule_factory(cron="*/5 * * * *", timezone="UTC")).id
+    with repo.engine.begin() as connection:
+        connection.execute(
+            text('UPDATE "JobSchedule" SET "createdAt" = :at, "updatedAt" = :at'),
+            {"at": at(9, 52)},
+        )
+    starts = {
+        "scheduled-0955": (row, at(9, 55, 1)),
+        "scheduled-1005": (row, at(10, 5, 1)),
+        "backfill-0900": (row, at(10, 0, 2)),  # a backfill's run, for 09:00
+        "manual": (None, at(10, 0, 3)),  # started by hand: no schedule
+    }
+    for run_id, (schedule_id, start) in starts.items():
+        repo.finish_attempt(
+            flow_run_id=run_id, attempt=1, status=JobStatus.SUCCESS, job_name="processData",
+            param=None, schedule_id=schedule_id, start_at=start,
+            end_at=start + timedelta(seconds=1),
+        )  # fmt: skip
+    run_origins.record(
+        repo, flow_run_id="backfill-0900", schedule_id=row, origin="backfill",
+        logical_time=at(9, 0), now=at(10, 0),
+    )  # fmt: skip
+
+    report = tick(Settings(database_url=database_url), repo, NOW)
+
+    assert report.recorded == 1
+    assert list(status_queries.latest_missed(repo).items()) == [(row, at(10, 0))]
