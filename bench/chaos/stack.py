@@ -21,7 +21,7 @@ import httpx
 import psycopg
 
 from bench.chaos.services import Service
-from jobctl.cli.stack import WORKER_TUNING
+from jobctl.cli.stack import SERVER_TUNING, WORKER_TUNING
 from tests.fixtures.postgres_cluster import RUN_AS, PostgresCluster, _bin_dir
 from tests.fixtures.processes import base_env, free_port
 
@@ -108,10 +108,13 @@ class Stack:
             **extra,
         )
 
-    def start_prefect(self) -> None:
+    def prefect_env(self) -> dict[str, str]:
+        """The server's environment: ``deploy/env.example``'s server settings, as
+        ``jobctl up`` sets them (``SERVER_TUNING``), on the soak's own database."""
         home = self.home / "prefect-home"
         home.mkdir(exist_ok=True)
-        env = base_env(
+        return base_env(
+            **SERVER_TUNING,
             PREFECT_HOME=home,
             PREFECT_SERVER_API_HOST="127.0.0.1",
             PREFECT_SERVER_API_PORT=self.prefect_port,
@@ -121,6 +124,8 @@ class Stack:
                 f"postgresql+asyncpg://postgres@127.0.0.1:{self.cluster.port}/prefect"
             ),
         )
+
+    def start_prefect(self) -> None:
         args = [
             str(BIN / "prefect"),
             "server",
@@ -130,7 +135,9 @@ class Stack:
             "--port",
             str(self.prefect_port),
         ]
-        self.prefect = Service("prefect-server", args, env, self.home / "prefect-server.log")
+        self.prefect = Service(
+            "prefect-server", args, self.prefect_env(), self.home / "prefect-server.log"
+        )
         self.prefect.start()
 
     def prefect_ready(self) -> bool:

@@ -58,8 +58,16 @@ WORKER_TUNING = {
 }
 # A run of an ``overlap=queue`` row that finds its predecessor still running is put back
 # for this long before it tries again (Prefect: 30 s), so it starts within seconds of
-# the predecessor's end. Values set in the environment win.
-SERVER_TUNING = {"PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "5"}
+# the predecessor's end. The leases of deployment concurrency slots (``overlap`` rows)
+# are kept on disk, not in the server's memory: after a server restart, a run taken
+# before it (workers take runs 40 s ahead) found its lease gone, could not take the slot
+# its lost lease still held, and Prefect cancelled it ("Deployment concurrency slot lost
+# during provisioning"; chaos soak, seed 18). Values set in the environment win.
+LEASES_ON_DISK = "prefect.server.concurrency.lease_storage.filesystem"
+SERVER_TUNING = {
+    "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "5",
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASES_ON_DISK,
+}
 
 DEMO_ROWS = [
     ScheduleSpec(
