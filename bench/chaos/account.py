@@ -10,7 +10,8 @@ of: a run that ended Completed with its last attempt SUCCESS; a run that ended F
 Crashed / TimedOut with its last attempt FAILED with a reason and at most
 ``maxRetries + 1`` attempts; a misfire skip (a Cancelled state named ``Skipped``); an
 overlap skip (``overlap = skip``: Cancelled by the deployment's concurrency limit before it
-started); a missed run recorded in ``jobctl_missed_run``.
+started); a missed run recorded in ``jobctl_missed_run`` (with no run, or a run Prefect
+cancelled before it started for another reason).
 
 An edit is not instantaneous: from the SQL commit until Prefect has the new deployment
 (``settled``), plus the workers' prefetch (a worker takes a run up to
@@ -58,6 +59,12 @@ CALL_200_WITHOUT_SUCCESS = "call-job 200 without its SUCCESS row"
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 SKIPPED_STATE = "Skipped"  # flows.job_flows.SKIPPED_STATE_NAME
+# The message of Prefect's cancel of a run of an ``overlap = skip`` deployment whose
+# previous run holds the slot (core_policy, CANCEL_NEW). Prefect cancels runs before they
+# start for other reasons too ("Deployment concurrency slot lost during provisioning"
+# after its leases were lost): those fire times did not run, and are accounted only if
+# jobctl reported them missed.
+OVERLAP_CANCEL = "Deployment concurrency limit reached."
 ANSWERS = {200, 424, 503}
 
 
@@ -228,17 +235,22 @@ def _outcome(
     attempts: list[AttemptFact],
     max_retries: int,
     overlap: str,
+    reported_missed: bool = False,
 ) -> tuple[str | None, list[tuple[str, str]]]:
-    """(outcome kind, [(violation kind, detail)]) of one run."""
+    """(outcome kind, [(violation kind, detail)]) of one run (``reported_missed``: its
+    fire time is in ``jobctl_missed_run``)."""
     problems: list[tuple[str, str]] = []
     last = max(attempts, key=lambda a: a.attempt) if attempts else None
     if run.state_type not in FINAL:
         return None, [(UNFINISHED, f"run {run.id} is {run.state_name}")]
     if run.state_type == "CANCELLED":
+        never_started = run.run_count == 0 and not attempts
         if run.state_name == SKIPPED_STATE and not attempts:
             return MISFIRE_SKIP, []
-        if overlap == "skip" and run.run_count == 0 and not attempts:
+        if overlap == "skip" and never_started and run.state_message == OVERLAP_CANCEL:
             return OVERLAP_SKIP, []
+        if never_started and reported_missed:
+            return MISSED, []
         detail = f"run {run.id} {run.state_name}: {run.state_message[:200]}"
         return None, [(UNEXPLAINED_CANCEL, detail)]
     if run.state_type == "COMPLETED":
@@ -302,8 +314,9 @@ def account(facts: Facts) -> Account:
         max_retries = max((c.max_retries for c in configs), default=0)
         overlap = configs[-1].overlap if configs else "allow"
         kinds = []
+        reported = at is not None and (row_id, at) in missed
         for run in config_runs:
-            kind, problems = _outcome(run, attempts.get(run.id, []), max_retries, overlap)
+            kind, problems = _outcome(run, attempts.get(run.id, []), max_retries, overlap, reported)
             problems += list(_history_problems(run, attempts.get(run.id, [])))
             for problem, detail in problems:
                 result.violations.append(Violation(problem, row_id, at, detail))

@@ -141,7 +141,8 @@ def test_a_failed_attempt_needs_a_reason_and_a_processing_row_is_reported() -> N
 
 def test_skips_on_purpose_account_for_their_fire_time() -> None:
     misfire = replace(_run(FIRES[0]), state_type="CANCELLED", state_name="Skipped")
-    overlap = replace(_run(FIRES[1]), state_type="CANCELLED", state_name="Cancelled", run_count=0)
+    overlap = replace(_run(FIRES[1]), state_type="CANCELLED", state_name="Cancelled", run_count=0,
+                      state_message=acc.OVERLAP_CANCEL)  # fmt: skip
     facts = _facts(configs=[_config(overlap="skip")])
     found = account(
         replace(facts, runs=[misfire, overlap, facts.runs[2]], attempts=[facts.attempts[2]])
@@ -152,6 +153,32 @@ def test_skips_on_purpose_account_for_their_fire_time() -> None:
     plain = replace(facts, configs=[_config()], runs=[misfire, overlap, facts.runs[2]],
                     attempts=[facts.attempts[2]])  # fmt: skip
     assert _kinds(plain) == [acc.UNEXPLAINED_CANCEL]
+
+
+@pytest.mark.parametrize("overlap", ["queue", "skip"])
+def test_a_run_prefect_cancelled_before_it_started_is_a_miss_to_report(overlap: str) -> None:
+    """Seed 18: after a Prefect server restart (its concurrency leases were in memory),
+    the runs workers had taken of ``overlap`` rows were cancelled as they started. That
+    fire time did not run: it is accounted only when jobctl reported it missed, and on an
+    ``overlap = skip`` row it is no overlap skip."""
+    lost = replace(
+        _run(FIRES[1]),
+        state_type="CANCELLED",
+        state_name="Cancelled",
+        run_count=0,
+        state_message="Deployment concurrency slot lost during provisioning - no slots "
+        "available to continue execution",
+    )
+    facts = _facts(configs=[_config(overlap=overlap)])
+    facts = replace(
+        facts,
+        runs=[facts.runs[0], lost, facts.runs[2]],
+        attempts=[facts.attempts[0], facts.attempts[2]],
+    )
+    assert _kinds(facts) == [acc.UNEXPLAINED_CANCEL]
+    reported = account(replace(facts, missed=[(ROW, FIRES[1])]))
+    assert reported.violations == []
+    assert reported.outcomes == {acc.COMPLETED: 2, acc.MISSED: 1}
 
 
 def test_an_edit_changes_the_fire_times_and_a_disabled_row_must_not_run() -> None:
