@@ -2,8 +2,8 @@
 
 One pass:
 1. a PROCESSING attempt whose run is already final takes the run's real outcome (an
-   earlier attempt of a retried run is FAILED: a later one started), once that final
-   state has settled (``FINAL_STATE_SETTLE``);
+   earlier attempt of a retried run is FAILED: a later one started), once a Completed or
+   Failed state has settled (``FINAL_STATE_SETTLE``);
 2. a run still Running past its timeout plus a grace, with nobody left to end it (worker
    and flow process both dead), is marked Crashed in Prefect and FAILED here; so is a run
    Pending for minutes (its worker died before starting it), and a run without a timeout
@@ -53,12 +53,14 @@ FINAL_TYPES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateTy
 # that silence, plus the dead-run grace.
 SILENCE = timedelta(seconds=2 * HEARTBEAT_S * ZOMBIE_MISSED_HEARTBEATS)
 HEARTBEAT_LOOKBACK = timedelta(hours=1)
-# A final state is not always the last: the engine's timeout can end a run TimedOut a
-# moment after it proposed Completed (chaos soak, seed 18: 0.9 s apart), and the flow
-# process writes the attempt's outcome in its hooks meanwhile. History is closed or
-# corrected from a final state only once it is this old, so it moves once, to the run's
-# real end, and never to a state the run then left.
+# A final state its flow process proposed is not always the last: the engine's timeout
+# can end a run TimedOut a moment after it proposed Completed (chaos soak, seed 18: 0.9 s
+# apart), and the process writes the attempt's outcome in its hooks meanwhile. History is
+# closed or corrected from a Completed or Failed state only once it is this old, so it
+# moves once, to the run's real end. Crashed and Cancelled runs are acted on at once:
+# their process is gone or being ended, and a crashed run is retried without delay.
 FINAL_STATE_SETTLE = timedelta(seconds=30)
+SETTLING_TYPES = {StateType.COMPLETED, StateType.FAILED}
 
 
 @dataclass
@@ -137,7 +139,7 @@ def decide(
     if run.state is None:
         return None
     if run.state.type in FINAL_TYPES:
-        if now - run.state.timestamp < FINAL_STATE_SETTLE:
+        if not _settled(run.state, now):
             return None  # its flow process may still replace the state and write the outcome
         return Verdict(*outcome_of(run.state))
     if run.state.type is not StateType.RUNNING or policy is None or not policy.timeout_s:
@@ -211,7 +213,7 @@ async def reconcile(
     report.crashed += await _crash_stalled(gateway, job_names, work_pool_name, now, pending_grace)
     since = now - backfill_window
     ended = await _ended_runs(gateway, job_names, work_pool_name, since)
-    settled = [run for run in ended if _settled(run, now)]
+    settled = [run for run in ended if run.state is not None and _settled(run.state, now)]
     report.backfilled = await _backfill(repository, gateway, settled)
     report.corrected = await _correct(repository, gateway, settled)
     report.retried = await _retry_crashed(gateway, ended, now)
@@ -337,9 +339,9 @@ async def _ended_runs(
     ]
 
 
-def _settled(run: FlowRun, now: datetime) -> bool:
-    """The run's final state is ``FINAL_STATE_SETTLE`` old: nothing will change it now."""
-    return run.state is not None and now - run.state.timestamp >= FINAL_STATE_SETTLE
+def _settled(state: State, now: datetime) -> bool:
+    """Nothing will replace this final state now (``FINAL_STATE_SETTLE``)."""
+    return state.type not in SETTLING_TYPES or now - state.timestamp >= FINAL_STATE_SETTLE
 
 
 async def _crash_stalled(

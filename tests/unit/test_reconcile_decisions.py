@@ -72,8 +72,11 @@ def test_an_attempt_of_a_finished_run_takes_its_outcome(state_type, name, status
 
 def test_an_attempt_of_a_run_that_ended_a_moment_ago_stays_open() -> None:
     """Its flow process may still replace the state (Completed, then TimedOut) and write
-    the outcome itself."""
+    the outcome itself. A crash is closed at once."""
     assert judge(run(StateType.COMPLETED, since_s=29)) is None
+    assert judge(run(StateType.FAILED, name="TimedOut", since_s=29)) is None
+    crashed = judge(run(StateType.CRASHED, since_s=1))
+    assert crashed is not None and crashed.status is JobStatus.FAILED
 
 
 def test_a_running_attempt_within_its_timeout_and_grace_stays_open() -> None:
