@@ -158,7 +158,8 @@ FOUND = [
         "within 20 s: Prefect's engine proposed Completed and, 0.9 s later, TimedOut; a "
         "reconciler round read the run Completed, then the attempt the failure hook had just "
         "closed FAILED, and corrected it to SUCCESS; the next round put it back",
-        "fixed: history is closed or corrected from a final state only once it is 30 s old "
+        "fixed: history is closed or corrected from a Completed or Failed state only once "
+        "it is 30 s old "
         "(`FINAL_STATE_SETTLE`, `jobctl/prefect/reconciler.py`); "
         "`tests/unit/test_reconciler_over_fake.py::test_history_moves_only_to_a_settled_"
         "final_state_never_back_and_forth`",

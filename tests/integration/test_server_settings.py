@@ -67,11 +67,11 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def test_a_run_taken_before_a_server_restart_starts_after_it(server: Server) -> None:
-    """Chaos soak, seed 18: with Prefect's leases of deployment concurrency slots in the
-    server's memory, a run a worker had taken (Pending, its slot leased) before a server
-    restart was cancelled as it started, "Deployment concurrency slot lost during
-    provisioning": its lease was gone and the slot it still held counted as taken. With
-    the leases on disk it starts."""
+    """Done: a run of a deployment with a concurrency limit of 1 is taken (Pending, its
+    slot leased), then the server, run with ``SERVER_TUNING``, is stopped and started
+    again. Checked: the run is let start (Running). With the leases in the server's memory
+    (Prefect's default; chaos soak, seed 18) it was cancelled, "Deployment concurrency slot
+    lost during provisioning": its lease was gone and its slot still counted as taken."""
     server.start()
     flow = server.post("/flows/", {"name": "overlap-queue"})
     deployment = server.post(
