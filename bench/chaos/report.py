@@ -168,7 +168,8 @@ FOUND = [
         "18",
         "(the 5-minute soak under a full test run) a fire time with no run and no missed-run "
         "record, after a cron edit: a deployment update deletes the runs no worker has taken, "
-        "and Prefect's scheduler makes them again at its next loop (up to a minute); the "
+        "and Prefect's scheduler makes them again within seconds, or at its next minute "
+        "loop when PostgreSQL restarted meanwhile (it did, 6 s after the edit); the "
         "missed-run detector counted every due time before the row's last start as run, so a "
         "gap between two runs was never reported",
         "fixed: each first attempt stands for one due time, a due time no attempt started "

@@ -4,8 +4,9 @@ From each active row's cron and zone jobctl knows when it was due; a due time at
 the row's grace ago (``misfireGrace``, else ``JOBCTL_MISFIRE_GRACE_MS``) that no first
 attempt started within that grace stands for is missed, whatever the cause: no worker
 online, the pool or the deployment paused, the deployment deleted, the Prefect scheduler
-not creating runs (it creates a deployment's runs again up to a minute after every update
-of it). A gap between two runs is missed too, not only the due times after the last run:
+not creating runs (after every update of a deployment it deletes the runs no worker has
+taken and makes them again within seconds, or a minute later if its database restarted
+meanwhile). A gap between two runs is missed too, not only the due times after the last run:
 each first attempt stands for one due time, the latest one at or before its start that
 no later attempt took (``_run_due_times``). Not missed: due times before the row was
 created or last edited (a row disabled on purpose is not due, and enabling it again
