@@ -29,6 +29,9 @@ PROCESS_NAME = "jobctl-warm-run"
 SYS_PATH_ENV = "JOBCTL_WARM_SYS_PATH"
 # A file name: the flow process writes a cProfile of its run there (benchmarks).
 PROFILE_ENV = "JOBCTL_WARM_PROFILE"
+# Prefect's logging configuration of the template (``remember_logging``), by what it was
+# built from: a flow process with the same inputs keeps it instead of building it again.
+_template_logging: tuple[object, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,41 @@ def _become(start: Start) -> None:
     from prefect.logging.configuration import setup_logging
 
     refresh_global_settings_context()
-    setup_logging(incremental=False)
+    # The run's settings (its environment, a profile, a settings file in its working
+    # folder) may configure logging otherwise; building the same again costs 60 ms.
+    if _logging_inputs() != _template_logging:
+        setup_logging(incremental=False)
+
+
+def remember_logging() -> None:
+    """Called by the template: configure Prefect's logging (importing ``prefect.engine``
+    has) and remember what from."""
+    from prefect.logging.configuration import ensure_logging_setup
+
+    global _template_logging
+    ensure_logging_setup()
+    _template_logging = _logging_inputs()
+
+
+def _logging_inputs() -> tuple[object, ...]:
+    """What ``prefect.logging.configuration.setup_logging`` builds its configuration from:
+    the logging settings, the levels its ``logging.yml`` refers to, that file, and the
+    ``PREFECT_LOGGING_*`` variables that override single keys of it."""
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    config = settings.logging.config_path
+    try:
+        config_file: object = (config, config.stat().st_mtime_ns)
+    except OSError:
+        config_file = None  # Prefect's own logging.yml then
+    return (
+        settings.logging.model_dump_json(),
+        settings.internal.logging_level,
+        settings.server.logging_level,
+        config_file,
+        tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("PREFECT_LOGGING_"))),
+    )
 
 
 def _run_engine_main() -> None:

@@ -54,11 +54,13 @@ def preload() -> None:
 
 def _warm_caches() -> None:
     """What every run would otherwise compute again: the TLS context of Prefect's clients,
-    the list of time zones the settings validate against."""
+    Prefect's logging configuration, the list of time zones the settings validate against."""
     from jobctl import cron
-    from jobctl_warm import tls
+    from jobctl.prefect.gateway import tls
+    from jobctl_warm import child
 
-    tls.install()
+    tls.prebuild()
+    child.remember_logging()
     cron.is_time_zone("UTC")
 
 

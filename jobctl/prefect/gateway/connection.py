@@ -9,6 +9,7 @@ from prefect.client.orchestration import PrefectClient, get_client
 from prefect.settings import get_current_settings
 
 from jobctl import errors
+from jobctl.prefect.gateway import tls
 
 
 def prefect_api_url() -> str | None:
@@ -34,6 +35,7 @@ def require_prefect_api() -> str:
 def prefect_client(**httpx_settings: Any) -> PrefectClient:
     """A client of the configured server (see ``require_prefect_api``)."""
     require_prefect_api()
+    tls.install()
     return get_client(httpx_settings=httpx_settings or None)
 
 

@@ -1,4 +1,4 @@
-"""The warm template's shared TLS contexts: only verified contexts of one CA file."""
+"""Shared TLS contexts of Prefect clients: only verified contexts of one CA file."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import certifi
 
-from jobctl_warm import tls
+from jobctl.prefect.gateway import tls
 
 
 def test_a_context_for_the_same_ca_file_is_built_once() -> None:
