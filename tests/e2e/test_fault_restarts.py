@@ -7,14 +7,17 @@ shared cluster also holds every other test's databases) and a Prefect server of 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 
 from jobctl import db
 from jobctl.models import JobStatus
+from jobctl.prefect.reconciler import FINAL_STATE_SETTLE
 from jobctl.records import Attempt
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -136,7 +139,8 @@ def test_postgres_down_while_jobs_run_loses_no_attempt_and_leaves_none_processin
     jobctl: JobctlFactory,
 ) -> None:
     """Done: three runs are PROCESSING when PostgreSQL stops; they end (and fail to write
-    their outcome) while it is down; it starts again and ``jobctl history reconcile`` runs.
+    their outcome) while it is down; it starts again and, once their Completed states have
+    settled (the reconciler leaves a younger one alone), ``jobctl history reconcile`` runs.
     Checked: every run has exactly one attempt, SUCCESS with an end time; no attempt is
     left PROCESSING."""
     worker, run_ids = _three_runs_in_flight(target, schedule_factory, start_worker)
@@ -149,6 +153,8 @@ def test_postgres_down_while_jobs_run_loses_no_attempt_and_leaves_none_processin
         postgres_cluster.start()
 
     assert all(run.state is not None and run.state.is_completed() for run in runs)
+    settled_at = max(run.state.timestamp for run in runs if run.state) + FINAL_STATE_SETTLE
+    time.sleep(max(0.0, (settled_at - datetime.now(UTC)).total_seconds()))
     reconcile = jobctl("history", "reconcile")
     assert reconcile.process.wait(timeout=120) == 0, reconcile.log()
     for run_id in run_ids:
