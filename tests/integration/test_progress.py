@@ -42,7 +42,7 @@ def test_sync_reports_each_change_it_applies_and_makes_no_extra_call(
     assert with_progress.counts() == without.counts()
 
 
-def test_jobctl_sync_prints_its_report_on_stdout_and_no_progress_when_quick(
+def test_jobctl_sync_prints_its_report_on_stdout_and_its_progress_only_on_stderr(
     sync_target: SyncTarget, schedule_factory: ScheduleFactory, tmp_path: Path
 ) -> None:
     sync_target.repository.add_schedule(schedule_factory(cron="0 4 * * *"))
@@ -57,4 +57,6 @@ def test_jobctl_sync_prints_its_report_on_stdout_and_no_progress_when_quick(
     result = run_cli("sync", env=env)
 
     assert "sync applied" in result.stdout
-    assert "sync: deployment changes" not in result.stdout + result.stderr  # under 5 s
+    # A progress line comes after 5 s of work (tests/unit/test_progress.py), which a
+    # one-row sync takes only on a loaded machine: never on stdout.
+    assert "sync: deployment changes" not in result.stdout

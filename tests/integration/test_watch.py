@@ -100,13 +100,16 @@ def test_an_edit_by_plain_sql_reaches_the_deployment(
             {"cron": "7 7 * * *", "d": "edited by SQL", "id": row.id},
         )
 
-    deployment = wait_for(
-        lambda: (d := sync_target.deployments()[row.id]).description == "edited by SQL" and d,
+    # An update is two calls (the deployment, then its schedules): wait for both.
+    wait_for(
+        lambda: (
+            (d := sync_target.deployments()[row.id]).description == "edited by SQL"
+            and d.schedules[0].schedule.cron == "7 7 * * *"  # type: ignore[union-attr]
+        ),
         timeout_s=30,
         interval_s=0.2,
         what="the edit mirrored",
     )
-    assert deployment.schedules[0].schedule.cron == "7 7 * * *"  # type: ignore[union-attr]
 
     with sync_target.repository.engine.begin() as conn:
         conn.execute(text('DELETE FROM "JobSchedule" WHERE id = :id'), {"id": row.id})
