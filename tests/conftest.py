@@ -26,8 +26,8 @@ from tests.fixtures.sqlite_copy import migrated_sqlite_copy
 TESTS_DIR = Path(__file__).parent
 LAYER_MARKERS = {layer: TESTS_DIR / layer for layer in ("unit", "integration", "e2e")}
 LAYER_ORDER = ["e2e", "integration", "unit"]
-# Files that run for minutes on one xdist worker: the 5-minute chaos soak (make test-slow
-# for now; 6 to 7 min alone) and the 200-run topology test (3 to 4 min).
+# Files that run for minutes on one xdist worker: the 5-minute chaos soak (6 to 7 min
+# alone) and the 200-run topology test (2 min alone).
 LONGEST_FILES = ["e2e/test_chaos.py", "e2e/test_topology.py"]
 
 pytest_plugins = [
