@@ -20,7 +20,6 @@ from typing import Any
 from prefect import Flow
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
-from prefect.flow_engine import FlowRunTimeoutError
 from prefect.states import Cancelled
 
 from flows import history
@@ -136,19 +135,21 @@ class _Attempt:
 
 
 @contextlib.contextmanager
-def _recording(attempt: _Attempt, policy: RunPolicy | None) -> Iterator[None]:
-    """The attempt's outcome, whichever way the job's body ends."""
-    started = time.monotonic()
+def _recording(
+    attempt: _Attempt, policy: RunPolicy | None, *, entered: float, is_async: bool
+) -> Iterator[None]:
+    """The attempt's outcome, whichever way the job's body ends. ``entered``: when the
+    flow function was called, as close as the body gets to the start of Prefect's timeout
+    (the misfire check and the history write come after it)."""
     try:
         yield
-    except FlowRunTimeoutError:  # how Prefect ends a sync flow over its timeout
-        attempt.failed(_timeout_error(policy))
-        raise
     except asyncio.CancelledError:
-        # Prefect enforces an async flow's timeout by cancelling it; any other
-        # cancellation is closed by the on_cancellation hook.
+        # Prefect enforces a flow's timeout by raising CancelledError in its body: a sync
+        # body sees it for nothing else; an async one is also cancelled for other reasons
+        # (closed by the on_cancellation hook), so there the time it ran decides.
         timeout_s = policy.timeout_s if policy else None
-        if timeout_s and time.monotonic() - started >= timeout_s * 0.99:
+        ran_s = time.monotonic() - entered
+        if timeout_s and (not is_async or ran_s >= timeout_s * 0.99):
             attempt.failed(_timeout_error(policy))
         raise
     except Exception as exc:
@@ -172,18 +173,20 @@ def build_flow(
     if job.is_async:
 
         async def run_async(param: Any, user: str = SYSTEM_USER) -> Any:
+            entered = time.monotonic()
             if (skipped := _skipped(policy, recorder)) is not None:
                 return skipped
-            with _recording(begin(param), policy):
+            with _recording(begin(param), policy, entered=entered, is_async=True):
                 return await job.fn(param, user)
 
         body: Any = run_async
     else:
 
         def run_sync(param: Any, user: str = SYSTEM_USER) -> Any:
+            entered = time.monotonic()
             if (skipped := _skipped(policy, recorder)) is not None:
                 return skipped
-            with _recording(begin(param), policy):
+            with _recording(begin(param), policy, entered=entered, is_async=False):
                 return job.fn(param, user)
 
         body = run_sync
