@@ -230,6 +230,10 @@ def _started(run: RunFact) -> bool:
     return run.run_count > 0 and run.state_name != SKIPPED_STATE
 
 
+def _ended_unstarted(run: RunFact, attempts: dict[str, list[AttemptFact]]) -> bool:
+    return run.state_type in FINAL and run.run_count == 0 and not attempts.get(run.id)
+
+
 def _outcome(
     run: RunFact,
     attempts: list[AttemptFact],
@@ -342,9 +346,13 @@ def account(facts: Facts) -> Account:
             if len(executed) > 1:
                 ids = ", ".join(run.id for run in executed)
                 result.violations.append(Violation(EXECUTED_TWICE, row_id, at, ids))
-            kinds = check(runs, row_id, at)
             if at not in due:
+                # In transition, a fire time may or may not run: a run that ended without
+                # ever starting (taken, then crashed once its deployment was deleted, so
+                # the reconciler had no policy to retry it by) did not run.
+                check([run for run in runs if not _ended_unstarted(run, attempts)], row_id, at)
                 continue
+            kinds = check(runs, row_id, at)
             if executed:
                 outcome = check_kind(kinds, executed_first=True)
                 if (row_id, at) in missed:

@@ -264,3 +264,27 @@ def test_fire_times_just_before_a_deletion_are_in_transition() -> None:
     failed = _run(FIRES[2], state="FAILED", name="Failed")
     ran = replace(facts, runs=[*runs, failed], attempts=[_ok(runs[0]), _ok(failed, "SUCCESS")])
     assert _kinds(ran) == [acc.WRONG_LAST_ATTEMPT]
+
+
+def test_a_run_of_a_deleted_row_that_crashed_before_it_started_did_not_run() -> None:
+    """Found by the 3-minute soak (seed 45, under a full test run): a row deleted at
+    20:51:05 had its 20:50 run taken by a worker, never started, then crashed; its
+    deployment gone, the reconciler had no policy to retry it by, and no attempt was ever
+    made. A fire time in transition may not run: that run did not. The same run for a fire
+    time that is due is still a fire time without a finished run."""
+    deletion = datetime(2026, 12, 1, 10, 3, 5, tzinfo=UTC)
+    configs = [_config(), _config(active=False, deleted=True, start=deletion, settled=deletion)]
+    done = _run(FIRES[0])
+    crashed = _run(FIRES[1], state="CRASHED", name="Crashed", run_count=0)
+    facts = _facts(configs=configs, runs=[done, crashed], attempts=[_ok(done)], rows={},
+                   deployments=[], deletion_lookback_s=120)  # fmt: skip
+    assert _kinds(facts) == []
+    # Started, it is held to the rules: a crashed attempt needs its FAILED row.
+    assert _kinds(replace(facts, runs=[done, replace(crashed, run_count=1)])) == [
+        acc.WRONG_LAST_ATTEMPT,
+        acc.ATTEMPT_WITHOUT_HISTORY,
+    ]
+    # Due (no deletion after it), the fire time has no finished run with true history.
+    due = replace(facts, configs=[_config()], rows={ROW: True},
+                  deployments=[DeploymentFact(row_id=ROW, paused=False)])  # fmt: skip
+    assert acc.WRONG_LAST_ATTEMPT in _kinds(due)
