@@ -43,17 +43,15 @@ class Fault:
         return {"at_s": round(self.at_s, 1), "kind": self.kind, "target": self.target}
 
 
-def faults(
-    seed: int, duration_s: float, gap_s: tuple[float, float] = (MIN_GAP_S, MAX_GAP_S)
-) -> list[Fault]:
-    """Every ``gap_s`` (30 to 90 s) one or two distinct faults, until ``duration_s``."""
+def faults(seed: int, duration_s: float) -> list[Fault]:
+    """Every 30 to 90 s one or two distinct faults, until ``duration_s``."""
     rng = random.Random(seed)
     found: list[Fault] = []
-    at = rng.uniform(*gap_s)
+    at = rng.uniform(MIN_GAP_S, MAX_GAP_S)
     while at < duration_s:
         for kind in rng.sample(FAULT_KINDS, rng.choice((1, 2))):
             found.append(Fault(at, kind, rng.randrange(2)))
-        at += rng.uniform(*gap_s)
+        at += rng.uniform(MIN_GAP_S, MAX_GAP_S)
     return found
 
 

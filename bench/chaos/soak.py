@@ -87,7 +87,6 @@ class Soak:
     row_count: int
     stack: Stack
     log_path: Path
-    fault_gap_s: tuple[float, float] = (plan.MIN_GAP_S, plan.MAX_GAP_S)
     events: list[Event] = field(default_factory=list)
     row_ids: list[str] = field(default_factory=list)
     configs: list[RowConfig] = field(default_factory=list)
@@ -412,7 +411,7 @@ class Soak:
         opening = now_utc()
         self.window_start = opening
         started = time.monotonic()
-        faults = plan.faults(self.seed, duration_s, self.fault_gap_s)
+        faults = plan.faults(self.seed, duration_s)
         self.note("window opens", faults_planned=len(faults))
         for edit in plan.edits():
             at = opening + timedelta(seconds=edit.at_fraction * duration_s)
@@ -587,23 +586,17 @@ def restarts(services: list[Service]) -> dict[str, int]:
     return {service.name: service.starts - 1 for service in services}
 
 
-def run(
-    seed: int,
-    minutes: float,
-    row_count: int,
-    fault_gap_s: tuple[float, float] = (plan.MIN_GAP_S, plan.MAX_GAP_S),
-) -> dict[str, Any]:
+def run(seed: int, minutes: float, row_count: int) -> dict[str, Any]:
     """A whole soak; its result (the account and what was done), as JSON-ready data."""
     for pid in leftovers_of_dead_soaks():
         logger.info("ending process %s left by a killed soak", pid)
     stack = new_stack()
-    soak = Soak(seed, minutes, row_count, stack, stack.home / "events.jsonl", fault_gap_s)
+    soak = Soak(seed, minutes, row_count, stack, stack.home / "events.jsonl")
     began = time.monotonic()
     result: dict[str, Any] = {
         "seed": seed,
         "minutes": minutes,
         "rows": row_count,
-        "fault_gap_s": list(fault_gap_s),
         "logs": str(stack.home),
     }
     try:
