@@ -414,6 +414,10 @@ def up(settings: Settings, *, demo: bool, state_dir: Path, status_every_s: float
                 stack.start_worker()
                 say(f"Prefect UI: {stack.api_url.removesuffix('/api')}  (Ctrl-C stops everything)")
                 asyncio.run(supervise(stack, repository, status_every_s))
+        except KeyboardInterrupt:
+            # A stop signal before the supervisor's handlers took over (even between the
+            # line above and its loop's start): stopped as asked, not an error.
+            pass
         finally:
             # Stopping is not interrupted: a second Ctrl-C or a closed terminal now would
             # leave the children half-stopped.
