@@ -122,20 +122,21 @@ class Sampler:
         self._thread = threading.Thread(target=self._loop, name="suite-cost-sampler", daemon=True)
 
     def __enter__(self) -> Sampler:
-        self._read(charge_existing=False)
+        self._read(baseline=True)
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._read(charge_existing=True)
+        self._read()
 
     def _loop(self) -> None:
         while not self._stop.wait(SAMPLE_EVERY_S):
-            self._read(charge_existing=True)
+            self._read()
 
-    def _read(self, *, charge_existing: bool) -> None:
+    def _read(self, *, baseline: bool = False) -> None:
+        """``baseline``: the processes already running are charged only from now on."""
         now = time.time()
         seen: dict[int, tuple[Process, int, float]] = {}
         for entry in os.scandir("/proc"):
@@ -146,8 +147,7 @@ class Sampler:
                 parent = seen.get(parent_pid)
                 self.samples.parent[process] = parent[0] if parent else None
                 self.samples.command[process] = _command(pid)
-                # A process already running when sampling began is charged only from then.
-                self._last[process] = 0.0 if charge_existing else cpu
+                self._last[process] = cpu if baseline else 0.0
             if (used := cpu - self._last[process]) > 0:
                 self.samples.used.append((now, process, used))
             self._last[process] = cpu
