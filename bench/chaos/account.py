@@ -119,6 +119,10 @@ class DeploymentFact:
     paused: bool
 
 
+# The missed-run detector records a fire time once its grace ran out, at its next minute.
+MISSED_RUN_LOOKBACK_S = 120.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class Facts:
     window_start: datetime
@@ -134,8 +138,9 @@ class Facts:
     prefetch_s: float = 40.0
     # A row deleted this soon after a fire time: the run of it that had not started is
     # deleted with the deployment, and the missed-run detector (grace, then its minute)
-    # never saw the fire time as missed. Such a fire time is in transition.
-    deletion_lookback_s: float = 120.0
+    # never saw the fire time as missed. Such a fire time is in transition. The soak
+    # widens it to the reconciler's pending-run grace (``soak.DELETION_LOOKBACK_S``).
+    deletion_lookback_s: float = MISSED_RUN_LOOKBACK_S
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import psycopg
 
 from bench.chaos import plan
 from bench.chaos.account import (
+    MISSED_RUN_LOOKBACK_S,
     Account,
     AttemptFact,
     CallFact,
@@ -35,7 +36,7 @@ from bench.chaos.account import (
 )
 from bench.chaos.client import CALL_TIMEOUT_S, CallClient, CallRecord
 from bench.chaos.services import MARKER, Service, end_leftovers
-from bench.chaos.stack import POOL, Stack, new_stack, remove_data
+from bench.chaos.stack import POOL, RECONCILER_TUNING, Stack, new_stack, remove_data
 from jobctl import db, processes
 from jobctl.cli.stack import WORKER_TUNING
 from jobctl.records import ScheduleSpec
@@ -53,6 +54,16 @@ SETTLED_CHECK_S = 10.0
 EDIT_SECOND = 5  # edits are made 5 s into a minute: 55 s before the next fire time
 DEFAULT_ZONE = "UTC"
 PREFETCH_S = float(WORKER_TUNING["PREFECT_WORKER_PREFETCH_SECONDS"])
+# Fire times this close before a row's deletion may or may not run (``Facts``): beyond the
+# missed-run detector's horizon, a run taken by a worker that was lost before the run
+# started is put back only once it has been Pending for the reconciler's grace, at the
+# reconciler's next pass; a row deleted before then leaves that run without a deployment
+# to be retried by (it ends Crashed, unstarted). Seed 45 under a full run: 125 s.
+DELETION_LOOKBACK_S = max(
+    MISSED_RUN_LOOKBACK_S,
+    RECONCILER_TUNING["JOBCTL_PENDING_RUN_GRACE_S"]
+    + RECONCILER_TUNING["JOBCTL_RECONCILE_INTERVAL_S"],
+)
 RESUME_POOL = "resume the pool"
 
 
@@ -559,6 +570,7 @@ class Soak:
             calls=calls,
             injected_runs=frozenset(self.injected),
             prefetch_s=PREFETCH_S,
+            deletion_lookback_s=DELETION_LOOKBACK_S,
         )
 
     def _call_fact(self, record: CallRecord) -> CallFact:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bench.chaos import account as acc
+from bench.chaos import soak
 from bench.chaos.account import (
     AttemptFact,
     CallFact,
@@ -288,3 +289,23 @@ def test_a_run_of_a_deleted_row_that_crashed_before_it_started_did_not_run() -> 
     due = replace(facts, configs=[_config()], rows={ROW: True},
                   deployments=[DeploymentFact(row_id=ROW, paused=False)])  # fmt: skip
     assert acc.WRONG_LAST_ATTEMPT in _kinds(due)
+
+
+def test_a_run_lost_before_it_started_and_its_row_deleted_within_the_pending_grace() -> None:
+    """Found by the 5-minute soak (seed 45, under a full CI run): the 21:20 run of a row was
+    taken at 21:19:22 (40 s ahead) by a worker killed at 21:19:50, before the run started.
+    The reconciler puts such a run back once it has been Pending for its grace (180 s in
+    the soak), but the row was deleted at 21:22:05, 125 s after its fire time: its
+    deployment gone, the run ended Crashed without an attempt. A deletion within the
+    pending grace comes before the system could retry the run: that fire time is in
+    transition, as one within the missed-run detector's horizon is."""
+    deletion = FIRES[0] + timedelta(seconds=125)
+    configs = [_config(), _config(active=False, deleted=True, start=deletion, settled=deletion)]
+    lost = _run(FIRES[0], state="CRASHED", name="Crashed", run_count=0)
+    done = _run(FIRES[1])
+    facts = _facts(configs=configs, runs=[lost, done], attempts=[_ok(done)], rows={},
+                   deployments=[], deletion_lookback_s=soak.DELETION_LOOKBACK_S)  # fmt: skip
+    assert _kinds(facts) == []
+    # With the missed-run horizon alone, 21:20 is due: a Crashed run without its attempt.
+    narrow = replace(facts, deletion_lookback_s=acc.MISSED_RUN_LOOKBACK_S)
+    assert _kinds(narrow) == [acc.WRONG_LAST_ATTEMPT]
