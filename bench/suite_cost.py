@@ -1,7 +1,8 @@
 """What the test suite spends its CPU on: per test file, per test and per kind of process.
 
-``python -m bench.suite_cost [PYTEST ARGS]`` runs pytest (``make test``'s options unless
-given others) while it reads the CPU time of every process from ``/proc`` twice a second.
+``python -m bench.suite_cost [PYTEST ARGS]`` runs pytest as ``make test`` does (pyproject's
+options), with the arguments given added, while it reads the CPU time of every process from
+``/proc`` twice a second.
 Each process is charged to the test running, at that moment, in the pytest process it
 descends from (an xdist worker): a worker's session Prefect server serves only that
 worker's tests, so its CPU is charged to them too. What descends from no test process
