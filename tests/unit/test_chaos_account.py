@@ -306,6 +306,6 @@ def test_a_run_lost_before_it_started_and_its_row_deleted_within_the_pending_gra
     facts = _facts(configs=configs, runs=[lost, done], attempts=[_ok(done)], rows={},
                    deployments=[], deletion_lookback_s=soak.DELETION_LOOKBACK_S)  # fmt: skip
     assert _kinds(facts) == []
-    # With the missed-run horizon alone, 21:20 is due: a Crashed run without its attempt.
+    # With the missed-run horizon alone, the fire time is due: a Crashed run, no attempt.
     narrow = replace(facts, deletion_lookback_s=acc.MISSED_RUN_LOOKBACK_S)
     assert _kinds(narrow) == [acc.WRONG_LAST_ATTEMPT]

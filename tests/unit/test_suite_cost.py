@@ -6,7 +6,7 @@ from bench.suite_cost import Samples, Span, charge
 
 WORKER = (10, "100")
 SERVER = (11, "101")  # the worker's session Prefect server
-RUN = (12, "102")  # a flow run the server's worker started... as a grandchild
+RUN = (12, "102")  # a grandchild of the xdist worker: charged through the chain
 ELSEWHERE = (20, "200")  # descends from no test process
 A, B = "tests/e2e/test_x.py::test_a", "tests/e2e/test_x.py::test_b"
 
