@@ -394,6 +394,8 @@ def up(settings: Settings, *, demo: bool, state_dir: Path, status_every_s: float
     """
     # Until the supervisor's own handlers take over, and while it starts: stop cleanly.
     previous_handlers = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in STOP_SIGNALS}
+    # Absolute, as the database URL: the children run in the project folder, not in ours.
+    state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(
         update={"database_url": absolute_database_url(settings.database_url)}

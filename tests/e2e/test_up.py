@@ -45,16 +45,18 @@ def test_up_runs_schedules_and_ctrl_c_stops_everything(
         schedule_factory(cron="* * * * *", job_name="sleep", param=600, timeout_ms=0,
                          max_retries=0, overlap="allow")
     )  # fmt: skip
+    # Run from a folder of the user's, not the project's, with the state dir relative to it.
     state_dir = tmp_path / "state"
     env = base_env(JOBCTL_DATABASE_URL=database_url, JOBCTL_WORK_POOL="jobctl-up-test")
     up = Child(
-        [JOBCTL, "up", "--no-demo", "--state-dir", str(state_dir), "--status-every", "2"],
+        [JOBCTL, "up", "--no-demo", "--state-dir", "state", "--status-every", "2"],
         env=env,
         log_path=tmp_path / "up.log",
+        cwd=tmp_path,
     )
     try:
         ui = wait_for(
-            lambda: re.search(r"Prefect UI: http://127\.0\.0\.1:(\d+)", up.log()),
+            lambda: re.search(r"Prefect UI: http://127\.0\.0\.1:(\d+)", up.log()) or up.exited(),
             timeout_s=240,
             what="jobctl up ready",
         )
@@ -119,6 +121,7 @@ def test_up_runs_schedules_and_ctrl_c_stops_everything(
     assert "stopped" in up.log()
     assert [pid for pid in children if alive(pid)] == []
     assert not _port_in_use(port)
+    assert (state_dir / "prefect").is_dir()  # the local server's data, in the state dir
 
 
 # A child that ignores SIGINT, as Prefect's worker does while a prefetched run waits, and
