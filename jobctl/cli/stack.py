@@ -99,6 +99,9 @@ DEMO_ROWS = [
 def free_port(start: int) -> int:
     for port in range(start, start + 100):
         with socket.socket() as sock:
+            # As the server binds: a port whose connections wait in TIME_WAIT (the server
+            # that had it just stopped) is free, one a server listens on is not.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
@@ -222,27 +225,28 @@ class Stack:
         )
 
     def deploy_static_flows(self) -> None:
-        """``prefect deploy`` of each deployment of prefect.yaml, into our pool."""
-        pool = self.settings.work_pool
-        names = [d["name"] for d in yaml.safe_load(PREFECT_YAML.read_text())["deployments"]]
-        # prefect.yaml cannot create its pool (Prefect checks it before any step), and
-        # `deploy --all` ignores --pool: one call per deployment.
-        calls = [["work-pool", "create", pool, "--type", self.settings.worker_type]]
-        calls += [["--no-prompt", "deploy", "--name", name, "--pool", pool] for name in names]
-        for args in calls:
-            done = subprocess.run(
-                [str(BIN_DIR / "prefect"), *args],
-                preexec_fn=processes.ending_with(os.getpid()),
-                cwd=PROJECT_DIR,
-                # prefect.yaml's pull step names {{ $PWD }}: the project folder.
-                env={**self.child_env(), "PWD": str(PROJECT_DIR)},
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            if done.returncode != 0 and "already exists" not in done.stdout + done.stderr:
-                output = " ".join((done.stdout + done.stderr).split())
-                raise errors.JobctlError(f"`prefect {' '.join(args)}` failed: {output[-500:]}")
+        """``prefect deploy --all`` of prefect.yaml's deployments, into our pool (which the
+        first sync made): one ``prefect`` process, from a copy of the file naming our pool
+        (``deploy --all`` ignores ``--pool``)."""
+        config = yaml.safe_load(PREFECT_YAML.read_text())
+        for deployment in config["deployments"]:
+            deployment["work_pool"] = {**deployment["work_pool"], "name": self.settings.work_pool}
+        prefect_file = self.state_dir / "prefect.yaml"
+        prefect_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        args = ["--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)]
+        done = subprocess.run(
+            [str(BIN_DIR / "prefect"), *args],
+            preexec_fn=processes.ending_with(os.getpid()),
+            cwd=PROJECT_DIR,
+            # prefect.yaml's pull step names {{ $PWD }}: the project folder.
+            env={**self.child_env(), "PWD": str(PROJECT_DIR)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            output = " ".join((done.stdout + done.stderr).split())
+            raise errors.JobctlError(f"`prefect {' '.join(args)}` failed: {output[-500:]}")
 
     def start_worker(self) -> None:
         self.spawn(
@@ -412,8 +416,8 @@ def up(settings: Settings, *, demo: bool, state_dir: Path, status_every_s: float
                 if demo and (added := add_demo_rows(repository)):
                     say(f"added {added} demo schedules (jobctl schedule list)")
                 asyncio.run(_first_sync(settings, repository))
+                stack.start_worker()  # its start overlaps the deploy's
                 stack.deploy_static_flows()
-                stack.start_worker()
                 say(f"Prefect UI: {stack.api_url.removesuffix('/api')}  (Ctrl-C stops everything)")
                 asyncio.run(supervise(stack, repository, status_every_s))
         except KeyboardInterrupt:

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from jobctl.cli import stack as stack_module
@@ -61,6 +62,14 @@ def test_up_runs_schedules_and_ctrl_c_stops_everything(
             what="jobctl up ready",
         )
         port = int(ui.group(1))
+        # prefect.yaml's static flows, deployed into the configured pool, run in the project.
+        for name in ("sync-schedules/every-minute", "purge-history/daily"):
+            deployment = httpx.get(f"http://127.0.0.1:{port}/api/deployments/name/{name}").json()
+            assert deployment["work_pool_name"] == "jobctl-up-test", deployment
+            (pull,) = deployment["pull_steps"]
+            assert pull["prefect.deployments.steps.set_working_directory"] == {
+                "directory": str(stack_module.PROJECT_DIR)
+            }
 
         second = subprocess.run(
             [JOBCTL, "up", "--no-demo", "--state-dir", str(state_dir)],
