@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -82,11 +82,30 @@ def _decode_active(raw: Any) -> Any:
     return raw
 
 
+def _decode_timestamp(raw: Any) -> datetime | None:
+    """``createdAt`` / ``updatedAt`` as stored, in UTC. On SQLite plain SQL can put any
+    text there: a value that is no timestamp reads as unknown (None). It says when the
+    row was written, nothing of when it runs, so the row is not rejected for it."""
+    if isinstance(raw, str):
+        try:
+            raw = datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+    if not isinstance(raw, datetime):
+        return None
+    return raw.replace(tzinfo=UTC) if raw.tzinfo is None else raw.astimezone(UTC)
+
+
 def _schedule_from_row(row: Any) -> Schedule:
     values = {name: getattr(row, column) for name, column in COLUMN_OF_FIELD.items()}
     values["param"] = _decode_param(row.param)
     values["is_active"] = _decode_active(row.isActive)
-    return Schedule(id=row.id, created_at=row.createdAt, updated_at=row.updatedAt, **values)
+    return Schedule(
+        id=row.id,
+        created_at=_decode_timestamp(row.createdAt),
+        updated_at=_decode_timestamp(row.updatedAt),
+        **values,
+    )
 
 
 def _attempt_from_row(row: JobHistory, origin: str | None = None) -> Attempt:
@@ -107,12 +126,12 @@ def _attempt_from_row(row: JobHistory, origin: str | None = None) -> Attempt:
 
 
 # ``param`` is read as text and decoded per row: on SQLite plain SQL can store text that
-# is not JSON, and one such row must not make the whole table unreadable. ``isActive`` is
-# read raw for the same reason (see ``_decode_active``).
+# is not JSON, and one such row must not make the whole table unreadable. ``isActive`` and
+# the timestamps are read raw for the same reason (``_decode_active``, ``_decode_timestamp``).
 _SCHEDULE_COLUMNS = [
     JobSchedule.id,
-    JobSchedule.createdAt,
-    JobSchedule.updatedAt,
+    type_coerce(JobSchedule.createdAt, NullType()).label("createdAt"),
+    type_coerce(JobSchedule.updatedAt, NullType()).label("updatedAt"),
     *(
         getattr(JobSchedule, column)
         for name, column in COLUMN_OF_FIELD.items()

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from jobctl import registry, validation
 from jobctl.fields import FIELD_OF_COLUMN, SCHEDULE_FIELDS
 from jobctl.maintenance import Maintenance
-from jobctl.records import Attempt, Schedule
+from jobctl.records import Attempt, InvalidJson, Schedule
 
 BY_COLUMN = {field.column: field for field in SCHEDULE_FIELDS}
 
@@ -93,34 +94,53 @@ class ScheduleCreate(ScheduleFields):
 
 
 class ScheduleOut(BaseModel):
+    """A row as stored. A row plain SQL made bad is listed too, with its ``problems``; a
+    value that does not fit its field's type (text in ``priority`` on SQLite) is null."""
+
     id: str
-    cron: str
-    jobName: str
+    cron: str | None
+    jobName: str | None
     param: Json = None
-    isActive: bool
+    isActive: bool | None
     description: str | None
     priority: int | None
     timeout: int | None
     maxRetries: int | None
     timezone: str | None
     retryDelay: int | None
-    retryBackoff: str
-    overlap: str
+    retryBackoff: str | None
+    overlap: str | None
     misfireGrace: int | None
     alertTo: str | None = None
     createdAt: datetime | None
     updatedAt: datetime | None
+    problems: list[str] = Field(
+        default_factory=list,
+        description="Why the sync rejects this row (field: reason); empty for a good row.",
+    )
 
     @classmethod
     def of(cls, row: Schedule) -> ScheduleOut:
-        return cls.model_validate(
-            {
-                "id": row.id,
-                **{field.column: getattr(row, field.name) for field in SCHEDULE_FIELDS},
-                "createdAt": row.created_at,
-                "updatedAt": row.updated_at,
-            }
-        )
+        values: dict[str, Any] = {
+            "id": row.id,
+            **{field.column: getattr(row, field.name) for field in SCHEDULE_FIELDS},
+            "createdAt": row.created_at,
+            "updatedAt": row.updated_at,
+        }
+        if isinstance(values["param"], InvalidJson):
+            values["param"] = None
+        found = validation.id_problems(row.id) + validation.problems_of(row, registry.job_names())
+        problems = [str(problem) for problem in found]
+        try:
+            return cls.model_validate({**values, "problems": problems})
+        except ValidationError as exc:
+            unfit = {str(error["loc"][0]) for error in exc.errors()}
+        named = {problem.split(":", 1)[0] for problem in problems}
+        problems += [
+            f"{column}: stored value does not fit its type" for column in sorted(unfit - named)
+        ]
+        fitted = {column: None if column in unfit else value for column, value in values.items()}
+        return cls.model_validate({**fitted, "problems": problems})
 
 
 class AttemptOut(BaseModel):

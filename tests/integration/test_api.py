@@ -742,7 +742,7 @@ def test_a_schedule_added_through_the_api_is_stored_listed_and_read_back(
 
     assert response.status_code == 201, response.text
     created = response.json()
-    assert _without_times(created) == SCHEDULE_BODY
+    assert _without_times(created) == {**SCHEDULE_BODY, "problems": []}
     stored = repo.get_schedule(created["id"])
     assert stored.spec() == ScheduleSpec(
         cron="*/5 * * * *",
@@ -777,6 +777,7 @@ def test_a_schedule_added_through_the_api_is_stored_listed_and_read_back(
         "overlap": "allow",
         "misfireGrace": None,
         "alertTo": None,
+        "problems": [],
     }
     assert api.get(f"/v1/job/schedules/{created['id']}").json() == created
     listed = api.get("/v1/job/schedules")

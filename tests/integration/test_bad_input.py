@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import Engine, inspect, text
@@ -387,6 +388,52 @@ def test_the_api_answers_422_naming_the_field_for_each_class_and_writes_nothing(
 
     assert wrong == {}
     assert repo.list_schedules() == before
+
+
+def test_the_api_lists_every_row_plain_sql_wrote_each_bad_one_with_its_problem(
+    api: ApiClient, seeded: tuple[dict[str, str], set[str]]
+) -> None:
+    bad, good = seeded
+
+    listed = api.get("/v1/job/schedules")
+
+    assert listed.status_code == 200, listed.text[:500]
+    problems = {row["id"]: row["problems"] for row in listed.json()}
+    assert set(problems) == set(bad) | good
+    unnamed = {
+        schedule_id[:40]: found[:3]
+        for schedule_id, found in problems.items()
+        if schedule_id in bad and not any(p.startswith(f"{bad[schedule_id]}: ") for p in found)
+    }
+    assert unnamed == {}, "a bad row listed without a problem naming its field"
+    assert {schedule_id for schedule_id in good if problems[schedule_id]} == set()
+    # One by one as well (the ids a path can name).
+    for schedule_id in bad:
+        if bad[schedule_id] != "id":
+            one = api.get(f"/v1/job/schedules/{quote(schedule_id, safe='')}")
+            assert one.status_code == 200, (schedule_id, one.text[:300])
+            assert one.json()["problems"] == problems[schedule_id]
+
+
+@ON_SQLITE
+def test_a_row_whose_timestamps_plain_sql_garbled_still_syncs_and_reads(
+    sync_target: SyncTarget, api: ApiClient
+) -> None:
+    """createdAt and updatedAt say when a row was written, not when it runs: text that is
+    no timestamp there reads as unknown, and stops neither that row nor the others."""
+    engine = sync_target.repository.engine
+    _insert(engine, "garbled", createdAt="garbage", updatedAt="2026-13-45")
+    _insert(engine, "beside-it")
+
+    report = sync_target.sync()
+
+    assert report.ok and report.plan.rejected == [], report.summary()
+    assert set(sync_target.deployments()) == {"garbled", "beside-it"}
+    row = sync_target.repository.get_schedule("garbled")
+    assert (row.created_at, row.updated_at) == (None, None)
+    assert sync_target.repository.get_schedule("beside-it").created_at is not None
+    listed = {row["id"]: row for row in api.get("/v1/job/schedules").json()}
+    assert listed["garbled"]["createdAt"] is None and listed["garbled"]["problems"] == []
 
 
 CALL_JOB_NAMES = {"sql": SQL, "rtl": RTL, "emoji": EMOJI, "nul-only": "\x00"}
