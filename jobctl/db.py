@@ -7,13 +7,25 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
+
+from jobctl import errors
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def create_db_engine(database_url: str, **kwargs: Any) -> Engine:
-    url = make_url(database_url)
+    """An engine for ``database_url``; ``InvalidSetting`` when it names no database jobctl
+    can use (neither the text nor its password is repeated: it may hold a secret)."""
+    try:
+        url = make_url(database_url)
+        url.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise errors.InvalidSetting(
+            f"JOBCTL_DATABASE_URL is not a database URL jobctl can use ({type(exc).__name__}):"
+            " e.g. sqlite:///jobctl.db or postgresql+psycopg://user@host:5432/jobctl"
+        ) from None
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)

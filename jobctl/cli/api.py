@@ -34,7 +34,13 @@ def _is_loopback(host: str) -> bool:
 
 @click.command("api")
 @click.option("--host", envvar="JOBCTL_API_HOST", show_envvar=True, default=None)
-@click.option("--port", envvar="JOBCTL_API_PORT", show_envvar=True, type=int, default=None)
+@click.option(
+    "--port",
+    envvar="JOBCTL_API_PORT",
+    show_envvar=True,
+    type=click.IntRange(1, 65535),
+    default=None,
+)
 @click.option(
     "--token",
     envvar="JOBCTL_API_TOKEN",

@@ -74,8 +74,9 @@ def show(context: Context, history_id: int) -> None:
 def purge(context: Context, older_than: timedelta | None, quiet: bool) -> None:
     """Delete attempts older than the retention, in short batches, and changes in the
     schedules' audit trail older than theirs (JOBCTL_AUDIT_RETENTION_DAYS)."""
-    age = older_than or timedelta(days=context.settings.history_retention_days)
-    cutoff = datetime.now(UTC) - age
+    if older_than is None:
+        older_than = timedelta(days=context.settings.history_retention_days)
+    cutoff = datetime.now(UTC) - older_than
     total = context.repository.count_history_before(cutoff)
     with progress("purge", quiet=quiet, unit="attempts") as update:
         update(0, total)

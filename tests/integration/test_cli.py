@@ -349,6 +349,10 @@ def test_history_filters_shows_one_attempt_and_purges_old_ones(
     assert purged.stdout.startswith("purged 2 attempt(s) started before "), purged.stdout
     remaining = {row.id for row in repo.list_history(HistoryFilter())}
     assert remaining == {running, recent_ok, recent_fail, older_fail}
+    # 0 means everything started before now, not "the default".
+    everything = run_cli("history", "purge", "--older-than", "0s", env=env)
+    assert everything.stdout.startswith("purged 4 attempt(s) started before "), everything.stdout
+    assert repo.list_history(HistoryFilter()) == []
 
 
 # -- 6. healthcheck --------------------------------------------------------------------
@@ -419,6 +423,24 @@ def test_unreachable_database_is_one_error_line_and_a_traceback_only_with_verbos
     _one_error_line(sync)
     assert "Traceback (most recent call last)" in verbose.stderr
     assert "DatabaseUnavailable" in verbose.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["bogus://x", "not a url", "postgresql+nodriver://jobctl:s3cret@db/jobctl"],
+    ids=["unknown-dialect", "unparsable", "unknown-driver"],
+)
+def test_a_database_url_jobctl_cannot_use_is_one_error_line_without_its_secret(
+    make_env: EnvFactory, url: str
+) -> None:
+    env = make_env(url)
+
+    listed = run_cli("schedule", "list", env=env, expect_rc=1)
+    healthy = run_cli("healthcheck", env=env, expect_rc=1)
+
+    assert "JOBCTL_DATABASE_URL is not a database URL" in _one_error_line(listed)
+    assert "JOBCTL_DATABASE_URL is not a database URL" in healthy.stdout
+    assert "s3cret" not in listed.stderr + healthy.stdout
 
 
 def test_healthcheck_fails_without_database_or_api_and_says_what_to_do(
