@@ -17,12 +17,16 @@ from typing import Any
 
 from prefect import Flow
 
+from flows import heartbeats
 from flows.history import HistoryRecorder
 from flows.job_flows import JobFlows
 from jobctl.policy import RunPolicy
 from jobctl.registry import load_jobs
 
 ENTRYPOINT_MODULE = __name__
+
+# Before any run of this process: heartbeats that do not hold a run's end back a second.
+heartbeats.install()
 
 recorder = HistoryRecorder()
 job_flows = JobFlows(load_jobs(), ENTRYPOINT_MODULE, recorder)
