@@ -10,7 +10,9 @@ hand, and the catch-up runs made when a pause ends, are not scheduled runs: they
 The same race leaves runs behind when one row is disabled (its deployment paused), and a
 worker takes a paused deployment's runs: a scheduled run whose row is disabled when it
 starts skips itself too (found by the chaos soak, seed 18: a row disabled under load ran
-at two fire times while it was off).
+at two fire times while it was off). So does one whose row was deleted: a worker takes
+runs up to its prefetch ahead (40 s under ``jobctl up``), and deleting the deployment
+leaves a taken run alone, which then ran after its row was gone.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def skipped_for_maintenance(recorder: HistoryRecorder) -> State | None:
 
 
 def skipped_for_inactive_row(recorder: HistoryRecorder) -> State | None:
-    """A Cancelled "Skipped" state if this run was scheduled and its row is now disabled."""
+    """A Cancelled "Skipped" state if this run was scheduled and its row is now disabled
+    or deleted."""
     schedule_id = schedule_id_of_this_process()
     if schedule_id is None or not _scheduled_run_starting():
         return None
@@ -63,14 +66,19 @@ def skipped_for_inactive_row(recorder: HistoryRecorder) -> State | None:
 
 
 def row_inactive(repository: Repository, schedule_id: str) -> State | None:
-    """The Skipped state of a scheduled run of ``schedule_id`` if the row is disabled;
-    None if it is active or not found, or if the database cannot tell (the run goes
-    ahead, as its deployment's state says)."""
+    """The Skipped state of a scheduled run of ``schedule_id`` if the row is disabled or
+    gone; None if it is active, or if the database cannot tell (the run goes ahead, as its
+    deployment's state says)."""
     try:
         row = repository.get_schedule_or_none(schedule_id)
     except (errors.JobctlError, SQLAlchemyError) as exc:
         logger.warning("row %s not checked (%s); the run goes ahead", schedule_id, exc)
         return None
-    if row is not None and not row.is_active:
+    if row is None:
+        return Cancelled(
+            name=SKIPPED_STATE_NAME,
+            message=f"skipped: no row {schedule_id} in the worker's database (deleted)",
+        )
+    if not row.is_active:
         return Cancelled(name=SKIPPED_STATE_NAME, message="skipped: its row is disabled")
     return None

@@ -34,7 +34,20 @@ def test_a_scheduled_run_of_a_disabled_row_skips_itself(
     skipped = row_inactive(repository, disabled.id)
     assert skipped is not None and skipped.is_cancelled() and skipped.name == "Skipped"
     assert skipped.message == "skipped: its row is disabled"
-    # A row not found (another database), or a database that cannot answer: it runs.
-    assert row_inactive(repository, "no-such-row") is None
+    # A database that cannot answer: it runs, as its deployment's state says.
     down = Repository(db.create_db_engine("sqlite:////nonexistent-dir/jobctl.db"))
     assert row_inactive(down, disabled.id) is None
+
+
+def test_a_scheduled_run_of_a_deleted_row_skips_itself(
+    repository: Repository, schedule_factory: ScheduleFactory
+) -> None:
+    """Found by trying it: a `* * * * *` row removed at :35 still ran at :00 (its worker had
+    taken the run 40 s ahead, and deleting the deployment leaves a taken run alone)."""
+    removed = repository.add_schedule(schedule_factory())
+    repository.delete_schedule(removed.id)
+
+    skipped = row_inactive(repository, removed.id)
+
+    assert skipped is not None and skipped.is_cancelled() and skipped.name == "Skipped"
+    assert skipped.message == f"skipped: no row {removed.id} in the worker's database (deleted)"
