@@ -63,6 +63,17 @@ def previous_fire(cron: str, zone: str, at: datetime) -> datetime:
     return previous
 
 
+# A worker starts a run it took ahead of time a moment before its due time (seen: 0.4 s).
+EARLY_START_S = 30.0
+
+
+def _early_start_allowance(cron: str, zone: str, due: datetime) -> timedelta:
+    """How long before ``due`` an attempt may start and still be ``due``'s: up to
+    ``EARLY_START_S``, never half the way back to the fire time before (whose run it is)."""
+    before = previous_fire(cron, zone, due - timedelta(seconds=1))
+    return min(timedelta(seconds=EARLY_START_S), (due - before) / 2)
+
+
 def missed_due_time(
     row: Schedule,
     *,
@@ -75,7 +86,8 @@ def missed_due_time(
     pauses: Sequence[Maintenance] = (),
 ) -> datetime | None:
     """The due time this active row missed, if any: the last fire time at least
-    ``grace_s`` ago, when no attempt started since it.
+    ``grace_s`` ago, when no attempt started since it (or just before it: a worker may
+    start a run it took ahead a moment early).
 
     Not missed: a row created or edited after that time (it was not due then: a row
     enabled again was paused on purpose), a time inside a maintenance pause (``pauses``),
@@ -87,7 +99,7 @@ def missed_due_time(
     for changed in (row.created_at, row.updated_at):
         if changed is not None and changed >= due:
             return None
-    if last_start is not None and last_start >= due:
+    if last_start is not None and last_start >= due - _early_start_allowance(cron, zone, due):
         return None
     if last_running and row.overlap == "skip":
         return None

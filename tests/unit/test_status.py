@@ -61,6 +61,20 @@ def test_an_attempt_started_after_the_due_time_even_late_means_not_missed() -> N
     assert missed(row(), last_start=due + timedelta(seconds=50)) is None
 
 
+def test_an_attempt_started_a_moment_before_the_due_time_is_its_run() -> None:
+    """Found by trying it: a worker started the 10:05 run it took ahead at 10:04:59.6, and
+    status said missed, "no attempt started"."""
+    due = datetime(2026, 12, 1, 10, 5, tzinfo=UTC)
+    assert missed(row(), last_start=due - timedelta(seconds=0.4)) is None
+    assert missed(row(), last_start=due - timedelta(seconds=29)) is None
+    # Earlier is the previous fire time's run, even for a cron of every minute.
+    assert missed(row(), last_start=due - timedelta(seconds=31)) == due
+    every_minute = row(cron="* * * * *")
+    six = datetime(2026, 12, 1, 10, 6, tzinfo=UTC)
+    assert missed(every_minute, last_start=six - timedelta(seconds=20)) is None
+    assert missed(every_minute, last_start=six - timedelta(seconds=40)) == six
+
+
 def test_a_due_time_still_within_its_grace_is_not_missed_yet() -> None:
     # 10:05 is 2.5 minutes ago: with a grace of 5 minutes, the last due time judged is 10:00.
     ten = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
