@@ -84,7 +84,8 @@ def healthcheck(context: Context) -> None:
         checks.append(("database", False, f"{exc}: check JOBCTL_DATABASE_URL"))
     api_url = prefect_api_url()
     if api_url is None:
-        checks.append(("prefect api", False, "PREFECT_API_URL is not set: run `jobctl up`"))
+        unset = "PREFECT_API_URL is not set: export the one `jobctl up` prints"
+        checks.append(("prefect api", False, unset))
     else:
         problem = health_problem(api_url)
         if problem is None:

@@ -419,6 +419,7 @@ def up(settings: Settings, *, demo: bool, state_dir: Path, status_every_s: float
                 stack.start_worker()  # its start overlaps the deploy's
                 stack.deploy_static_flows()
                 say(f"Prefect UI: {stack.api_url.removesuffix('/api')}  (Ctrl-C stops everything)")
+                say(f"in another terminal: export PREFECT_API_URL={stack.api_url}")
                 asyncio.run(supervise(stack, repository, status_every_s))
         except KeyboardInterrupt:
             # A stop signal before the supervisor's handlers took over (even between the

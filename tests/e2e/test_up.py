@@ -62,6 +62,8 @@ def test_up_runs_schedules_and_ctrl_c_stops_everything(
             what="jobctl up ready",
         )
         port = int(ui.group(1))
+        hint = f"in another terminal: export PREFECT_API_URL=http://127.0.0.1:{port}/api"
+        wait_for(lambda: hint in up.log(), timeout_s=10, what="the PREFECT_API_URL line")
         # prefect.yaml's static flows, deployed into the configured pool, run in the project.
         for name in ("sync-schedules/every-minute", "purge-history/daily"):
             deployment = httpx.get(f"http://127.0.0.1:{port}/api/deployments/name/{name}").json()

@@ -26,8 +26,8 @@ def require_prefect_api() -> str:
     url = prefect_api_url()
     if url is None:
         raise errors.PrefectUnavailable(
-            "PREFECT_API_URL is not set: start the stack with `jobctl up`, "
-            "or point PREFECT_API_URL at a Prefect server"
+            "PREFECT_API_URL is not set: export the one `jobctl up` prints "
+            "(http://127.0.0.1:4200/api by default), or point it at a Prefect server"
         )
     return url
 
