@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import json
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +42,13 @@ class Job:
 
     def check_param(self, param: Any) -> Any:
         """``param`` validated against the job's signature, as a flow run validates it;
-        ``InvalidParam`` when it does not fit."""
+        ``InvalidParam`` when it does not fit, or is no JSON (NaN and Infinity, which
+        Python's JSON reader takes, could not be stored in its history row)."""
+        try:
+            json.dumps(param, allow_nan=False)
+        except ValueError as exc:
+            problem = errors.ParamProblem((), f"is not JSON: {exc}", "json_invalid")
+            raise errors.InvalidParam(self.name, [problem]) from None
         try:
             return _param_adapter(self.fn).validate_python(param)
         except ValidationError as exc:
