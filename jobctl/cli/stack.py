@@ -230,7 +230,8 @@ class Stack:
         (``deploy --all`` ignores ``--pool``)."""
         config = yaml.safe_load(PREFECT_YAML.read_text())
         for deployment in config["deployments"]:
-            deployment["work_pool"] = {**deployment["work_pool"], "name": self.settings.work_pool}
+            pool = deployment.get("work_pool") or {}
+            deployment["work_pool"] = {**pool, "name": self.settings.work_pool}
         prefect_file = self.state_dir / "prefect.yaml"
         prefect_file.write_text(yaml.safe_dump(config, sort_keys=False))
         args = ["--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)]
