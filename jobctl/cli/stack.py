@@ -170,6 +170,10 @@ class Stack:
 
     # -- start-up --------------------------------------------------------------------
 
+    def synced(self, report: schedule_sync.SyncReport) -> None:
+        self.sync_failing_since = None
+        self.last_sync = f"{datetime.now(UTC):%H:%M:%S} {report.summary()}"
+
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
         child = Child(name, args, env, (self.state_dir / f"{name}.log").open("ab"))
         child.start()
@@ -340,10 +344,6 @@ async def supervise(stack: Stack, repository: Repository, status_every_s: float)
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
 
-    def on_sync(report: schedule_sync.SyncReport) -> None:
-        stack.sync_failing_since = None
-        stack.last_sync = f"{datetime.now(UTC):%H:%M:%S} {report.summary()}"
-
     def on_error(exc: Exception) -> None:
         stack.sync_failing_since = stack.sync_failing_since or datetime.now(UTC)
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
@@ -352,7 +352,7 @@ async def supervise(stack: Stack, repository: Repository, status_every_s: float)
     def start_watcher() -> asyncio.Task[None]:
         return asyncio.create_task(
             schedule_watch.watch(
-                stack.settings, repository, stop=stop, on_sync=on_sync, on_error=on_error
+                stack.settings, repository, stop=stop, on_sync=stack.synced, on_error=on_error
             )
         )
 
@@ -416,7 +416,7 @@ def up(settings: Settings, *, demo: bool, state_dir: Path, status_every_s: float
             with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
                 if demo and (added := add_demo_rows(repository)):
                     say(f"added {added} demo schedules (jobctl schedule list)")
-                asyncio.run(_first_sync(settings, repository))
+                asyncio.run(_first_sync(stack, repository))
                 stack.start_worker()  # its start overlaps the deploy's
                 stack.deploy_static_flows()
                 say(f"Prefect UI: {stack.api_url.removesuffix('/api')}  (Ctrl-C stops everything)")
@@ -441,7 +441,8 @@ def up(settings: Settings, *, demo: bool, state_dir: Path, status_every_s: float
                 signal.signal(sig, handler)
 
 
-async def _first_sync(settings: Settings, repository: Repository) -> None:
+async def _first_sync(stack: Stack, repository: Repository) -> None:
     async with connect() as gateway:
-        report = await schedule_sync.sync(settings, repository, gateway)
+        report = await schedule_sync.sync(stack.settings, repository, gateway)
     say(report.summary())
+    stack.synced(report)

@@ -64,6 +64,11 @@ def test_up_runs_schedules_and_ctrl_c_stops_everything(
         port = int(ui.group(1))
         hint = f"in another terminal: export PREFECT_API_URL=http://127.0.0.1:{port}/api"
         wait_for(lambda: hint in up.log(), timeout_s=10, what="the PREFECT_API_URL line")
+        # The first status line already knows the first sync.
+        status = wait_for(
+            lambda: re.search(r"\| last sync: ([^|]*)\|", up.log()), timeout_s=30, what="status"
+        )
+        assert "sync applied" in status.group(1), status.group(0)
         # prefect.yaml's static flows, deployed into the configured pool, run in the project.
         for name in ("sync-schedules/every-minute", "purge-history/daily"):
             deployment = httpx.get(f"http://127.0.0.1:{port}/api/deployments/name/{name}").json()
