@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -35,7 +35,7 @@ from jobctl.db_errors import translate_errors
 from jobctl.fields import COLUMN_OF_FIELD
 from jobctl.maintenance import UNTIL_ENDED_BY, Maintenance
 from jobctl.maintenance_model import MaintenancePause
-from jobctl.models import JobctlState, JobHistory, JobSchedule, JobStatus, utcnow
+from jobctl.models import JobctlState, JobHistory, JobSchedule, JobStatus, as_utc, utcnow
 from jobctl.records import (
     SPEC_FIELDS,
     Attempt,
@@ -93,7 +93,7 @@ def _decode_timestamp(raw: Any) -> datetime | None:
             return None
     if not isinstance(raw, datetime):
         return None
-    return raw.replace(tzinfo=UTC) if raw.tzinfo is None else raw.astimezone(UTC)
+    return as_utc(raw)
 
 
 def _schedule_from_row(row: Any) -> Schedule:

@@ -135,7 +135,7 @@ class ScheduleOut(BaseModel):
             return cls.model_validate({**values, "problems": problems})
         except ValidationError as exc:
             unfit = {str(error["loc"][0]) for error in exc.errors()}
-        named = {problem.split(":", 1)[0] for problem in problems}
+        named = {problem.field for problem in found}
         problems += [
             f"{column}: stored value does not fit its type" for column in sorted(unfit - named)
         ]
