@@ -111,7 +111,7 @@ def checked_until(until: datetime, now: datetime) -> datetime:
 def checked_reason(reason: str) -> str:
     reason = reason.strip()
     if not reason:
-        raise errors.InvalidInput("a maintenance pause needs a reason (--reason TEXT)")
+        raise errors.InvalidInput("a maintenance pause needs a reason")
     if "\x00" in reason:
         raise errors.InvalidInput("the reason holds a NUL character")
     return reason

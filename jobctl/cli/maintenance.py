@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import click
 
-from jobctl import maintenance
+from jobctl import errors, maintenance
 from jobctl.cli.context import Context, pass_context
 
 _ALL_HELP = "Every schedule (required: the pause covers the whole table)."
@@ -24,26 +24,42 @@ def _require_all(every: bool) -> None:
         )
 
 
+def _checked_reason(_ctx: click.Context, _param: click.Parameter, reason: str) -> str:
+    try:
+        return maintenance.checked_reason(reason)
+    except errors.InvalidInput as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _parsed_until(
+    _ctx: click.Context, _param: click.Parameter, text: str | None
+) -> datetime | None:
+    try:
+        return None if text is None else maintenance.parse_until(text, datetime.now(UTC))
+    except errors.InvalidInput as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.command("pause")
 @click.option("--all", "every", is_flag=True, help=_ALL_HELP)
-@click.option("--reason", required=True, help="Why: shown by status, `up` and /health.")
+@click.option(
+    "--reason",
+    required=True,
+    callback=_checked_reason,
+    help="Why: shown by status, `up` and /health.",
+)
 @click.option(
     "--until",
-    "until_text",
+    callback=_parsed_until,
     help="End it by itself: an ISO-8601 time (UTC unless it says) or a duration "
     "from now (90s, 15m, 2h, 1d).",
 )
 @pass_context
-def pause(context: Context, every: bool, reason: str, until_text: str | None) -> None:
+def pause(context: Context, every: bool, reason: str, until: datetime | None) -> None:
     """Pause every schedule for maintenance (each row's isActive stays as it is)."""
     _require_all(every)
-    now = datetime.now(UTC)
-    until = None if until_text is None else maintenance.parse_until(until_text, now)
     pause_on = context.repository.start_maintenance(
-        reason=maintenance.checked_reason(reason),
-        set_by=context.actor,
-        until=until,
-        now=now,
+        reason=reason, set_by=context.actor, until=until, now=datetime.now(UTC)
     )
     click.echo(pause_on.describe())
     click.echo("the sync pauses every deployment; `jobctl resume --all` ends it")

@@ -81,6 +81,7 @@ def test_a_bad_pause_is_refused_with_422_and_pauses_nothing(
 
     assert response.status_code == 422, response.text
     assert detail in response.text
+    assert "--" not in response.text  # no option of the CLI's in the API's words
     assert repo.get_maintenance_or_none() is None
 
 
