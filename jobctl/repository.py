@@ -142,6 +142,11 @@ _SCHEDULE_COLUMNS = [
 ]
 
 
+# The shortest start of an id taken for the id (``git`` takes 4 characters too).
+MIN_ID_PREFIX = 4
+MAX_PREFIX_MATCHES_SHOWN = 5
+
+
 def _is_uuid(text: str) -> bool:
     try:
         uuid.UUID(text)
@@ -231,6 +236,32 @@ class Repository:
         if schedule is None:
             raise errors.ScheduleNotFound(f"no schedule has the id {schedule_id!r}")
         return schedule
+
+    def resolve_schedule_id(self, given: str) -> str:
+        """The id of the one row whose id is ``given`` or starts with it (the 8 characters
+        ``status`` and ``history`` print, say); ``ScheduleNotFound`` when none does,
+        ``InvalidInput`` when several do."""
+        if self.get_schedule_or_none(given) is not None:
+            return given
+        if len(given) < MIN_ID_PREFIX or not _can_be_stored(given):
+            raise errors.ScheduleNotFound(f"no schedule has the id {given!r}")
+        as_text = cast(JobSchedule.id, Text)
+        with self.session() as session:
+            found = session.scalars(
+                select(as_text)
+                .where(as_text.startswith(given, autoescape=True))
+                .order_by(as_text)
+                .limit(MAX_PREFIX_MATCHES_SHOWN + 1)
+            ).all()
+        if not found:
+            raise errors.ScheduleNotFound(f"no schedule has the id {given!r}")
+        if len(found) > 1:
+            shown = ", ".join(found[:MAX_PREFIX_MATCHES_SHOWN])
+            more = ", …" if len(found) > MAX_PREFIX_MATCHES_SHOWN else ""
+            raise errors.InvalidInput(
+                f"{given!r} starts the ids of several schedules ({shown}{more}): give more of it"
+            )
+        return found[0]
 
     def add_schedule(self, spec: ScheduleSpec, schedule_id: str | None = None) -> Schedule:
         values = {COLUMN_OF_FIELD[name]: getattr(spec, name) for name in SPEC_FIELDS}

@@ -30,6 +30,8 @@ def log(
 ) -> None:
     """Changes to schedules, newest first: of one row (deleted too) or of all, by the CLI,
     the API or plain SQL."""
+    if schedule_id is not None:
+        schedule_id = context.filter_schedule_id(schedule_id)
     entries = audit.list_entries(
         context.repository, schedule_id=schedule_id, since=since, limit=limit
     )

@@ -62,7 +62,7 @@ def backfill(
     """
     work = plan(
         context.repository,
-        schedule_id,
+        context.repository.resolve_schedule_id(schedule_id),
         start,
         end,
         default_timezone=context.settings.timezone,

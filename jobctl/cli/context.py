@@ -51,6 +51,14 @@ class Context:
     def repository(self) -> Repository:
         return Repository(self.engine, actor=self.actor)
 
+    def filter_schedule_id(self, given: str) -> str:
+        """The schedule id a history or audit filter means: a row's, from the whole id or
+        its start; as given when no row has it (a deleted row's attempts and changes)."""
+        try:
+            return self.repository.resolve_schedule_id(given)
+        except errors.ScheduleNotFound:
+            return given
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from jobctl import audit
+from jobctl import audit, errors
 from jobctl.cli import render
 from jobctl.cli.context import Context, pass_context
 from jobctl.cli.parsing import DURATION, INSTANT
 from jobctl.cli.progress import QUIET_OPTION, progress
 from jobctl.models import JobStatus
 from jobctl.records import HistoryFilter
+from jobctl.repository import Repository
 
 if TYPE_CHECKING:
     from jobctl.prefect.reconciler import ReconcileReport
@@ -42,6 +43,11 @@ def history(
     """Attempts, newest first (one row per attempt of every run)."""
     if ctx.invoked_subcommand is not None:
         return
+    context = ctx.find_object(Context)
+    assert context is not None
+    repository = context.repository
+    if schedule_id is not None:
+        schedule_id = context.filter_schedule_id(schedule_id)
     query = HistoryFilter(
         job_name=job_name,
         status=JobStatus(status.upper()) if status else None,
@@ -51,7 +57,19 @@ def history(
         limit=limit,
         offset=offset,
     )
-    render.attempts(ctx.find_object(Context).repository.list_history(query))  # type: ignore[union-attr]
+    attempts = repository.list_history(query)
+    if not attempts and schedule_id is not None and not _names_a_schedule(repository, schedule_id):
+        raise errors.ScheduleNotFound(
+            f"no schedule has the id {schedule_id!r}, and no attempt names it"
+        )
+    render.attempts(attempts)
+
+
+def _names_a_schedule(repository: Repository, schedule_id: str) -> bool:
+    """A row has this id, or an attempt of a deleted row does."""
+    if repository.get_schedule_or_none(schedule_id) is not None:
+        return True
+    return bool(repository.list_history(HistoryFilter(schedule_id=schedule_id, limit=1)))
 
 
 @history.command("show")

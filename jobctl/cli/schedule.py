@@ -79,7 +79,7 @@ def list_(context: Context, job_name: str | None) -> None:
 @pass_context
 def show(context: Context, schedule_id: str) -> None:
     """Show one schedule, its problems if any, and its next three fire times."""
-    row = context.repository.get_schedule(schedule_id)
+    row = context.repository.get_schedule(context.repository.resolve_schedule_id(schedule_id))
     render.schedule_detail(row, context.settings.timezone, at=datetime.now(UTC))
 
 
@@ -92,6 +92,7 @@ def update(context: Context, /, schedule_id: str, **fields: Any) -> None:
     changes = {name: value for name, value in fields.items() if value is not None}
     if not changes:
         raise click.UsageError("nothing to change: pass at least one option")
+    schedule_id = context.repository.resolve_schedule_id(schedule_id)
     current = context.repository.get_schedule(schedule_id)
     spec = validation.validated(
         current.spec().replace(**changes), registry.job_names(), schedule_id
@@ -109,6 +110,7 @@ def _set_active(
     if (schedule_id is None) == (job_name is None):
         raise click.UsageError("pass a schedule id or --job NAME (not both)")
     if schedule_id is not None:
+        schedule_id = context.repository.resolve_schedule_id(schedule_id)
         context.repository.update_schedule(schedule_id, is_active=active)
         click.echo(f"{verb} {schedule_id}")
         return
@@ -147,6 +149,7 @@ def disable(context: Context, schedule_id: str | None, job_name: str | None) -> 
 @pass_context
 def remove(context: Context, schedule_id: str) -> None:
     """Delete a schedule (its deployment is deleted at the next sync; its history stays)."""
+    schedule_id = context.repository.resolve_schedule_id(schedule_id)
     context.repository.delete_schedule(schedule_id)
     click.echo(f"removed {schedule_id}")
 

@@ -272,6 +272,40 @@ def test_update_enable_disable_and_remove_change_only_what_they_name(
     assert repo.get_schedule_or_none(sid) is None
 
 
+def test_commands_take_the_start_of_an_id_as_status_and_history_print_it(
+    env: dict[str, str], repo: Repository, schedule_factory: ScheduleFactory
+) -> None:
+    row = repo.add_schedule(schedule_factory(), schedule_id="5f1c0a9e-1111-4b1e-9d2c-000000000001")
+    twin = repo.add_schedule(schedule_factory(), schedule_id="5f1c0a9e-2222-4b1e-9d2c-000000000002")
+    short = row.id[:13]  # "5f1c0a9e-1111"; its first 8 characters start both ids
+    repo.start_attempt(
+        flow_run_id="run-1", attempt=1, job_name=row.job_name, param=None,
+        schedule_id=row.id, start_at=datetime.now(UTC),
+    )  # fmt: skip
+
+    shown, disabled, history, audit_log, ambiguous, unknown = run_concurrently(
+        Call(["schedule", "show", short], env),
+        Call(["schedule", "disable", short], env),
+        Call(["history", "--schedule", short], env),
+        Call(["schedule", "log", short], env),
+        Call(["schedule", "show", row.id[:8]], env, expect_rc=1),
+        Call(["history", "--schedule", "nope-no-such-id"], env, expect_rc=1),
+    )
+
+    assert row.id in shown.stdout and twin.id not in shown.stdout
+    assert disabled.stdout == f"disabled {row.id}\n"
+    assert [r.id for r in repo.list_schedules() if r.is_active is False] == [row.id]
+    assert "1 attempt(s)" in history.stdout, history.stdout
+    assert "disabled" in audit_log.stdout or "isActive" in audit_log.stdout, audit_log.stdout
+    assert row.id in _one_error_line(ambiguous) and twin.id in _one_error_line(ambiguous)
+    assert _one_error_line(unknown) == (
+        "error: no schedule has the id 'nope-no-such-id', and no attempt names it"
+    )
+    # A deleted row's attempts stay readable by its whole id.
+    run_cli("schedule", "remove", short, env=env)
+    assert "1 attempt(s)" in run_cli("history", "--schedule", row.id, env=env).stdout
+
+
 # -- 4. jobs ---------------------------------------------------------------------------
 
 

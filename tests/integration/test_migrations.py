@@ -575,6 +575,25 @@ def test_purge_history_deletes_only_old_original_rows(original_engine: Engine):
 
 
 @ORIGINAL_ON_POSTGRES
+def test_the_start_of_an_original_id_names_its_row(
+    original_engine: Engine, schedule_factory: MakeSpec
+):
+    migrate.upgrade(original_engine)
+    repo = Repository(original_engine)
+    original_ids = [row.id for row in repo.list_schedules()]
+    added = repo.add_schedule(
+        schedule_factory(), schedule_id="9d3e52b7-0000-4000-8000-000000000000"
+    )
+
+    assert repo.resolve_schedule_id("9d3e52b7") == added.id
+    assert [repo.resolve_schedule_id(i) for i in original_ids] == original_ids
+    with pytest.raises(errors.InvalidInput, match="several schedules"):
+        repo.resolve_schedule_id(original_ids[0][:8])  # the original's ids differ at the end
+    with pytest.raises(errors.ScheduleNotFound):
+        repo.resolve_schedule_id("zzzzzzzz")
+
+
+@ORIGINAL_ON_POSTGRES
 def test_repository_writes_into_the_upgraded_database(
     original_engine: Engine, schedule_factory: MakeSpec
 ):
