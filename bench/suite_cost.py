@@ -39,6 +39,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 KINDS = (
     ("prefect server start", "Prefect server"),
     ("worker start", "Prefect worker"),
+    ("tests.fixtures.zygote", "Prefect worker"),  # workers forked from the tests' zygote
     ("multiprocessing.forkserver", "warm template and runs"),
     ("prefect.runner._workspace_supervisor", "process-worker runs"),
     ("exec(eval(sys.stdin.readline()))", "pytest (xdist worker)"),
