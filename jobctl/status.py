@@ -106,6 +106,24 @@ def missed_due_time(
     return due
 
 
+def next_run_after_pauses(
+    cron: str, zone: str, next_fire: datetime, pauses: Sequence[Maintenance], now: datetime
+) -> datetime | None:
+    """When an active row runs next, given the maintenance pause on at ``now``: unknown
+    (None) while one without ``until`` is on; at its ``until`` when the cron falls due
+    during it (its one catch-up run); else ``next_fire``."""
+    on = [pause for pause in pauses if pause.is_on(now)]
+    if not on:
+        return next_fire
+    if any(pause.until is None for pause in on):
+        return None
+    until = max(pause.until for pause in on if pause.until is not None)
+    started = min(pause.started_at for pause in on)
+    if maintenance.latest_fire_between(cron, zone, started, until) is not None:
+        return until
+    return next_fire
+
+
 def statuses(
     rows: Sequence[Schedule],
     *,
@@ -140,7 +158,9 @@ def statuses(
             if state == ACTIVE and not good.is_active:
                 state = PAUSED
                 next_at = None
-            elif state == ACTIVE:
+            elif state == ACTIVE and next_at is not None:
+                next_at = next_run_after_pauses(cron, zone, next_at, pauses, now)
+            if state == ACTIVE:
                 grace_ms = row.misfire_grace_ms
                 grace_s = (default_grace_ms if grace_ms is None else int(grace_ms)) / 1000
                 missed_at = missed_due_time(

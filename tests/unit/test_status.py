@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from jobctl.maintenance import Maintenance
 from jobctl.records import Schedule
-from jobctl.status import missed_due_time, previous_fire
+from jobctl.status import missed_due_time, next_run_after_pauses, previous_fire
 
 NOW = datetime(2026, 12, 1, 10, 7, 30, tzinfo=UTC)
 LONG_AGO = datetime(2026, 1, 1, tzinfo=UTC)
@@ -93,3 +94,39 @@ def test_a_run_dropped_because_the_previous_one_still_runs_with_overlap_skip_is_
     earlier = datetime(2026, 12, 1, 9, 50, tzinfo=UTC)
     assert missed(row(overlap="skip"), last_start=earlier, running=True) is None
     assert missed(row(overlap="allow"), last_start=earlier, running=True) is not None
+
+
+def pause_on(started: datetime, until: datetime | None) -> Maintenance:
+    return Maintenance(
+        id=1, reason="upgrade", set_by="cli:ops", started_at=started, until=until,
+        ended_at=None, ended_by=None, caught_up_at=None,
+    )  # fmt: skip
+
+
+NEXT_FIVE = datetime(2026, 12, 1, 10, 10, tzinfo=UTC)  # */5's next fire after NOW
+
+
+@pytest.mark.parametrize(
+    ("pauses", "expected"),
+    [
+        pytest.param([], NEXT_FIVE, id="no pause"),
+        pytest.param([pause_on(NOW - timedelta(minutes=1), None)], None, id="until resumed"),
+        pytest.param(
+            [pause_on(NOW - timedelta(minutes=1), NOW + timedelta(minutes=20))],
+            NOW + timedelta(minutes=20),
+            id="falls due during it: its catch-up at the end",
+        ),
+        pytest.param(
+            [pause_on(NOW - timedelta(seconds=10), NOW + timedelta(seconds=30))],
+            NEXT_FIVE,
+            id="ends before the next fire",
+        ),
+        pytest.param(
+            [pause_on(LONG_AGO, NOW - timedelta(minutes=1))], NEXT_FIVE, id="one that ended"
+        ),
+    ],
+)
+def test_the_next_run_during_a_maintenance_pause(
+    pauses: list[Maintenance], expected: datetime | None
+) -> None:
+    assert next_run_after_pauses("*/5 * * * *", "UTC", NEXT_FIVE, pauses, NOW) == expected
