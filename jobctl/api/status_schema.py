@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
@@ -52,5 +52,6 @@ class StatusOut(BaseModel):
                 error=last.error.splitlines()[0] if last.error else None,
             ),
             lastSuccessAt=line.last_success_at,
-            nextFireAt=line.next_fire_at,
+            # In UTC, as every other time of the API (computed in the row's zone).
+            nextFireAt=None if line.next_fire_at is None else line.next_fire_at.astimezone(UTC),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -112,3 +113,19 @@ def test_the_api_and_the_cli_show_the_failing_rows(
     assert rows["failed"][:8] in table.output and rows["ok"][:8] not in table.output
     lines = [json.loads(line) for line in as_json.output.splitlines()]
     assert {line["scheduleId"] for line in lines} == set(rows.values())
+
+
+def test_the_api_gives_the_next_fire_in_utc_whatever_the_rows_zone(
+    repo: Repository, schedule_factory: ScheduleFactory, database_url: str
+) -> None:
+    berlin = repo.add_schedule(schedule_factory(cron="0 3 * * *", timezone="Europe/Berlin"))
+    client = ApiClient(create_app(Settings(database_url=database_url, api_token=TOKEN)))
+    try:
+        [line] = client.get("/v1/job/status", headers=auth()).json()
+    finally:
+        client.shutdown()
+
+    assert line["scheduleId"] == berlin.id
+    next_fire = datetime.fromisoformat(line["nextFireAt"])
+    assert line["nextFireAt"].endswith("Z"), line["nextFireAt"]  # as every other time
+    assert next_fire.astimezone(ZoneInfo("Europe/Berlin")).hour == 3
