@@ -15,9 +15,13 @@ from jobctl import errors
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def create_db_engine(database_url: str, **kwargs: Any) -> Engine:
+def create_db_engine(database_url: str, *, create_missing: bool = True, **kwargs: Any) -> Engine:
     """An engine for ``database_url``; ``InvalidSetting`` when it names no database jobctl
-    can use (neither the text nor its password is repeated: it may hold a secret)."""
+    can use (neither the text nor its password is repeated: it may hold a secret).
+
+    A SQLite file that does not exist is created, unless not ``create_missing``: then
+    ``MigrationsPending`` (a mistyped path would otherwise leave an empty database behind).
+    """
     try:
         url = make_url(database_url)
         url.get_dialect()
@@ -28,7 +32,12 @@ def create_db_engine(database_url: str, **kwargs: Any) -> Engine:
         ) from None
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(url.database)
+            if not create_missing and not path.exists():
+                raise errors.MigrationsPending(
+                    f"the SQLite database does not exist (run `jobctl db upgrade`): {path}"
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _configure_sqlite)
         return engine

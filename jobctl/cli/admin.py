@@ -29,6 +29,7 @@ def db() -> None:
 @pass_context
 def upgrade(context: Context) -> None:
     """Create or complete the tables (safe on a database the original system created)."""
+    context.creates_database = True
     before = migrate.current_revision(context.engine)
     taking_over = migrate.holds_unversioned_tables(context.engine)
     migrate.upgrade(context.engine)
@@ -80,6 +81,8 @@ def healthcheck(context: Context) -> None:
             checks.append(
                 ("migrations", False, f"at {current}, need {head}: run `jobctl db upgrade`")
             )
+    except errors.MigrationsPending as exc:  # a SQLite file not created yet
+        checks.append(("database", False, str(exc)))
     except errors.JobctlError as exc:
         checks.append(("database", False, f"{exc}: check JOBCTL_DATABASE_URL"))
     api_url = prefect_api_url()

@@ -19,6 +19,8 @@ from jobctl.settings import Settings
 class Context:
     database_url: str | None = None
     verbose: bool = False
+    # Only the commands that create the tables create a SQLite file that is missing.
+    creates_database: bool = False
     _settings: Settings | None = field(default=None, init=False)
     _engine: Engine | None = field(default=None, init=False)
 
@@ -39,7 +41,9 @@ class Context:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = db.create_db_engine(self.settings.database_url)
+            self._engine = db.create_db_engine(
+                self.settings.database_url, create_missing=self.creates_database
+            )
         return self._engine
 
     @property
