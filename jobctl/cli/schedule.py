@@ -83,13 +83,33 @@ def show(context: Context, schedule_id: str) -> None:
     render.schedule_detail(row, context.settings.timezone, at=datetime.now(UTC))
 
 
+# ``update --unset``: the fields a row may leave null, by their option's name. Not the
+# required ones, ``isActive``, nor those with choices (NOT NULL columns with a default).
+_UNSETTABLE = {
+    field.option.removeprefix("--"): field.name
+    for field in SCHEDULE_FIELDS
+    if not field.required and not field.choices and field.name != "is_active"
+}
+
+
 @schedule.command("update")
 @click.argument("schedule_id")
 @_schedule_options(for_update=True)
+@click.option(
+    "--unset",
+    "unset",
+    multiple=True,
+    type=click.Choice(sorted(_UNSETTABLE)),
+    help="Set this field to null, its default (repeatable): --unset timezone.",
+)
 @pass_context
-def update(context: Context, /, schedule_id: str, **fields: Any) -> None:
+def update(context: Context, /, schedule_id: str, unset: tuple[str, ...], **fields: Any) -> None:
     """Change the given fields of a schedule; the others stay."""
     changes = {name: value for name, value in fields.items() if value is not None}
+    cleared = {_UNSETTABLE[option]: option for option in unset}
+    if both := sorted(option for name, option in cleared.items() if name in changes):
+        raise click.UsageError(f"--unset {' '.join(both)}: given a value too")
+    changes.update(dict.fromkeys(cleared))  # None: null
     if not changes:
         raise click.UsageError("nothing to change: pass at least one option")
     schedule_id = context.repository.resolve_schedule_id(schedule_id)

@@ -272,6 +272,29 @@ def test_update_enable_disable_and_remove_change_only_what_they_name(
     assert repo.get_schedule_or_none(sid) is None
 
 
+def test_update_unset_clears_a_field_to_its_default_and_keeps_the_others(
+    env: dict[str, str], repo: Repository, schedule_factory: ScheduleFactory
+) -> None:
+    row = repo.add_schedule(
+        schedule_factory(timezone="Europe/Berlin", alert_to="slack-webhook/ops", priority=3)
+    )
+
+    cleared = run_cli(
+        "schedule", "update", row.id, "--unset", "timezone", "--unset", "alert-to", env=env
+    )
+    both = run_cli(
+        "schedule", "update", row.id, "--priority", "1", "--unset", "priority", env=env,
+        expect_rc=2,
+    )  # fmt: skip
+
+    assert cleared.stdout == f"updated {row.id}\n"
+    after = repo.get_schedule(row.id)
+    assert (after.timezone, after.alert_to) == (None, None)
+    assert after.spec() == row.spec().replace(timezone=None, alert_to=None)
+    assert "--unset priority: given a value too" in both.stderr
+    assert repo.get_schedule(row.id).priority == 3
+
+
 def test_commands_take_the_start_of_an_id_as_status_and_history_print_it(
     env: dict[str, str], repo: Repository, schedule_factory: ScheduleFactory
 ) -> None:
