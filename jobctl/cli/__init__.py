@@ -15,6 +15,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 # Each subcommand is imported when it runs: `jobctl history` must not pay for importing
 # Prefect's engine and Alembic, which `up`, `sync` and `db` need (seconds per command).
+# Its summary, the first paragraph of its help, is here so that `jobctl --help` imports
+# none (tests/unit/test_cli_help.py keeps the two the same).
 SUBCOMMANDS = {
     "api": "jobctl.cli.api:api",
     "backfill": "jobctl.cli.backfill:backfill",
@@ -30,6 +32,29 @@ SUBCOMMANDS = {
     "sync": "jobctl.cli.sync:sync",
     "up": "jobctl.cli.admin:up",
 }
+SUMMARIES = {
+    "api": "Serve the HTTP API (OpenAPI at /docs).",
+    "backfill": "Run the row's job once per fire time of its cron in [--from, --to), one run each.",
+    "call": "Run a job by hand, through Prefect, and print its result (or the run id).",
+    "db": "The jobctl database schema.",
+    "healthcheck": (
+        "Check the database, its migrations and the Prefect API; say how to fix what fails."
+    ),
+    "history": "Attempts, newest first (one row per attempt of every run).",
+    "jobs": "List the registered jobs and their parameters.",
+    "pause": "Pause every schedule for maintenance (each row's isActive stays as it is).",
+    "resume": (
+        "End the maintenance pause: the active rows run again (each catching up once), "
+        "the disabled ones stay paused."
+    ),
+    "schedule": "Manage JobSchedule rows (the sync mirrors them into Prefect deployments).",
+    "status": (
+        "Every schedule: state (active, paused, rejected, missed), last run, last success, "
+        "next fire time."
+    ),
+    "sync": "Mirror every JobSchedule row into a Prefect deployment.",
+    "up": "Run everything: Prefect server (unless PREFECT_API_URL is set), worker, sync watcher.",
+}
 
 
 class JobctlGroup(click.Group):
@@ -40,6 +65,10 @@ class JobctlGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(SUBCOMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SUMMARIES[name]) for name in self.list_commands(ctx)])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = SUBCOMMANDS.get(cmd_name)
