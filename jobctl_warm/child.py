@@ -64,14 +64,14 @@ def run(start: Start) -> None:
         else:
             _run_hooks(start)
     except SystemExit as exc:
-        code = _exit_code(exc)
+        code = exit_code(exc)
     except KeyboardInterrupt:
         interrupted = True
     except BaseException:
         traceback.print_exc()
         code = 1
     finally:
-        _drain()
+        drain()
     if interrupted:
         # What an interpreter does on an uncaught KeyboardInterrupt: die by SIGINT.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -177,7 +177,8 @@ def _run_hooks(start: Start) -> None:
         asyncio.run(runner.run_cancellation_hooks(flow_run, state))
 
 
-def _exit_code(exc: SystemExit) -> int:
+def exit_code(exc: SystemExit) -> int:
+    """The exit status an interpreter gives ``SystemExit(exc.code)``."""
     if exc.code is None:
         return 0
     if isinstance(exc.code, int):
@@ -186,7 +187,7 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def _drain() -> None:
+def drain() -> None:
     """An interpreter's exit, which ``os._exit`` skips: join threads, run atexit."""
     try:
         threading._shutdown()  # type: ignore[attr-defined]
