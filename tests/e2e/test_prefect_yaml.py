@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from jobctl.repository import Repository
 from jobctl.settings import Settings
 from tests.conftest import ScheduleFactory
 from tests.e2e.test_runs import _wait_final
-from tests.fixtures.prefect import WARM, WorkerFactory
+from tests.fixtures.prefect import WARM, WorkerFactory, running_prefect_server
 from tests.fixtures.prefect_server import PREFECT_BIN, PrefectServer
 from tests.fixtures.processes import base_env, wait_for
 from tests.fixtures.sync import SyncTarget
@@ -45,9 +46,20 @@ def _read_deployment(name: str) -> Deployment:
     return asyncio.run(read())
 
 
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[PrefectServer]:
+    """A server of this test's own: prefect.yaml names its pool and its deployments
+    (`sync-schedules/every-minute` every minute), which would stay on the shared server
+    and move between the pools of other tests deploying it (`jobctl up`'s)."""
+    home = tmp_path / "prefect"
+    home.mkdir()
+    with running_prefect_server(home) as server:
+        yield server
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], ids=["postgres"], indirect=True)
 def test_prefect_deploy_all_deploys_the_static_flows_and_the_sync_runs_on_a_worker(
-    prefect_server: PrefectServer,
+    own_server: PrefectServer,
     database_url: str,
     repo: Repository,
     schedule_factory: ScheduleFactory,
@@ -55,8 +67,8 @@ def test_prefect_deploy_all_deploys_the_static_flows_and_the_sync_runs_on_a_work
 ) -> None:
     # Prefect checks the pool before running any step of prefect.yaml, so the pool comes
     # first, as the README says.
-    _prefect(prefect_server, "work-pool", "create", POOL, "--type", WARM, "--overwrite")
-    _prefect(prefect_server, "--no-prompt", "deploy", "--all")
+    _prefect(own_server, "work-pool", "create", POOL, "--type", WARM, "--overwrite")
+    _prefect(own_server, "--no-prompt", "deploy", "--all")
 
     sync_deployment = _read_deployment("sync-schedules/every-minute")
     purge_deployment = _read_deployment("purge-history/daily")
@@ -66,7 +78,7 @@ def test_prefect_deploy_all_deploys_the_static_flows_and_the_sync_runs_on_a_work
     assert sync_deployment.concurrency_options is not None
 
     rows = [repo.add_schedule(schedule_factory()) for _ in range(2)]
-    start_worker(POOL, database_url=database_url)
+    start_worker(POOL, database_url=database_url, server=own_server)
 
     async def run_sync() -> object:
         async with get_client() as client:
@@ -82,7 +94,7 @@ def test_prefect_deploy_all_deploys_the_static_flows_and_the_sync_runs_on_a_work
 
     wait_for(a_sync_run_completes, timeout_s=240, interval_s=2, what="a sync-schedules run")
 
-    target = SyncTarget(Settings(database_url=database_url, work_pool=POOL), repo, prefect_server)
+    target = SyncTarget(Settings(database_url=database_url, work_pool=POOL), repo, own_server)
     assert set(target.deployments()) >= {row.id for row in rows}
 
     async def read_artifacts() -> list[object]:
