@@ -54,12 +54,16 @@ def test_a_scheduled_run_that_starts_during_a_pause_skips_itself(
     database_url: str,
 ) -> None:
     """Prefect's scheduler can insert a run just as a deployment is paused (a batch read
-    before the pause): such a run must not run during the maintenance."""
+    before the pause): such a run must not run during the maintenance.
+
+    The deployment is paused from its creation, so that the run this test slips in is its
+    only one: a run the scheduler really slipped in would be due at a later minute, and,
+    started with this one, would take the deployment's one slot (overlap "skip") and
+    leave this one cancelled by Prefect's concurrency limit rather than by the guard."""
     repo = sync_target.repository
     row = repo.add_schedule(
         schedule_factory(cron=EVERY_MINUTE, misfire_grace_ms=600_000, max_retries=0)
     )
-    sync_target.sync()
     repo.start_maintenance(reason="e2e guard", set_by="ops", until=None, now=datetime.now(UTC))
     assert sync_target.sync().maintenance is not None
     deployment = sync_target.deployments()[row.id]
@@ -67,6 +71,7 @@ def test_a_scheduled_run_that_starts_during_a_pause_skips_itself(
     minute = datetime.now(UTC).replace(second=0, microsecond=0)
     # A run made exactly as the scheduler makes them, for the last minute boundary.
     (slipped,) = _backfill(deployment.id, minute - timedelta(seconds=1), minute)
+    assert [r.id for r in _runs_of([deployment.id])] == [slipped.id]
 
     start_worker(sync_target.settings.work_pool, database_url=database_url)
     run = _wait_final(slipped.id)
