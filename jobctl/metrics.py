@@ -38,7 +38,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.utils import floatToGoString
 from sqlalchemy.orm import Session
 
-from jobctl import errors, metrics_queries, registry, status_queries, validation
+from jobctl import alert_problems, errors, metrics_queries, registry, status_queries, validation
 from jobctl.cron import ALIASES
 from jobctl.metrics_queries import DURATION_BUCKETS_S, MEMORY_BUCKETS_BYTES
 from jobctl.models import JobStatus, utcnow
@@ -215,6 +215,7 @@ class HistoryTotals:
 @dataclass(frozen=True)
 class ScheduleStates:
     version: int
+    alert_target_problems: Mapping[str, str]  # as the sync left them (see alert_problems)
     counts: dict[str, int]  # active / paused / rejected
     intervals_s: dict[Key, float]  # of the active rows
 
@@ -229,8 +230,13 @@ def cron_interval_s(five: str) -> float:
     return max(later - earlier for earlier, later in itertools.pairwise(times))
 
 
-def schedule_states(repository: Repository) -> ScheduleStates:
-    """How many rows are active, paused (``isActive`` false) and rejected by validation."""
+def schedule_states(
+    repository: Repository,
+    problems: Mapping[str, str] = alert_problems.NONE,
+    default_alert_to: str | None = None,
+) -> ScheduleStates:
+    """How many rows are active, paused (``isActive`` false) and rejected (by validation, or
+    by the last sync for an alert target in ``problems``, which it found no block for)."""
     version = repository.schedule_version()
     known_jobs = registry.job_names()
     counts = {"active": 0, "paused": 0, "rejected": 0}
@@ -241,12 +247,17 @@ def schedule_states(repository: Repository) -> ScheduleStates:
         except errors.InvalidSchedule:
             counts["rejected"] += 1
             continue
+        if alert_problems.reason_for(row.alert_to, problems, default_alert_to) is not None:
+            counts["rejected"] += 1
+            continue
         if not good.is_active:
             counts["paused"] += 1
             continue
         counts["active"] += 1
         intervals[(str(good.job_name), row.id)] = cron_interval_s(str(good.cron))
-    return ScheduleStates(version=version, counts=counts, intervals_s=intervals)
+    return ScheduleStates(
+        version=version, alert_target_problems=problems, counts=counts, intervals_s=intervals
+    )
 
 
 class _One:
@@ -394,18 +405,31 @@ def _prefect_families(prefect: PrefectHealth | None) -> bytes:
 class MetricsSource:
     """Everything ``GET /metrics`` serves; one per API process, safe to call from threads."""
 
-    def __init__(self, repository: Repository, totals: HistoryTotals | None = None) -> None:
+    def __init__(
+        self,
+        repository: Repository,
+        totals: HistoryTotals | None = None,
+        *,
+        default_alert_to: str | None = None,
+    ) -> None:
         self.repository = repository
         self.totals = totals or HistoryTotals()
+        self.default_alert_to = default_alert_to
         self.renderer = Renderer()
         self._states: ScheduleStates | None = None
         self._lock = threading.Lock()
 
     def _schedule_states(self, session: Session) -> tuple[ScheduleStates, bool]:
-        """The states, and whether they were read again (the table changed)."""
+        """The states, and whether they were read again (the rows or the sync's alert
+        target problems changed)."""
         version = metrics_queries.schedule_version(session)
-        if self._states is None or self._states.version != version:
-            self._states = schedule_states(self.repository)
+        problems = alert_problems.read_in(session)
+        if (
+            self._states is None
+            or self._states.version != version
+            or self._states.alert_target_problems != problems
+        ):
+            self._states = schedule_states(self.repository, problems, self.default_alert_to)
             return self._states, True
         return self._states, False
 
@@ -529,7 +553,8 @@ class MetricsSource:
                 _gauge(
                     "jobctl_schedules",
                     "JobSchedule rows by state: active, paused (isActive false), rejected "
-                    "(invalid: the sync pauses their deployment).",
+                    "(invalid, or alerting a block the last sync did not find: the sync pauses "
+                    "their deployment).",
                     ["state"],
                 ),
                 {(state,): n for state, n in states.counts.items()},

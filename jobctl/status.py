@@ -1,8 +1,9 @@
 """`jobctl status`: one line per schedule — its state, its last run, its next fire time.
 
-The state is ``rejected`` (with the validation's reason) for a row the sync refuses,
-``paused`` for ``isActive`` false, ``missed`` when its last due time passed its misfire
-grace with no attempt started since, else ``active``. Pure functions take ``now``.
+The state is ``rejected`` for a row the sync refuses (with the validation's reason, or why
+the last sync found no notification block for its alert target), ``paused`` for
+``isActive`` false, ``missed`` when its last due time passed its misfire grace with no
+attempt started since, else ``active``. Pure functions take ``now``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from jobctl import errors, maintenance, registry, status_queries, validation
+from jobctl import alert_problems, errors, maintenance, registry, status_queries, validation
 from jobctl.cron import ALIASES, next_fire_times
 from jobctl.maintenance import Maintenance
 from jobctl.models import JobStatus, utcnow
@@ -134,8 +135,12 @@ def statuses(
     default_grace_ms: int,
     now: datetime,
     pauses: Sequence[Maintenance] = (),
+    alert_target_problems: Mapping[str, str] = alert_problems.NONE,
+    default_alert_to: str | None = None,
 ) -> list[ScheduleStatus]:
-    """The status of every row; a row whose cron cannot be evaluated is reported, not fatal."""
+    """The status of every row; a row whose cron cannot be evaluated is reported, not fatal.
+    ``alert_target_problems``: the alert targets the last sync found no block for (its
+    rows are rejected)."""
     found: list[ScheduleStatus] = []
     # Rows share crons and zones: each fire time is computed once per (cron, zone).
     next_fires: dict[tuple[str, str], datetime] = {}
@@ -155,6 +160,11 @@ def statuses(
                 next_at = next_fires[(cron, zone)]
             except (ValueError, IndexError) as exc:
                 state, reason = REJECTED, f"cron cannot be evaluated: {exc}"
+            alert_problem = alert_problems.reason_for(
+                row.alert_to, alert_target_problems, default_alert_to
+            )
+            if state == ACTIVE and alert_problem is not None:
+                state, reason, next_at = REJECTED, alert_problem, None
             if state == ACTIVE and not good.is_active:
                 state = PAUSED
                 next_at = None
@@ -212,5 +222,7 @@ def read_status(
         default_grace_ms=settings.misfire_grace_ms,
         now=now,
         pauses=repository.list_maintenance(ended_after=now - MAINTENANCE_LOOKBACK),
+        alert_target_problems=alert_problems.read(repository),
+        default_alert_to=settings.alert_to,
     )
     return [line for line in lines if line.failing] if failing_only else lines

@@ -57,7 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.jobctl = AppContext(
         settings=settings,
         repository=repository,
-        metrics=MetricsSource(repository),
+        metrics=MetricsSource(repository, default_alert_to=settings.alert_to),
         prefect_health=PrefectHealthCache(settings.work_pool),
     )
     app.middleware("http")(limit_body)

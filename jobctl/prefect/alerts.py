@@ -13,7 +13,9 @@ worker). Exactly one alert per run that finally failed.
 Reconciled like deployments: the automation's description carries a hash of its
 configuration, so an unchanged resync writes nothing; an automation of ours (name prefix
 and tags) that no row needs any more is deleted; automations made by users are never
-touched. A row whose ``alertTo`` names no block is rejected with that reason.
+touched. A row whose ``alertTo`` names no block is rejected with that reason, and the
+sync keeps such targets in ``jobctl_alert_target_problem`` for the readers that do not ask
+Prefect (``jobctl.alert_problems``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from prefect.events.actions import SendNotification
 from prefect.events.schemas.automations import Automation, AutomationCore, EventTrigger, Posture
 from sqlalchemy import Text, cast, select
 
-from jobctl.models import JobSchedule
+from jobctl import alert_problems
+from jobctl.models import JobSchedule, utcnow
 from jobctl.prefect.gateway import PrefectGateway
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -81,9 +84,8 @@ def alert_targets(repository: Repository, default: str | None) -> dict[str, str]
         rows = list(session.execute(statement))
     targets: dict[str, str] = {}
     for schedule_id, alert_to in rows:
-        slug = alert_to if alert_to not in (None, "") else default
-        if slug:
-            targets[schedule_id] = str(slug)
+        if slug := alert_problems.target_of(alert_to, default):
+            targets[schedule_id] = slug
     return targets
 
 
@@ -257,6 +259,8 @@ async def sync_alerts(
     existing = await gateway.read_automations()
     plan = plan_alerts(desired, existing, settings.work_pool)
     if not dry_run:
+        problems = {slug: block for slug, block in blocks.items() if isinstance(block, str)}
+        alert_problems.replace(repository, problems, utcnow())
         for core in plan.create:
             await gateway.create_automation(core)
         for automation_id, core in plan.update:

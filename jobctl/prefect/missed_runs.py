@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_right
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -35,7 +35,7 @@ from prefect.blocks.abstract import NotificationBlock
 from sqlalchemy import Text, cast, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobctl import errors, maintenance, registry, status_queries, validation
+from jobctl import alert_problems, errors, maintenance, registry, status_queries, validation
 from jobctl.cron import ALIASES
 from jobctl.maintenance import Maintenance
 from jobctl.missed_run_model import MissedRun
@@ -169,6 +169,8 @@ def detect(
     default_grace_ms: int,
     now: datetime,
     pauses: Sequence[Maintenance] = (),
+    alert_target_problems: Mapping[str, str] = alert_problems.NONE,
+    default_alert_to: str | None = None,
 ) -> list[Missed]:
     """Missed due times of every active valid row; a row that fails is logged and skipped."""
     found: list[Missed] = []
@@ -179,6 +181,8 @@ def detect(
             continue  # rejected rows are reported by the sync
         if not good.is_active:
             continue
+        if alert_problems.reason_for(row.alert_to, alert_target_problems, default_alert_to):
+            continue  # rejected by the sync too: its alert target has no block
         grace_ms = default_grace_ms if row.misfire_grace_ms is None else int(row.misfire_grace_ms)
         try:
             found.extend(
@@ -338,6 +342,8 @@ async def tick(
         default_grace_ms=settings.misfire_grace_ms,
         now=now,
         pauses=repository.list_maintenance(ended_after=now - LOOKBACK),
+        alert_target_problems=alert_problems.read(repository),
+        default_alert_to=settings.alert_to,
     )
     new = record(repository, missed, now)
     sent, failed = await send_alerts(settings, repository, gateway, now)

@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime
 
 import pytest
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prometheus_client.parser import text_string_to_metric_families
 
 from deployments.plan import Action
 from deployments.spec import deployment_name, queue_name
 from jobctl import cron as cron_rules
 from jobctl import errors
+from jobctl.metrics import MetricsSource
 from jobctl.prefect.gateway import client as gateway_client
+from jobctl.repository import Repository
+from jobctl.status import REJECTED, read_status
 from tests.conftest import ScheduleFactory
 from tests.fixtures.sync import RequestLog, SyncTarget
 
@@ -220,3 +226,40 @@ def test_two_syncs_at_once_converge_to_one_deployment_per_row(
     log = RequestLog()
     assert sync_target.sync(log=log).plan.counts()[Action.UNCHANGED] == len(rows)
     assert log.writes == []
+
+
+def test_a_row_alerting_a_block_that_does_not_exist_is_rejected_until_the_block_exists(
+    sync_target: SyncTarget, schedule_factory: ScheduleFactory
+) -> None:
+    """Only the sync asks Prefect for the block; status and the metrics, which do not,
+    show the row rejected from what the sync left in the table."""
+    repo = sync_target.repository
+    name = f"oncall-{uuid.uuid4().hex[:8]}"
+    row = repo.add_schedule(schedule_factory(cron="0 0 * * *", alert_to=f"custom-webhook/{name}"))
+
+    synced = sync_target.sync()
+
+    assert [step.schedule_id for step in synced.plan.rejected] == [row.id]
+    (line,) = read_status(sync_target.settings, repo)
+    assert (line.state, line.reason) == (REJECTED, synced.plan.rejected[0].reason)
+    assert "names no Prefect notification block" in (line.reason or "")
+    assert _rejected_in_metrics(repo) == 1
+
+    CustomWebhookNotificationBlock(name="jobctl test", url="http://127.0.0.1:9/alerts").save(name)
+    synced = sync_target.sync()
+
+    assert synced.plan.rejected == []
+    (line,) = read_status(sync_target.settings, repo)
+    assert line.state != REJECTED and line.next_fire_at is not None
+    assert _rejected_in_metrics(repo) == 0
+
+
+def _rejected_in_metrics(repo: Repository) -> float:
+    families = text_string_to_metric_families(MetricsSource(repo).scrape().decode())
+    (value,) = [
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == "jobctl_schedules" and sample.labels["state"] == "rejected"
+    ]
+    return value

@@ -143,13 +143,19 @@ def test_a_long_outage_records_at_most_a_bounded_number_of_due_times_per_round(
 
 def test_detect_skips_paused_and_invalid_rows_and_uses_the_default_grace() -> None:
     rows = [
-        row(id="active", misfire_grace_ms=None),
+        row(id="active", misfire_grace_ms=None, alert_to="custom-webhook/oncall"),
         row(id="paused", is_active=False),
         row(id="invalid", job_name="noSuchJob"),
+        # Rejected by the sync, which found no block for their alert target: not run, so
+        # not missed either (as the invalid row).
+        row(id="alerts nowhere", alert_to="custom-webhook/gone"),
+        row(id="alerts nowhere by default"),
     ]
     found = detect(
         rows, attempts={}, recorded={}, known_jobs=KNOWN, default_zone="UTC",
         default_grace_ms=180_000, now=NOW,
+        alert_target_problems={"custom-webhook/gone": "no block", "slack-webhook/ops": "none"},
+        default_alert_to="slack-webhook/ops",
     )  # fmt: skip
 
     # With a 3-minute grace the 10:05 run is not missed yet at 10:07:30.

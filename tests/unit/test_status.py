@@ -8,7 +8,13 @@ import pytest
 
 from jobctl.maintenance import Maintenance
 from jobctl.records import Schedule
-from jobctl.status import missed_due_time, next_run_after_pauses, previous_fire
+from jobctl.status import (
+    REJECTED,
+    missed_due_time,
+    next_run_after_pauses,
+    previous_fire,
+    statuses,
+)
 
 NOW = datetime(2026, 12, 1, 10, 7, 30, tzinfo=UTC)
 LONG_AGO = datetime(2026, 1, 1, tzinfo=UTC)
@@ -130,3 +136,32 @@ def test_the_next_run_during_a_maintenance_pause(
     pauses: list[Maintenance], expected: datetime | None
 ) -> None:
     assert next_run_after_pauses("*/5 * * * *", "UTC", NEXT_FIVE, pauses, NOW) == expected
+
+
+def test_a_row_whose_alert_target_the_last_sync_found_no_block_for_is_rejected() -> None:
+    """Only the sync asks Prefect whether an alertTo names a block; status reads what it
+    found. A target the sync did not find (or found since) leaves its rows as they are."""
+    gone = "custom-webhook/gone"
+    problems = {gone: f"alertTo {gone!r} names no Prefect notification block"}
+    rows = [
+        row(id="own target", alert_to=gone),
+        row(id="default target"),
+        row(id="other target", alert_to="custom-webhook/oncall"),
+        row(id="disabled", alert_to=gone, is_active=False),
+    ]
+
+    found = {
+        line.schedule_id: line
+        for line in statuses(
+            rows, latest={}, successes={}, known_jobs={"processData"}, default_zone="UTC",
+            default_grace_ms=60_000, now=NOW, alert_target_problems=problems,
+            default_alert_to=gone,
+        )
+    }  # fmt: skip
+
+    for rejected in ("own target", "default target", "disabled"):
+        assert found[rejected].state == REJECTED
+        assert found[rejected].reason == problems[gone]
+        assert found[rejected].next_fire_at is None
+    assert found["other target"].state != REJECTED
+    assert found["other target"].next_fire_at is not None
