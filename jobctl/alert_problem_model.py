@@ -21,4 +21,4 @@ class AlertTargetProblem(Base):
 
     slug: Mapped[str] = mapped_column(Text, primary_key=True)  # <block type>/<block name>
     reason: Mapped[str] = mapped_column(Text)
-    checkedAt: Mapped[datetime] = mapped_column(DateTimeUTC)
+    foundAt: Mapped[datetime] = mapped_column(DateTimeUTC)  # by a sync: still found since

@@ -35,11 +35,14 @@ def reason_for(alert_to: Any, problems: Mapping[str, str], default: str | None) 
 
 
 def replace(repository: Repository, problems: Mapping[str, str], now: datetime) -> None:
-    """Keep exactly ``problems`` (slug -> reason): what the sync found just now."""
+    """Keep exactly ``problems`` (slug -> reason): what the sync found just now. No write
+    when the table holds them already (the watcher's every sync calls this)."""
     with repository.session() as session:
+        if read_in(session) == dict(problems):
+            return
         session.execute(delete(AlertTargetProblem))
         session.add_all(
-            AlertTargetProblem(slug=slug, reason=reason, checkedAt=now)
+            AlertTargetProblem(slug=slug, reason=reason, foundAt=now)
             for slug, reason in problems.items()
         )
 

@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 import pytest
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
 from deployments.plan import Action
 from deployments.spec import deployment_name, queue_name
 from jobctl import cron as cron_rules
 from jobctl import errors
+from jobctl.alert_problem_model import AlertTargetProblem
 from jobctl.metrics import MetricsSource
 from jobctl.prefect.gateway import client as gateway_client
 from jobctl.repository import Repository
@@ -244,6 +246,9 @@ def test_a_row_alerting_a_block_that_does_not_exist_is_rejected_until_the_block_
     assert (line.state, line.reason) == (REJECTED, synced.plan.rejected[0].reason)
     assert "names no Prefect notification block" in (line.reason or "")
     assert _rejected_in_metrics(repo) == 1
+    found_at = _found_at(repo)
+    sync_target.sync()
+    assert _found_at(repo) == found_at  # a resync finding the same writes nothing
 
     CustomWebhookNotificationBlock(name="jobctl test", url="http://127.0.0.1:9/alerts").save(name)
     synced = sync_target.sync()
@@ -252,6 +257,11 @@ def test_a_row_alerting_a_block_that_does_not_exist_is_rejected_until_the_block_
     (line,) = read_status(sync_target.settings, repo)
     assert line.state != REJECTED and line.next_fire_at is not None
     assert _rejected_in_metrics(repo) == 0
+
+
+def _found_at(repo: Repository) -> list[datetime]:
+    with repo.session() as session:
+        return list(session.scalars(select(AlertTargetProblem.foundAt)))
 
 
 def _rejected_in_metrics(repo: Repository) -> float:

@@ -32,7 +32,7 @@ def upgrade() -> None:
             PROBLEM_TABLE,
             sa.Column("slug", sa.Text(), nullable=False),
             sa.Column("reason", sa.Text(), nullable=False),
-            sa.Column("checkedAt", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("foundAt", sa.DateTime(timezone=True), nullable=False),
             sa.PrimaryKeyConstraint("slug", name="jobctl_alert_target_problem_pkey"),
         )
 
