@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import fcntl
 import logging
 import os
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import yaml
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -159,6 +160,21 @@ class Child:
         self.log.close()
 
 
+def in_pool(config: dict[str, Any], pool: str) -> dict[str, Any]:
+    """prefect.yaml's deployments (``config``, as read) moved into ``pool``. In a pool other
+    than the one the file names, each is named after the pool too (``every-minute-<pool>``):
+    a deployment is one per flow and name on a Prefect server, and two stacks of different
+    pools on one server would otherwise take it from each other (their sync and purge then
+    running on the other's worker, against the other's database)."""
+    moved = copy.deepcopy(config)
+    for deployment in moved["deployments"]:
+        current = deployment.get("work_pool") or {}
+        if current.get("name") != pool:
+            deployment["name"] = f"{deployment['name']}-{pool}"
+        deployment["work_pool"] = {**current, "name": pool}
+    return moved
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -232,10 +248,7 @@ class Stack:
         """``prefect deploy --all`` of prefect.yaml's deployments, into our pool (which the
         first sync made): one ``prefect`` process, from a copy of the file naming our pool
         (``deploy --all`` ignores ``--pool``)."""
-        config = yaml.safe_load(PREFECT_YAML.read_text())
-        for deployment in config["deployments"]:
-            pool = deployment.get("work_pool") or {}
-            deployment["work_pool"] = {**pool, "name": self.settings.work_pool}
+        config = in_pool(yaml.safe_load(PREFECT_YAML.read_text()), self.settings.work_pool)
         prefect_file = self.state_dir / "prefect.yaml"
         prefect_file.write_text(yaml.safe_dump(config, sort_keys=False))
         args = ["--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)]

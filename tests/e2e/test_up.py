@@ -70,7 +70,9 @@ def test_up_runs_schedules_and_ctrl_c_stops_everything(
         )
         assert "sync applied" in status.group(1), status.group(0)
         # prefect.yaml's static flows, deployed into the configured pool, run in the project.
+        # Named after the pool: another stack on the same server keeps its own.
         for name in ("sync-schedules/every-minute", "purge-history/daily"):
+            name = f"{name}-jobctl-up-test"
             deployment = httpx.get(f"http://127.0.0.1:{port}/api/deployments/name/{name}").json()
             assert deployment["work_pool_name"] == "jobctl-up-test", deployment
             (pull,) = deployment["pull_steps"]
