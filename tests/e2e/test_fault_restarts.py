@@ -29,16 +29,18 @@ from tests.fixtures.prefect import WorkerFactory, running_prefect_server
 from tests.fixtures.prefect_server import PrefectServer
 from tests.fixtures.processes import Child, flow_processes, wait_for
 from tests.fixtures.sync import JobctlFactory, SyncTarget
+from tests.fixtures.zygote import Zygote
 
 pytestmark = pytest.mark.reliability
 
 
 @pytest.fixture(scope="module")
 def own_server(
-    prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory
+    prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory, zygote: Zygote
 ) -> Iterator[PrefectServer]:
     # After the session's server, so that its PREFECT_API_URL setting is restored after.
-    with running_prefect_server(tmp_path_factory.mktemp("restarted-prefect")) as server:
+    home = tmp_path_factory.mktemp("restarted-prefect")
+    with running_prefect_server(home, zygote) as server:
         yield server
 
 

@@ -17,6 +17,7 @@ from jobctl.settings import Settings
 from tests.fixtures.http_target import HttpTarget
 from tests.fixtures.prefect import WorkerFactory, running_prefect_server
 from tests.fixtures.processes import wait_for
+from tests.fixtures.zygote import Zygote
 
 pytestmark = pytest.mark.parametrize(
     "database_url", ["postgresql"], ids=["postgres"], indirect=True
@@ -34,6 +35,7 @@ def test_the_heartbeat_is_pinged_while_healthy_and_stops_when_prefect_stops(
     work_pool_name: str,
     http_target: HttpTarget,
     start_worker: WorkerFactory,
+    zygote: Zygote,
     tmp_path: Path,
 ) -> None:
     settings = Settings(
@@ -43,7 +45,7 @@ def test_the_heartbeat_is_pinged_while_healthy_and_stops_when_prefect_stops(
     )
     home = tmp_path / "prefect-home"
     home.mkdir()
-    with running_prefect_server(home) as server:
+    with running_prefect_server(home, zygote) as server:
         start_worker(work_pool_name, database_url=database_url, server=server)
         stop = threading.Event()
         context = contextvars.copy_context()  # Prefect's settings: this server's URL

@@ -21,6 +21,7 @@ from tests.fixtures.prefect import WARM, WorkerFactory, running_prefect_server
 from tests.fixtures.prefect_server import PREFECT_BIN, PrefectServer
 from tests.fixtures.processes import base_env, wait_for
 from tests.fixtures.sync import SyncTarget
+from tests.fixtures.zygote import Zygote
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 POOL = "jobctl"  # the pool prefect.yaml names
@@ -47,13 +48,13 @@ def _read_deployment(name: str) -> Deployment:
 
 
 @pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[PrefectServer]:
+def own_server(tmp_path: Path, zygote: Zygote) -> Iterator[PrefectServer]:
     """A server of this test's own: prefect.yaml names its pool and its deployments
     (`sync-schedules/every-minute` every minute), which would stay on the shared server
     and move between the pools of other tests deploying it (`jobctl up`'s)."""
     home = tmp_path / "prefect"
     home.mkdir()
-    with running_prefect_server(home) as server:
+    with running_prefect_server(home, zygote) as server:
         yield server
 
 

@@ -38,6 +38,7 @@ from tests.fixtures.prefect import WorkerFactory, scratch_postgres_database
 from tests.fixtures.prefect_server import PREFECT_BIN, PrefectServer
 from tests.fixtures.processes import Child, base_env, wait_for
 from tests.fixtures.sync import SyncTarget
+from tests.fixtures.zygote import Zygote
 
 JOBCTL = str(Path(sys.executable).with_name("jobctl"))
 WORKER_LIMIT = 5  # flow processes per worker at once
@@ -145,7 +146,9 @@ def replica_env(*, messaging_db: int, docket_db: int) -> dict[str, str]:
 
 
 @contextmanager
-def replicas_behind_redis(home: Path) -> Iterator[tuple[PrefectServer, PrefectServer]]:
+def replicas_behind_redis(
+    home: Path, zygote: Zygote | None = None
+) -> Iterator[tuple[PrefectServer, PrefectServer]]:
     """Prefect's documented multi-server set-up: one PostgreSQL database, Redis for
     messaging, leases and Docket, two ``--no-services`` API replicas and one
     ``prefect server services start``."""
@@ -154,7 +157,7 @@ def replicas_behind_redis(home: Path) -> Iterator[tuple[PrefectServer, PrefectSe
         messaging_db, docket_db = stack.enter_context(scratch_redis_databases(2))
         shared = replica_env(messaging_db=messaging_db, docket_db=docket_db)
         replicas = tuple(
-            PrefectServer(home / name, database=database, services=False, env=shared)
+            PrefectServer(home / name, database=database, services=False, env=shared, zygote=zygote)
             for name in ("replica-a", "replica-b")
         )
         for replica in replicas:
@@ -200,6 +203,7 @@ def test_two_api_replicas_and_one_services_process_work_as_one_server_through_re
     start_worker: WorkerFactory,
     database_url: str,
     tmp_path: Path,
+    zygote: Zygote,
 ) -> None:
     repository = sync_target.repository
     queued = repository.add_schedule(
@@ -207,7 +211,7 @@ def test_two_api_replicas_and_one_services_process_work_as_one_server_through_re
     )
     every_minute = repository.add_schedule(schedule_factory(cron="* * * * *", param=["y"]))
 
-    with replicas_behind_redis(tmp_path / "prefect") as (replica_a, replica_b):
+    with replicas_behind_redis(tmp_path / "prefect", zygote) as (replica_a, replica_b):
         on_a = SyncTarget(sync_target.settings, repository, replica_a)
         with temporary_settings(updates={PREFECT_API_URL: replica_a.api_url}):
             on_a.sync()

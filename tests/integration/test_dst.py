@@ -42,6 +42,7 @@ from tests.fixtures.prefect import scratch_postgres_database
 from tests.fixtures.prefect_server import PrefectServer
 from tests.fixtures.processes import wait_for
 from tests.fixtures.sync import RequestLog, SyncTarget
+from tests.fixtures.zygote import Zygote
 
 RUNS_TIMEOUT_S = 180
 READ_LIMIT = 200  # the most runs Prefect returns in one read, more than a DST day has
@@ -121,12 +122,13 @@ class Synced:
 
 
 @pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+def prefect_server(
+    tmp_path_factory: pytest.TempPathFactory, zygote: Zygote
+) -> Iterator[PrefectServer]:
     """A server whose scheduler plans 400 days ahead (overrides the session server)."""
     with scratch_postgres_database() as database:
-        server = PrefectServer(
-            tmp_path_factory.mktemp("prefect-dst"), database=database, env=SCHEDULER_ENV
-        )
+        home = tmp_path_factory.mktemp("prefect-dst")
+        server = PrefectServer(home, database=database, env=SCHEDULER_ENV, zygote=zygote)
         try:
             server.start()
             with temporary_settings(updates={PREFECT_API_URL: server.api_url}):

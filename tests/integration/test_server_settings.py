@@ -12,6 +12,7 @@ import pytest
 
 from tests.fixtures.prefect import running_prefect_server
 from tests.fixtures.prefect_server import PrefectServer
+from tests.fixtures.zygote import Zygote
 
 pytestmark = pytest.mark.reliability
 
@@ -21,10 +22,10 @@ CLIENT = {"X-PREFECT-API-VERSION": "0.8.4", "User-Agent": "prefect/3.9.1 (API 0.
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[PrefectServer]:
+def server(tmp_path: Path, zygote: Zygote) -> Iterator[PrefectServer]:
     """A server of its own (it is restarted), run as ``jobctl up`` runs it, on PostgreSQL:
     on SQLite it answers 503 "database is locked" under a full test run."""
-    with running_prefect_server(tmp_path) as found:
+    with running_prefect_server(tmp_path, zygote) as found:
         yield found
 
 
