@@ -38,8 +38,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The kind of a process, by a piece of its command line, first match wins.
 KINDS = (
     ("prefect server start", "Prefect server"),
+    ("(prefect server)", "Prefect server"),  # forked from the tests' zygote
     ("worker start", "Prefect worker"),
-    ("tests.fixtures.zygote", "Prefect worker"),  # workers forked from the tests' zygote
+    ("tests.fixtures.zygote", "Prefect worker"),  # the zygote, and the workers it forked
     ("multiprocessing.forkserver", "warm template and runs"),
     ("prefect.runner._workspace_supervisor", "process-worker runs"),
     ("exec(eval(sys.stdin.readline()))", "pytest (xdist worker)"),
@@ -166,12 +167,14 @@ def _stat(pid: int) -> tuple[Process, int, float] | None:
 
 
 def _command(pid: int) -> str:
+    """The command line, and the process's name in parentheses: a process forked from the
+    tests' zygote keeps the zygote's command line and names itself (``prefect server``)."""
     try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
+        line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
+    return f"{line.decode(errors='replace')}({name})"
 
 
 def read_timeline(path: Path) -> list[Span]:

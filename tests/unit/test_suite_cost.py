@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.suite_cost import Samples, Span, charge
+from bench.suite_cost import Samples, Span, charge, kind_of
 
 WORKER = (10, "100")
 SERVER = (11, "101")  # the worker's session Prefect server
@@ -37,3 +37,13 @@ def test_what_no_test_ran_is_unattributed() -> None:
     cost = charge(samples((5.0, ELSEWHERE, 2.0), (40.0, SERVER, 1.0)), SPANS)
     assert set(cost) == {""}
     assert cost[""] == {"PostgreSQL": 2.0, "Prefect server": 1.0}
+
+
+def test_a_process_forked_from_the_zygote_is_known_by_its_name() -> None:
+    zygote = "/v/bin/python -m tests.fixtures.zygote "
+    assert kind_of(zygote + "(prefect server)") == "Prefect server"
+    assert kind_of(zygote + "(prefect worker)") == "Prefect worker"
+    assert kind_of(zygote + "(python)") == "Prefect worker"  # the zygote itself
+    assert kind_of("/v/bin/python /v/bin/prefect server start --port 1 (prefect)") == (
+        "Prefect server"
+    )
