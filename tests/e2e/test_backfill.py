@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
@@ -21,6 +22,7 @@ from jobctl.records import HistoryFilter
 from tests.conftest import ScheduleFactory
 from tests.fixtures.cli import cli_env, run_cli
 from tests.fixtures.prefect import WorkerFactory
+from tests.fixtures.processes import wait_for
 from tests.fixtures.sync import SyncTarget
 
 pytestmark = pytest.mark.parametrize(
@@ -31,6 +33,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 # The spring-forward night of 2026 in Berlin: 02:00 CET became 03:00 CEST, 23 local hours.
 NIGHT = (datetime(2026, 3, 29, tzinfo=BERLIN), datetime(2026, 3, 30, tzinfo=BERLIN))
 ORIGIN = "backfill 2026-03-28T23:00:00Z/2026-03-29T22:00:00Z"
+SCHEDULER_ITERATIONS_S = 15  # three of the tests' Prefect scheduler loops
 
 
 def _runs_of(deployment_id: UUID) -> list[FlowRun]:
@@ -47,21 +50,35 @@ def _runs_of(deployment_id: UUID) -> list[FlowRun]:
 
 def _without_its_cron_runs(target: SyncTarget, schedule_id: str) -> UUID:
     """The row's deployment with its schedule switched off and its planned runs deleted:
-    only the backfill's runs run during the test, whatever the time of day."""
+    only the backfill's runs run during the test, whatever the time of day.
+
+    Prefect's schedulers read a deployment's schedules, then insert the runs in another
+    transaction: an iteration that read them before the switch-off inserts its runs after
+    it (CI, 06:00 UTC: three hourly runs, the first due at once). So the runs are deleted
+    until none has come for longer than a few iterations (5 s loops on the tests' server)."""
     deployment = target.deployments()[schedule_id]
 
     async def switch_off() -> None:
         async with get_client() as client:
             for schedule in deployment.schedules:
                 await client.update_deployment_schedule(deployment.id, schedule.id, active=False)
-            for run in await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id])
-                )
-            ):
+
+    async def delete(runs: list[FlowRun]) -> None:
+        async with get_client() as client:
+            for run in runs:
                 await client.delete_flow_run(run.id)
 
     asyncio.run(switch_off())
+    last_seen = time.monotonic()
+
+    def none_for_a_while() -> bool:
+        nonlocal last_seen
+        if runs := _runs_of(deployment.id):
+            asyncio.run(delete(runs))
+            last_seen = time.monotonic()
+        return time.monotonic() - last_seen > SCHEDULER_ITERATIONS_S
+
+    wait_for(none_for_a_while, timeout_s=120, interval_s=1, what="no run of the row's cron")
     return deployment.id
 
 
