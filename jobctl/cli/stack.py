@@ -338,11 +338,22 @@ def status_line(stack: Stack, repository: Repository) -> str:
     return f"[{datetime.now(UTC):%H:%M:%S} UTC] {alive} | last sync: {stack.last_sync} | {runs}"
 
 
+class _Stdout:
+    # Whether a line ever failed for a closed stdout. Sticky: after the first failure
+    # stdout is /dev/null, where every later line succeeds (a line before the status loop
+    # that met the closed pipe left `up` printing status lines to nowhere, forever).
+    closed = False
+
+
 def say(text: str) -> bool:
-    """Print a line; False once standard output is closed (a pipe's reader gone)."""
+    """Print a line; False once standard output is closed (a pipe's reader gone), and for
+    every line after that."""
+    if _Stdout.closed:
+        return False
     try:
         print(text, flush=True)
     except (BrokenPipeError, ValueError):  # ValueError: sys.stdout itself was closed
+        _Stdout.closed = True
         # Python flushes stdout again at exit: give it somewhere to go.
         sys.stdout = open(os.devnull, "w")
         return False
