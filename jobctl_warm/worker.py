@@ -184,8 +184,12 @@ class WarmWorker(ProcessWorker):
     ) -> None:
         """Stop a flow process of this worker (a run cancelled before it started).
 
-        Only this worker's live children are signalled: a pid from another machine or
-        worker is ``InfrastructureNotFound``.
+        The executor's own cancellation (its observer of this worker's Cancelling runs)
+        hands the engine the cancel intent before its SIGTERM, so the run ends Cancelled;
+        a SIGTERM from here first would end it Crashed ("aborted by a termination
+        signal"). So this waits the grace period for that path, and signals only a
+        process still alive after it. Only this worker's live children are signalled: a
+        pid from another machine or worker is ``InfrastructureNotFound``.
         """
         try:
             pid = int(infrastructure_pid.rsplit(":", 1)[-1])
@@ -194,7 +198,9 @@ class WarmWorker(ProcessWorker):
         flow_run_id = self._runs_by_pid.get(pid)
         if flow_run_id is None or self._executor_context is None:
             raise InfrastructureNotFound(f"process {pid} is not a flow process of this worker")
-        await self._executor_context.process_manager.kill(flow_run_id, grace_seconds)
+        process_manager = self._executor_context.process_manager
+        if not await process_manager.wait_for_exit(flow_run_id, grace_seconds):
+            await process_manager.kill(flow_run_id, grace_seconds)
 
 
 class _SessionScope:
