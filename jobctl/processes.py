@@ -49,7 +49,8 @@ GUARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def run_guarded(args: list[str], env: dict[str, str]) -> int:
-    """Run ``args`` as a child and stand guard over everything it starts; its exit code.
+    """Run ``args`` as a child and stand guard over everything it starts; its exit status
+    as a shell gives it (128 + N if a signal N ended it).
 
     Whatever ends the child, even SIGKILL, what it leaves behind is ended here: as a child
     subreaper this process adopts the child's orphans (flow runs start sessions of their
@@ -58,7 +59,7 @@ def run_guarded(args: list[str], env: dict[str, str]) -> int:
     SIGTERM (a parent-death signal) and stops cleanly itself.
     """
     if sys.platform != "linux":
-        return subprocess.call(args, env=env)
+        return shell_status(subprocess.call(args, env=env))
     adopt_orphans()
     child = subprocess.Popen(args, env=env, preexec_fn=ending_with(os.getpid(), signal.SIGTERM))
 
@@ -73,7 +74,13 @@ def run_guarded(args: list[str], env: dict[str, str]) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         end([pid for pid, _ in descendants(os.getpid())], grace_s=5)
-    return code
+    return shell_status(code)
+
+
+def shell_status(returncode: int) -> int:
+    """A child's exit status as a shell reports it: ``subprocess``'s -N for a child that a
+    signal N ended is 128 + N (``sys.exit(-N)`` would exit with 256 - N)."""
+    return 128 - returncode if returncode < 0 else returncode
 
 
 def _parent_of(pid_dir: Path) -> int | None:

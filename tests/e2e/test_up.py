@@ -238,6 +238,8 @@ def test_nothing_outlives_a_guarded_stack_whichever_process_is_killed(
 
         wait_for(lambda: not alive(run_pid), timeout_s=15, what="the run's end")
         wait_for(lambda: not alive(stack_pid), timeout_s=15, what="the stack's end")
+        if killed == "the stack":  # the guardian says so, as a shell would
+            assert guardian.process.wait(timeout=15) == 128 + signal.SIGKILL
     finally:
         guardian.stop()
 
@@ -312,7 +314,7 @@ def test_up_stops_every_child_on_a_closed_terminal_or_sigterm(
             everything = [pid for pid, _ in descendants(up.pid)]
             stack = next(pid for pid, cmd in descendants(up.pid) if "jobctl.cli up" in cmd)
             os.kill(stack, signal.SIGKILL)
-            up.wait(timeout=90)
+            assert up.wait(timeout=90) == 128 + signal.SIGKILL  # as a shell reports it
             wait_for(
                 lambda: [pid for pid in everything if alive(pid)] == [],
                 timeout_s=30,
