@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
@@ -31,6 +32,9 @@ ALIASES = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
+# The time zone prefix of cronie and of Kubernetes before 1.27 (``CRON_TZ=Asia/Taipei 0 9 * * *``):
+# a row has a column for it.
+TIME_ZONE_PREFIX = re.compile(r"(?:CRON_)?TZ=(?P<zone>.*)", re.IGNORECASE)
 # Where the check that an expression fires at all starts: fixed, nothing here reads the clock.
 FIRST_FIRE_SEARCH_START = datetime(2000, 1, 1, tzinfo=UTC)
 # How many fall-backs ahead a row carries the schedules of: two always reach a year ahead,
@@ -73,6 +77,12 @@ def normalize_cron(expression: str) -> str:
             )
         return stripped.lower()
     fields = stripped.split(" ")
+    zone_prefix = TIME_ZONE_PREFIX.match(fields[0])
+    if zone_prefix:
+        raise InvalidCron(
+            f"{shown(stripped)} starts with a time zone: set the row's timezone to "
+            f"{shown(zone_prefix.group('zone'))} and leave it out of the cron"
+        )
     if len(fields) == 6:
         seconds, *rest = fields
         if seconds != "0":

@@ -67,6 +67,19 @@ def test_normalize_cron_rejects_sub_minute_six_field_crons(expression: str):
 
 
 @pytest.mark.parametrize(
+    ("expression", "zone"),
+    [
+        ("CRON_TZ=Asia/Taipei 0 9 * * *", "Asia/Taipei"),
+        ("TZ=UTC 0 9 * * 1-5", "UTC"),
+        ("cron_tz=Europe/Paris 0 0 9 * * *", "Europe/Paris"),
+    ],
+)
+def test_normalize_cron_points_a_time_zone_prefix_to_the_rows_timezone(expression: str, zone: str):
+    with pytest.raises(cron.InvalidCron, match=f"set the row's timezone to '{zone}'"):
+        cron.normalize_cron(expression)
+
+
+@pytest.mark.parametrize(
     ("expression", "message"),
     [
         ("61 * * * *", "not a valid cron"),
