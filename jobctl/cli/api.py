@@ -18,7 +18,6 @@ from jobctl.cli.context import Context, pass_context
 from jobctl.cli.parsing import JSON
 from jobctl.prefect import manual_runs
 from jobctl.prefect.gateway.client import connect
-from jobctl.prefect.gateway.connection import require_prefect_api
 
 CLI_USER = "cli"
 
@@ -82,7 +81,6 @@ def call(context: Context, job_name: str, param: Any, no_wait: bool) -> None:
 
         click.echo(asyncio.run(submit()))
         return
-    require_prefect_api()
     registered.recorder.use_repository(context.repository)
     outcome = manual_runs.run_here(job_name, param, CLI_USER, context.repository)
     click.echo(

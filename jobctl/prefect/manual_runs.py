@@ -17,6 +17,7 @@ from deployments.manual import manual_deployment_name
 from flows.registered import FLOWS
 from jobctl import errors, registry, validation
 from jobctl.prefect.gateway import PrefectGateway
+from jobctl.prefect.gateway.connection import require_prefect_api
 from jobctl.records import HistoryFilter
 from jobctl.repository import Repository
 
@@ -46,12 +47,16 @@ def checked_param(job_name: str, param: Any) -> tuple[registry.Job, Any]:
 
 
 def run_here(job_name: str, param: Any, user: str, repository: Repository) -> Outcome:
-    """Run the job's flow in this process (a flow run like any other) and wait for it.
+    """Run the job's flow in this process (a flow run like any other, on the server of
+    ``PREFECT_API_URL``) and wait for it.
 
     Its history is written by the process's recorder (``flows.registered.recorder``):
-    callers point it at their database first.
+    callers point it at their database first. Raises ``PrefectUnavailable`` when
+    ``PREFECT_API_URL`` is unset: Prefect would start an ephemeral API of its own, which
+    only a clean exit of this process stops, and whose runs no one else sees.
     """
     job, value = checked_param(job_name, param)
+    require_prefect_api()
     try:
         state = cast(State, FLOWS[job.name](param=value, user=user, return_state=True))
     except Exception as exc:  # the run could not even be created or followed

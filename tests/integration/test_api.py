@@ -7,6 +7,7 @@ database URL and token (``ApiClient``).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,13 +21,19 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis.errors import Unsatisfiable
 from prefect.client.schemas.objects import StateType
-from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_CLIENT_MAX_RETRIES,
+    PREFECT_SERVER_EPHEMERAL_ENABLED,
+    temporary_settings,
+)
 from schemathesis.core.result import Ok
 
 from deployments.manual import manual_deployment_name
 from jobctl import db, migrate
 from jobctl.api.app import create_app
 from jobctl.models import JobStatus
+from jobctl.processes import descendants
 from jobctl.records import Attempt, HistoryFilter, Schedule, ScheduleSpec
 from jobctl.repository import Repository
 from jobctl.settings import Settings
@@ -345,6 +352,24 @@ def test_calling_a_job_while_prefect_is_unreachable_answers_503_not_500(api: Api
 
     assert response.status_code == 503, response.text
     assert "Prefect" in response.json()["detail"]
+
+
+@ON_SQLITE
+def test_calling_a_job_without_a_prefect_api_url_answers_503_and_starts_no_server(
+    api: ApiClient, repo: Repository
+) -> None:
+    """Prefect would run the job on an ephemeral API of its own: a uvicorn child that only
+    a clean exit stops (it outlived a SIGTERM'd or SIGKILL'd `jobctl api`, its port held),
+    whose runs no one else sees. `jobctl call` refused it already."""
+    with temporary_settings(
+        updates={PREFECT_SERVER_EPHEMERAL_ENABLED: True}, restore_defaults={PREFECT_API_URL}
+    ):
+        response = api.post("/v1/job/call-job", json=_call("processData", ORIGINAL_PARAM))
+
+    assert response.status_code == 503, response.text
+    assert "PREFECT_API_URL is not set" in response.json()["detail"]
+    assert [command for _, command in descendants(os.getpid()) if "uvicorn" in command] == []
+    assert _history(repo) == []
 
 
 # -- who may run what ----------------------------------------------------------------------
