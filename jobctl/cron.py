@@ -32,8 +32,8 @@ ALIASES = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-# The time zone prefix of cronie and of Kubernetes before 1.27 (``CRON_TZ=Asia/Taipei 0 9 * * *``):
-# a row has a column for it.
+# A time zone prefix, as cronie takes it (``CRON_TZ=Asia/Taipei 0 9 * * *``): a row has a
+# column for the zone.
 TIME_ZONE_PREFIX = re.compile(r"(?:CRON_)?TZ=(?P<zone>.*)", re.IGNORECASE)
 # Where the check that an expression fires at all starts: fixed, nothing here reads the clock.
 FIRST_FIRE_SEARCH_START = datetime(2000, 1, 1, tzinfo=UTC)
